@@ -1,0 +1,31 @@
+/**
+ * The socket workbook's public module: the lesson catalogue and the small
+ * toolkit lesson code may import (as `"workbook"` inside this project).
+ *
+ * @example List the lessons
+ * ```ts
+ * import { lessons } from "workbook";
+ *
+ * for (const lesson of lessons) console.log(lesson.id, lesson.title);
+ * ```
+ *
+ * @module
+ */
+export {
+  DEFAULT_LESSON_BUDGET_MS,
+  docPath,
+  findLesson,
+  getLesson,
+  type Lesson,
+  type LessonPermissions,
+  type LessonProgram,
+  lessons,
+} from "./workbook/catalogue.ts";
+export { isTodoError, TodoError } from "./workbook/toolkit/todo.ts";
+export { LOG_ROOT, programLogger, resetLogging, setupLogging } from "./workbook/toolkit/log.ts";
+export {
+  DEFAULT_HOST,
+  parseProgramArgs,
+  type ProgramArgs,
+  untilInterrupted,
+} from "./workbook/toolkit/program.ts";

@@ -1,0 +1,156 @@
+/**
+ * Lesson 01 — sockets: addresses, families and ports.
+ *
+ * Every function below has a small job; `deno task lesson 1` grades them over
+ * real sockets. Read docs/01-sockets.md first.
+ *
+ * @module
+ */
+// starter: import { TodoError } from "workbook";
+import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+
+const log = programLogger("greeter");
+
+/**
+ * Writes a socket address the way people and tools write it:
+ * - IPv4 `127.0.0.1:4000`
+ * - IPv6 `[::1]:4000` (brackets: an IPv6 address has colons of its own)
+ * - Unix `unix:/tmp/app.sock`
+ * UDP addresses look like TCP ones. Any other transport: throw an Error.
+ */
+export function formatAddress(addr: Deno.Addr): string {
+  // #region solution formatAddress
+  switch (addr.transport) {
+    case "tcp":
+    case "udp":
+      return addr.hostname.includes(":")
+        ? `[${addr.hostname}]:${addr.port}`
+        : `${addr.hostname}:${addr.port}`;
+    case "unix":
+    case "unixpacket":
+      return `unix:${addr.path}`;
+    default:
+      throw new Error(`no text form for ${addr.transport} addresses`);
+  }
+  // #endregion solution
+}
+
+/**
+ * Starts a TCP listener on `hostname` (`"127.0.0.1"` or `"::1"`) with port 0,
+ * so the kernel picks a free ephemeral port, and returns it.
+ */
+export function listenTcp(hostname: string): Deno.TcpListener {
+  // #region solution listenTcp
+  return Deno.listen({ hostname, port: 0, transport: "tcp" });
+  // #endregion solution
+}
+
+/**
+ * Starts a Unix-domain stream listener at `path`.
+ *
+ * A Unix socket is a file. Deno removes it when the listener is closed, but a
+ * program that crashes or is killed leaves it behind, and listening on that
+ * path then fails with "address already in use". So: if a *socket* file is at
+ * `path`, remove it first. If something that is not a socket is there, do not
+ * touch it: throw an Error that names the path.
+ */
+export async function listenUnix(path: string): Promise<Deno.UnixListener> {
+  // #region solution listenUnix
+  try {
+    const info = await Deno.lstat(path);
+    if (!info.isSocket) throw new Error(`${path} exists and is not a socket; not removing it`);
+    await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return Deno.listen({ transport: "unix", path });
+  // #endregion solution
+}
+
+/** Thrown by {@linkcode listenExclusive} when the address is taken. */
+export class AddressInUseError extends Error {
+  override name = "AddressInUseError";
+  constructor(readonly hostname: string, readonly port: number) {
+    super(
+      `${formatAddress({ transport: "tcp", hostname, port })} is already in use: another ` +
+        `socket listens there. Stop that program, or listen on port 0 to get a free port.`,
+    );
+  }
+}
+
+/**
+ * Listens on exactly `hostname:port`. When the address is taken, throws an
+ * {@linkcode AddressInUseError} instead of Deno's raw `AddrInUse`.
+ */
+export function listenExclusive(hostname: string, port: number): Deno.TcpListener {
+  // #region solution listenExclusive
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) throw new AddressInUseError(hostname, port);
+    throw error;
+  }
+  // #endregion solution
+}
+
+/**
+ * Connects to a greeting server, reads until the server closes the
+ * connection (read returns `null`), and returns the greeting decoded as UTF-8.
+ * The greeting arrives in several pieces. Close your connection when done.
+ */
+export async function fetchGreeting(address: { hostname: string; port: number }): Promise<string> {
+  // #region solution fetchGreeting
+  const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+  try {
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(1024);
+    let text = "";
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      // stream: true keeps a character split across two reads whole.
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    }
+    return text + decoder.decode();
+  } finally {
+    conn.close();
+  }
+  // #endregion solution
+}
+
+/**
+ * Greets one accepted client and closes the connection. The greeting is one
+ * line: `hello <client address>, you reached <server address>\n`, both
+ * written with {@linkcode formatAddress}, e.g.
+ * `hello 127.0.0.1:51034, you reached 127.0.0.1:4000\n`.
+ */
+export async function greet(conn: Deno.Conn): Promise<void> {
+  // #region solution greet
+  const line = `hello ${formatAddress(conn.remoteAddr)}, you reached ${
+    formatAddress(conn.localAddr)
+  }\n`;
+  const bytes = new TextEncoder().encode(line);
+  try {
+    // write() may take only part of the bytes; loop until all are written.
+    for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
+  } finally {
+    conn.close();
+  }
+  // #endregion solution
+}
+
+/** The greeter program: `deno task run 1 greeter --port 9000`, then `nc 127.0.0.1 9000`. */
+async function main() {
+  const args = parseProgramArgs(Deno.args, { port: 0 });
+  await setupLogging(args.verbose ? "debug" : "info");
+  const listener = listenExclusive(args.host, args.port);
+  log.info("listening on {addr}", { addr: formatAddress(listener.addr) });
+  untilInterrupted().then(() => listener.close());
+  for await (const conn of listener) {
+    log.info("client {peer} connected", { peer: formatAddress(conn.remoteAddr) });
+    greet(conn).catch((error) => log.warn("greeting failed: {error}", { error }));
+  }
+  log.info("stopped");
+}
+
+if (import.meta.main) await main();

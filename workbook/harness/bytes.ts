@@ -1,0 +1,219 @@
+/**
+ * Bytes as a learner should see them: quoted, with escapes for what is not
+ * printable, so `"\x00\x00\x00\x05hello\r\n"` shows exactly what crossed the wire.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Text is encoded as UTF-8; bytes pass through. */
+export function toBytes(data: string | Uint8Array): Uint8Array {
+  return typeof data === "string" ? encoder.encode(data) : data;
+}
+
+/** Joins byte arrays into one. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** Index of `needle` in `haystack` from `from`, or -1. */
+export function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
+  outer: for (let i = from; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** Byte equality. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Offset of the first byte where `a` and `b` differ; `-1` when equal. */
+export function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+const NAMED: Record<number, string> = {
+  0x0a: "\\n",
+  0x0d: "\\r",
+  0x09: "\\t",
+  0x22: '\\"',
+  0x5c: "\\\\",
+};
+
+/** Length in bytes of the UTF-8 sequence starting at `i`, or 0 when it is not valid UTF-8. */
+function utf8Length(bytes: Uint8Array, i: number): number {
+  const b = bytes[i];
+  const need = b >= 0xc2 && b <= 0xdf
+    ? 2
+    : b >= 0xe0 && b <= 0xef
+    ? 3
+    : b >= 0xf0 && b <= 0xf4
+    ? 4
+    : 0;
+  if (need === 0 || i + need > bytes.length) return 0;
+  for (let k = 1; k < need; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return 0;
+  return need;
+}
+
+/**
+ * Escapes bytes one by one into display pieces: printable ASCII as is, `\n`
+ * and friends by name, valid UTF-8 characters as the character, anything
+ * else as `\xNN`. Returns one piece per byte offset that starts a piece.
+ */
+function escapePieces(bytes: Uint8Array): { offset: number; text: string }[] {
+  const pieces: { offset: number; text: string }[] = [];
+  const decoder = new TextDecoder();
+  for (let i = 0; i < bytes.length;) {
+    const b = bytes[i];
+    if (NAMED[b]) {
+      pieces.push({ offset: i, text: NAMED[b] });
+      i++;
+    } else if (b >= 0x20 && b < 0x7f) {
+      pieces.push({ offset: i, text: String.fromCharCode(b) });
+      i++;
+    } else {
+      const n = b >= 0x80 ? utf8Length(bytes, i) : 0;
+      if (n > 0) {
+        pieces.push({ offset: i, text: decoder.decode(bytes.subarray(i, i + n)) });
+        i += n;
+      } else {
+        pieces.push({ offset: i, text: `\\x${b.toString(16).padStart(2, "0")}` });
+        i++;
+      }
+    }
+  }
+  return pieces;
+}
+
+/**
+ * Renders bytes as a quoted, escaped string; longer than `max` bytes shows the
+ * start and `… (N more bytes)`.
+ *
+ * @example
+ * ```ts
+ * import { showBytes } from "./bytes.ts";
+ *
+ * console.log(showBytes(new Uint8Array([0, 0, 0, 2, 104, 105, 10]))); // "\x00\x00\x00\x02hi\n"
+ * ```
+ */
+export function showBytes(data: string | Uint8Array, max = 120): string {
+  const bytes = toBytes(data);
+  const shown = bytes.length > max ? bytes.subarray(0, max) : bytes;
+  const text = escapePieces(shown).map((p) => p.text).join("");
+  return bytes.length > max ? `"${text}"… (${bytes.length - max} more bytes)` : `"${text}"`;
+}
+
+/**
+ * Expected and actual bytes on two aligned lines with a caret under the first
+ * difference, codecrafters-style.
+ *
+ * @example
+ * ```ts
+ * import { showDifference } from "./bytes.ts";
+ *
+ * console.log(showDifference("HELLO\n", "HELXO\n"));
+ * ```
+ */
+export function showDifference(expected: string | Uint8Array, actual: string | Uint8Array): string {
+  const e = toBytes(expected);
+  const a = toBytes(actual);
+  const at = firstDifference(e, a);
+  // Show a window around the difference so long payloads stay readable.
+  const start = at > 60 ? at - 40 : 0;
+  const window = (b: Uint8Array) => b.subarray(start, start + 100);
+  const lead = start > 0 ? `…(${start} bytes) ` : "";
+  const expectedLine = `expected: ${lead}${showBytes(window(e), 100)}`;
+  const actualLine = `actual:   ${lead}${showBytes(window(a), 100)}`;
+  if (at < 0) return `${expectedLine}\n${actualLine}`;
+  const pieces = escapePieces(window(a));
+  const column = pieces.filter((p) => p.offset < at - start).reduce((n, p) => n + p.text.length, 0);
+  const what = at >= a.length
+    ? `your bytes end here, after ${a.length} of ${e.length} expected bytes`
+    : at >= e.length
+    ? `${a.length - e.length} more byte(s) than expected from here`
+    : `first difference at byte ${at}`;
+  return `${expectedLine}\n${actualLine}\n${" ".repeat(10 + lead.length + 1 + column)}^ ${what}`;
+}
+
+/**
+ * Splits bytes into the chunks a sender writes one by one.
+ * - `"whole"`: one write (everything coalesced)
+ * - `"bytes"`: one byte per write
+ * - `number[]`: these chunk sizes, cycling
+ * - `{ seed }`: random split points from a seeded generator (same seed, same split)
+ *
+ * @example
+ * ```ts
+ * import { splitBytes } from "./bytes.ts";
+ *
+ * console.log(splitBytes(new TextEncoder().encode("hello"), [2]).length); // 3
+ * ```
+ */
+export function splitBytes(data: Uint8Array, how: SplitMode): Uint8Array[] {
+  if (data.length === 0) return [data];
+  if (how === "whole") return [data];
+  const sizes: () => number = how === "bytes" ? () => 1 : Array.isArray(how)
+    ? (() => {
+      let i = 0;
+      return () => Math.max(1, how[i++ % how.length]);
+    })()
+    : (() => {
+      const random = seededRandom((how as { seed: number }).seed);
+      const maxChunk = (how as { maxChunk?: number }).maxChunk ?? 16;
+      return () => 1 + Math.floor(random() * maxChunk);
+    })();
+  const chunks: Uint8Array[] = [];
+  for (let offset = 0; offset < data.length;) {
+    const n = Math.min(sizes(), data.length - offset);
+    chunks.push(data.subarray(offset, offset + n));
+    offset += n;
+  }
+  return chunks;
+}
+
+/** How a sender splits its bytes into writes (see {@linkcode splitBytes}). */
+export type SplitMode = "whole" | "bytes" | number[] | { seed: number; maxChunk?: number };
+
+/** Describes a split mode for step names: "1 byte at a time", "in one write", … */
+export function describeSplit(how: SplitMode): string {
+  if (how === "whole") return "in one write";
+  if (how === "bytes") return "1 byte at a time";
+  if (Array.isArray(how)) return `in chunks of ${how.join(", ")} bytes`;
+  return `split at random points (seed ${how.seed})`;
+}
+
+/**
+ * A small seeded PRNG (mulberry32): reproducible splits, drops and shuffles.
+ *
+ * @example
+ * ```ts
+ * import { seededRandom } from "./bytes.ts";
+ *
+ * const random = seededRandom(42);
+ * console.log(random() === seededRandom(42)()); // true
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

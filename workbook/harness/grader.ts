@@ -1,0 +1,556 @@
+/**
+ * The grading harness every lesson suite uses.
+ *
+ * `lessonSuite("03")` registers tests (`suite.test(name, fn)`) whose `fn`
+ * receives a {@linkcode Grader}: it loads the graded implementation through the
+ * target switch, runs each step against a deadline, opens recorded connections,
+ * runs grader-side servers, and turns every way learner code can go wrong
+ * (TodoError, a throw, a hang, an uncaught rejection, a missing permission)
+ * into a {@linkcode GradeFailure} written for the learner.
+ *
+ * @module
+ */
+import { inspect, isDeepStrictEqual } from "node:util";
+import { docPath, getLesson, type Lesson } from "../catalogue.ts";
+import { isTodoError } from "../toolkit/todo.ts";
+import { showBytes } from "./bytes.ts";
+import { GradeFailure, isGradeFailure } from "./failure.ts";
+import {
+  addressText,
+  type ConnectAddress,
+  connectAndReset,
+  connectWithRetry,
+  Probe,
+  STEP_MS,
+} from "./probe.ts";
+import { readEnv, scratchDir, shownPath, SOCKET_SLOTS, socketSlot, targetFile } from "./target.ts";
+import { Transcript } from "./transcript.ts";
+
+/** How late a deadline timer may fire before the harness calls the event loop frozen. */
+const FROZEN_LOOP_MS = 1000;
+
+/** Default time budget of one test. A CPU loop in learner code is stopped here. */
+export const TEST_MS = 6000;
+
+/** Options of one graded test. */
+export interface TestOptions {
+  /** Whole-test budget in ms (default {@linkcode TEST_MS}); ends even a `while (true) {}`. */
+  timeoutMs?: number;
+  /** Skip the test, with the reason shown. */
+  skip?: string;
+}
+
+/** A lesson's suite: register graded tests with {@linkcode LessonSuite.test}. */
+export interface LessonSuite {
+  readonly lesson: Lesson;
+  /** Registers one graded check. Its name is what the learner sees beside ✓ or ✗. */
+  test(name: string, fn: (t: Grader) => Promise<void>, options?: TestOptions): void;
+}
+
+let current: Grader | undefined;
+
+// Learner code that rejects a promise nobody awaits, or throws in a timer
+// callback, would otherwise abort the whole test module. Route it to the test
+// that is running instead, with words for the learner.
+globalThis.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  current?.interrupt(event.reason, "a promise was rejected and nothing handled the rejection");
+});
+globalThis.addEventListener("error", (event) => {
+  event.preventDefault();
+  current?.interrupt(event.error, "an exception escaped a callback (timer or event handler)");
+});
+
+/** Why a lesson cannot run here, or undefined when it can. */
+function platformSkip(lesson: Lesson): string | undefined {
+  if (lesson.platforms && !lesson.platforms.includes(Deno.build.os)) {
+    return `lesson ${lesson.id} runs on ${
+      lesson.platforms.join("/")
+    } only; this is ${Deno.build.os}`;
+  }
+  return undefined;
+}
+
+/**
+ * The suite of lesson `id`.
+ *
+ * @example
+ * ```ts ignore
+ * import { lessonSuite } from "../workbook/harness/mod.ts";
+ * import type * as Lesson from "../solutions/03-tcp-server/server.ts";
+ *
+ * const suite = lessonSuite("03");
+ * suite.test("replies in upper case", async (t) => {
+ *   const { startSerialServer } = await t.load<typeof Lesson>();
+ *   const server = await t.step("start your server", () => startSerialServer({ port: 0 }));
+ *   t.defer(() => server.close());
+ *   const client = await t.connect(server.addr);
+ *   await client.send("hello\n");
+ *   await client.expect("HELLO\n");
+ * });
+ * ```
+ */
+export function lessonSuite(id: string): LessonSuite {
+  const lesson = getLesson(id);
+  return {
+    lesson,
+    test(name, fn, options = {}) {
+      const skip = options.skip ?? platformSkip(lesson);
+      Deno.test({
+        name,
+        ignore: skip !== undefined,
+        timeout: options.timeoutMs ?? TEST_MS,
+        sanitizeOps: true,
+        sanitizeResources: true,
+        async fn() {
+          const t = new Grader(lesson, name);
+          current = t;
+          let failure: unknown;
+          try {
+            await fn(t);
+            t.throwIfInterrupted();
+          } catch (error) {
+            failure = t.explain(error, "the test");
+          } finally {
+            await t.cleanup();
+            if (current === t) current = undefined;
+          }
+          if (failure) throw failure;
+        },
+      });
+      if (skip) console.log(`skipped "${name}": ${skip}`);
+    },
+  };
+}
+
+/** Per-test grading context: the `t` of every suite. */
+export class Grader {
+  readonly lesson: Lesson;
+  readonly testName: string;
+  readonly transcript: Transcript = new Transcript();
+  readonly #abort = new AbortController();
+  readonly #cleanups: (() => unknown)[] = [];
+  #connections = 0;
+  #sockets = 0;
+
+  constructor(lesson: Lesson, testName: string) {
+    this.lesson = lesson;
+    this.testName = testName;
+  }
+
+  /** Aborted when learner code fails outside any awaited call; every wait listens. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** The doc to read next, for failure messages. */
+  get doc(): string {
+    return docPath(this.lesson);
+  }
+
+  /**
+   * Loads one of the lesson's files from the graded target (default: the
+   * lesson's first file). Types come from the caller: `t.load<typeof Solution>()`.
+   */
+  async load<T>(file: string = this.lesson.files[0]): Promise<T> {
+    const path = targetFile(this.lesson, file);
+    try {
+      return await import(`file://${path}`) as T;
+    } catch (error) {
+      const missing = error instanceof Error && /Module not found|No such file/.test(error.message);
+      throw new GradeFailure({
+        kind: "load",
+        step: `load ${shownPath(path)}`,
+        actual: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        note: missing
+          ? `the file is missing; \`deno task reset ${
+            Number(this.lesson.id)
+          }\` brings the starter back`
+          : "the file could not be loaded: fix the syntax error above (`deno check` shows it too)",
+      });
+    }
+  }
+
+  /**
+   * Runs one step of learner code against a deadline. A TodoError, a throw,
+   * a timeout or an uncaught error each become a failure naming this step.
+   */
+  async step<T>(
+    name: string,
+    fn: () => T | Promise<T>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<T> {
+    try {
+      return await this.#race(name, fn, options.timeoutMs ?? STEP_MS);
+    } catch (error) {
+      throw this.explain(error, name);
+    }
+  }
+
+  /** Runs `fn` against the step deadline and the interrupt signal; errors come back raw. */
+  async #race<T>(name: string, fn: () => T | Promise<T>, timeoutMs: number): Promise<T> {
+    trace(this.testName, name);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const started = performance.now();
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // A timer that fires far too late means the event loop was frozen:
+        // learner code ran without ever awaiting (a CPU loop), not a slow peer.
+        const lateMs = performance.now() - started - timeoutMs;
+        reject(
+          lateMs > FROZEN_LOOP_MS
+            ? new GradeFailure({
+              kind: "timeout",
+              step: name,
+              expected: `your code to finish within ${timeoutMs} ms`,
+              actual: `it kept the CPU busy without ever yielding: the grader's ${timeoutMs} ms ` +
+                `deadline could only fire ${Math.round(lateMs + timeoutMs)} ms later, when the ` +
+                `check's budget stopped your code`,
+              note:
+                "a loop that never awaits (e.g. `while (true) { … }` around synchronous code) " +
+                "freezes every timer and connection of the program; await inside loops and check " +
+                "their exit condition",
+            })
+            : new GradeFailure({
+              kind: "timeout",
+              step: name,
+              expected: `your code to finish within ${timeoutMs} ms`,
+              actual:
+                "it was still running (waiting for a read, an accept, or a promise that never settles?)",
+            }),
+        );
+      }, timeoutMs);
+    });
+    const interrupted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(this.signal.reason);
+      if (this.signal.aborted) onAbort();
+      else this.signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([Promise.resolve().then(fn), timeout, interrupted]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs `fn` after the test, pass or fail, latest first (close servers, remove files). */
+  defer(fn: () => unknown): void {
+    this.#cleanups.push(fn);
+  }
+
+  /** @internal Runs the deferred clean-ups; errors there are not the learner's concern. */
+  async cleanup(): Promise<void> {
+    while (this.#cleanups.length > 0) {
+      const fn = this.#cleanups.pop()!;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          Promise.resolve().then(fn),
+          new Promise((r) => timer = setTimeout(r, STEP_MS)),
+        ]);
+      } catch {
+        // A clean-up that fails (a server's close() throwing) is reported by the check itself.
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  /** @internal Called for errors that escaped learner code; fails the running step. */
+  interrupt(reason: unknown, how: string): void {
+    if (this.#abort.signal.aborted) return;
+    const failure = isTodoError(reason) ? this.explain(reason, "your code") : new GradeFailure({
+      kind: "uncaught",
+      step: "your code, outside any step the grader was waiting on",
+      actual: `${how}: ${describeError(reason)}`,
+      note: "await every promise you start, or catch its errors (e.g. a connection handler " +
+        "started without await needs its own try/catch)",
+    }).attach(this.transcript, this.doc);
+    this.#abort.abort(failure);
+  }
+
+  /** @internal Throws the pending uncaught failure, if any. */
+  throwIfInterrupted(): void {
+    if (this.signal.aborted) throw this.signal.reason;
+  }
+
+  /** Turns anything thrown into a learner-facing {@linkcode GradeFailure}. */
+  explain(error: unknown, step: string): GradeFailure {
+    if (isGradeFailure(error)) return error.attach(this.transcript, this.doc);
+    if (isTodoError(error)) {
+      return new GradeFailure({
+        kind: "todo",
+        step,
+        note: `lesson ${this.lesson.id}: ${error.what} is not implemented yet — see ${this.doc}`,
+      });
+    }
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      return new GradeFailure({
+        kind: "threw",
+        step,
+        actual: `${describeError(error)}`,
+        note: `lesson ${this.lesson.id} is graded with only the permissions it needs ` +
+          `(${
+            JSON.stringify(this.lesson.permissions)
+          }); bind and connect to 127.0.0.1, not 0.0.0.0 or other hosts`,
+      }).attach(this.transcript, this.doc);
+    }
+    const where = learnerFrame(error);
+    return new GradeFailure({
+      kind: "threw",
+      step,
+      actual: `your code threw ${describeError(error)}${where ? ` (at ${where})` : ""}`,
+      note: error instanceof TypeError && /not a function|undefined/.test(String(error.message))
+        ? "does your file still export every function the lesson asks for, with the same name?"
+        : undefined,
+    }).attach(this.transcript, this.doc);
+  }
+
+  /** Fails the test with these details (and the transcript). */
+  fail(
+    details: Omit<ConstructorParameters<typeof GradeFailure>[0], "kind"> & {
+      kind?: GradeFailure["details"]["kind"];
+    },
+  ): never {
+    throw new GradeFailure({ kind: "mismatch", ...details }).attach(this.transcript, this.doc);
+  }
+
+  /** Fails unless `actual` deep-equals `expected`. */
+  expectEqual<T>(actual: T, expected: T, step: string, note?: string): void {
+    if (!isDeepStrictEqual(actual, expected)) {
+      this.fail({ step, expected: show(expected), actual: show(actual), note });
+    }
+  }
+
+  /** Fails unless `condition` holds. */
+  check(
+    condition: boolean,
+    details: { step: string; expected: string; actual: string; note?: string },
+  ): void {
+    if (!condition) this.fail(details);
+  }
+
+  /**
+   * Expects learner code to throw (or reject) within the step deadline and
+   * returns the error for further checks. A TodoError or a timeout still fails.
+   */
+  async expectThrows(step: string, fn: () => unknown, expected: string): Promise<unknown> {
+    try {
+      await this.#race(step, fn, STEP_MS);
+    } catch (error) {
+      if (isTodoError(error) || isGradeFailure(error)) throw this.explain(error, step);
+      return error;
+    }
+    this.fail({ step, expected, actual: "it returned normally, without an error" });
+  }
+
+  /** Opens a recorded connection to learner code, retrying while refused (readiness). */
+  async connect(
+    address: Deno.Addr | ConnectAddress,
+    label = `conn ${++this.#connections}`,
+    options: { read?: boolean; timeoutMs?: number } = {},
+  ): Promise<Probe> {
+    const target = toConnectAddress(address);
+    let conn: Deno.Conn;
+    try {
+      conn = await connectWithRetry(target, { timeoutMs: options.timeoutMs, signal: this.signal });
+    } catch (error) {
+      this.fail({
+        step: `connect ${label} to ${addressText(target)}`,
+        expected: "your server to accept the connection",
+        actual: describeError(error),
+        note: "is your server listening on that address? (it must not close its listener early)",
+      });
+    }
+    const probe = new Probe(
+      conn,
+      label,
+      { transcript: this.transcript, signal: this.signal },
+      options,
+    );
+    this.transcript.record(label, "connect", {
+      detail: "path" in target
+        ? addressText(target)
+        : `${addressText(conn.localAddr)} → ${addressText(target)}`,
+    });
+    this.defer(() => probe.close());
+    return probe;
+  }
+
+  /** Connects, optionally sends bytes, then resets (RST) like a crashed client. */
+  async reset(
+    address: Deno.Addr | ConnectAddress,
+    label = `conn ${++this.#connections}`,
+    first?: string | Uint8Array,
+  ): Promise<void> {
+    const target = toConnectAddress(address);
+    if ("path" in target) throw new Error("reset() is for TCP addresses");
+    await connectAndReset(target, label, this.transcript, first);
+  }
+
+  /**
+   * Starts a grader-side TCP server on 127.0.0.1 port 0 for lessons where the
+   * learner writes the client. `handle` scripts each accepted connection; a
+   * failure inside it fails the running step at once.
+   */
+  serve(
+    handle: (conn: Probe, index: number) => Promise<void>,
+    options: { hostname?: string; label?: string } = {},
+  ): GraderServer {
+    const server = new GraderServer(
+      this,
+      handle,
+      options.hostname ?? "127.0.0.1",
+      options.label ?? "server",
+    );
+    this.defer(() => server.close());
+    return server;
+  }
+
+  /** A fresh directory inside the grading scratch directory, removed after the test. */
+  async tempDir(): Promise<string> {
+    const scratch = scratchDir();
+    await Deno.mkdir(scratch, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: scratch, prefix: `t${this.lesson.id}-` });
+    this.defer(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
+    return dir;
+  }
+
+  /**
+   * A path for a Unix socket that the lesson may listen on. Deno grants Unix
+   * sockets by exact path, so suites must take theirs from here. Any file
+   * left at the path is removed after the test.
+   */
+  async socketPath(): Promise<string> {
+    if (this.#sockets >= SOCKET_SLOTS) {
+      throw new Error(`a test may use at most ${SOCKET_SLOTS} socket paths`);
+    }
+    const scratch = scratchDir();
+    await Deno.mkdir(scratch, { recursive: true });
+    const path = socketSlot(scratch, ++this.#sockets);
+    await Deno.remove(path).catch(() => {});
+    this.defer(() => Deno.remove(path).catch(() => {}));
+    return path;
+  }
+
+  /** @internal Wraps a recorded connection accepted by a grader-side server. */
+  wrapAccepted(conn: Deno.Conn, label: string): Probe {
+    const probe = new Probe(conn, label, { transcript: this.transcript, signal: this.signal });
+    this.transcript.record(label, "accept", {
+      detail: `${addressText(conn.remoteAddr)} → ${addressText(conn.localAddr)}`,
+    });
+    return probe;
+  }
+
+  /** @internal Fails the test from a grader-side handler. */
+  handlerFailed(error: unknown): void {
+    if (this.#abort.signal.aborted) return;
+    this.#abort.abort(this.explain(error, "the grader's server"));
+  }
+}
+
+/**
+ * A grader-side server: accepts learner clients and runs a script per
+ * connection. `addr` is where learner code should connect.
+ */
+export class GraderServer {
+  readonly listener: Deno.TcpListener;
+  readonly conns: Probe[] = [];
+  readonly #handlers: Promise<void>[] = [];
+  readonly #loop: Promise<void>;
+  #closed = false;
+
+  constructor(
+    grader: Grader,
+    handle: (conn: Probe, index: number) => Promise<void>,
+    hostname: string,
+    label: string,
+  ) {
+    const listener = Deno.listen({ hostname, port: 0 });
+    this.listener = listener;
+    this.#loop = (async () => {
+      for (let index = 0;; index++) {
+        let conn: Deno.Conn;
+        try {
+          conn = await listener.accept();
+        } catch {
+          return; // listener closed
+        }
+        const probe = grader.wrapAccepted(conn, `${label} #${index + 1}`);
+        this.conns.push(probe);
+        this.#handlers.push(
+          handle(probe, index).catch((error) => grader.handlerFailed(error)),
+        );
+      }
+    })();
+  }
+
+  /** Where learner clients should connect. */
+  get addr(): { hostname: string; port: number } {
+    return { hostname: this.listener.addr.hostname, port: this.listener.addr.port };
+  }
+
+  /** Waits for every connection script started so far to finish. */
+  async settled(): Promise<void> {
+    await Promise.all(this.#handlers);
+  }
+
+  /** Stops accepting, closes every connection, waits for the scripts. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.listener.close();
+    await this.#loop;
+    await Promise.all(this.conns.map((c) => c.close()));
+    await Promise.all(this.#handlers);
+  }
+}
+
+function toConnectAddress(address: Deno.Addr | ConnectAddress): ConnectAddress {
+  if ("transport" in address) {
+    if (address.transport === "unix" || address.transport === "unixpacket") {
+      return { path: address.path };
+    }
+    if (address.transport === "tcp" || address.transport === "udp") {
+      return { hostname: address.hostname, port: address.port };
+    }
+    throw new Error(`the workbook does not connect to ${address.transport} addresses`);
+  }
+  return address;
+}
+
+/** One line describing an error: `ConnectionRefused: Connection refused (os error 111)`. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message.split("\n")[0]}`;
+  return inspect(error);
+}
+
+function show(value: unknown): string {
+  if (value instanceof Uint8Array) return showBytes(value);
+  return inspect(value, { depth: 4, breakLength: 100 });
+}
+
+/** The first stack frame in learner code (lessons/ or a graded copy), if any. */
+function learnerFrame(error: unknown): string | undefined {
+  if (!(error instanceof Error) || !error.stack) return undefined;
+  const frame = error.stack.split("\n").find((line) =>
+    line.includes("file://") && !line.includes("/workbook/") && !line.includes("/tests/")
+  );
+  const match = frame?.match(/file:\/\/([^)\s]+)/);
+  return match ? shownPath(match[1]) : undefined;
+}
+
+/**
+ * Appends "test › step" to the file named by WORKBOOK_TRACE, synchronously:
+ * when learner code spins in a CPU loop nothing else runs, and the runner reads
+ * this file to name the step that never finished.
+ */
+function trace(test: string, step: string): void {
+  const path = readEnv("WORKBOOK_TRACE");
+  if (!path) return;
+  try {
+    Deno.writeTextFileSync(path, JSON.stringify({ test, step }) + "\n", { append: true });
+  } catch {
+    // Tracing is a courtesy for the runner's report; grading goes on without it.
+  }
+}

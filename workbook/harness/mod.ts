@@ -1,0 +1,11 @@
+/**
+ * The grading harness: everything a lesson suite imports.
+ *
+ * @module
+ */
+export * from "./bytes.ts";
+export * from "./failure.ts";
+export * from "./grader.ts";
+export * from "./probe.ts";
+export * from "./target.ts";
+export * from "./transcript.ts";

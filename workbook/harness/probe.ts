@@ -1,0 +1,468 @@
+/**
+ * The grader's end of a connection: every write and read is recorded in the
+ * test's transcript, every wait has a deadline, and a failed expectation says
+ * what arrived and what did not.
+ *
+ * A probe reads in the background from the moment it exists (unless told not
+ * to), so arrival times in the transcript are real and a peer never blocks on
+ * a full window because the grader was not reading yet.
+ *
+ * @module
+ */
+import net from "node:net";
+import {
+  concatBytes,
+  describeSplit,
+  equalBytes,
+  indexOfBytes,
+  showBytes,
+  showDifference,
+  splitBytes,
+  type SplitMode,
+  toBytes,
+} from "./bytes.ts";
+import { GradeFailure } from "./failure.ts";
+import type { Transcript } from "./transcript.ts";
+
+/** Default time budget of one step, in milliseconds. */
+export const STEP_MS = 2000;
+
+/** An address the grader can connect to. */
+export type ConnectAddress = { hostname: string; port: number } | { path: string };
+
+/** Options shared by every probe operation. */
+export interface WaitOptions {
+  /** The step, in words, for the failure message. */
+  step?: string;
+  /** Time budget in ms (default {@linkcode STEP_MS}). */
+  timeoutMs?: number;
+}
+
+/** How a probe's connection ended, if it has. */
+export type Ending = "eof" | "reset" | "error" | undefined;
+
+/** Settings every probe gets from its test. */
+export interface ProbeContext {
+  transcript: Transcript;
+  /** Aborted when the test must stop waiting (an uncaught error in learner code). */
+  signal: AbortSignal;
+}
+
+/**
+ * A recorded connection with deadlines. Made by `Grader.connect` or by a
+ * grader-side server; suites rarely construct one directly.
+ *
+ * @example
+ * ```ts ignore
+ * const client = await t.connect(server.addr, "A");
+ * await client.send("hello\n", { split: "bytes" });
+ * await client.expect("HELLO\n");
+ * await client.close();
+ * ```
+ */
+export class Probe {
+  readonly label: string;
+  readonly conn: Deno.Conn;
+  readonly #ctx: ProbeContext;
+  #unread: Uint8Array = new Uint8Array(0);
+  #receivedTotal = 0;
+  #sentTotal = 0;
+  #ending: Ending;
+  #endingDetail = "";
+  #closed = false;
+  #pump?: Promise<void>;
+  readonly #listeners = new Set<() => void>();
+
+  constructor(conn: Deno.Conn, label: string, ctx: ProbeContext, options: { read?: boolean } = {}) {
+    this.conn = conn;
+    this.label = label;
+    this.#ctx = ctx;
+    if (options.read !== false) this.startReading();
+  }
+
+  /** Bytes received from the peer so far (read or not). */
+  get receivedTotal(): number {
+    return this.#receivedTotal;
+  }
+
+  /** Bytes the grader has sent so far. */
+  get sentTotal(): number {
+    return this.#sentTotal;
+  }
+
+  /** How the peer ended the connection, if it has: `eof`, `reset` or `error`. */
+  get ending(): Ending {
+    return this.#ending;
+  }
+
+  /** Received bytes not yet consumed by an expect/read call. */
+  get unread(): Uint8Array {
+    return this.#unread;
+  }
+
+  /** Starts the background reader (for probes made with `{ read: false }`). */
+  startReading(): void {
+    this.#pump ??= this.#readLoop();
+  }
+
+  async #readLoop(): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    while (!this.#closed) {
+      let n: number | null;
+      try {
+        n = await this.conn.read(buffer);
+      } catch (error) {
+        if (this.#closed) break;
+        if (error instanceof Deno.errors.ConnectionReset) {
+          this.#ending = "reset";
+          this.#ctx.transcript.record(this.label, "reset-by-peer");
+        } else {
+          this.#ending = "error";
+          this.#endingDetail = String(error);
+          this.#ctx.transcript.record(this.label, "note", { detail: `read failed: ${error}` });
+        }
+        break;
+      }
+      if (n === null) {
+        this.#ending = "eof";
+        this.#ctx.transcript.record(this.label, "eof");
+        break;
+      }
+      const chunk = buffer.slice(0, n);
+      this.#receivedTotal += n;
+      this.#unread = this.#unread.length ? concatBytes([this.#unread, chunk]) : chunk;
+      this.#ctx.transcript.record(this.label, "received", { bytes: chunk });
+      this.#notify();
+    }
+    this.#notify();
+  }
+
+  #notify() {
+    for (const listener of [...this.#listeners]) listener();
+  }
+
+  /** What the peer has sent so far, for failure messages. */
+  #sofar(): string {
+    const got = this.#receivedTotal === 0
+      ? "your side had sent 0 bytes"
+      : `your side had sent ${this.#receivedTotal} byte(s) in all; not yet consumed: ${
+        showBytes(this.#unread)
+      }`;
+    const end = this.#ending === "eof"
+      ? ", then closed its sending side (EOF)"
+      : this.#ending === "reset"
+      ? ", then reset the connection (RST)"
+      : this.#ending === "error"
+      ? `, then the read failed: ${this.#endingDetail}`
+      : "";
+    return got + end;
+  }
+
+  /**
+   * Waits until `check` returns a value (called now and on every arrival),
+   * the connection ends without it, the deadline passes, or the test is interrupted.
+   */
+  #waitFor<T>(
+    check: () => T | undefined,
+    step: string,
+    expected: string,
+    options: WaitOptions,
+  ): Promise<T> {
+    const ready = check();
+    if (ready !== undefined) return Promise.resolve(ready);
+    const timeoutMs = options.timeoutMs ?? STEP_MS;
+    return new Promise<T>((resolve, reject) => {
+      const finish = (outcome: () => void) => {
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
+        this.#ctx.signal.removeEventListener("abort", onAbort);
+        outcome();
+      };
+      const listener = () => {
+        const value = check();
+        if (value !== undefined) return finish(() => resolve(value));
+        if (this.#ending !== undefined || this.#closed) {
+          finish(() =>
+            reject(new GradeFailure({ kind: "mismatch", step, expected, actual: this.#sofar() }))
+          );
+        }
+      };
+      const onAbort = () => finish(() => reject(this.#ctx.signal.reason));
+      const timer = setTimeout(() =>
+        finish(() =>
+          reject(
+            new GradeFailure({
+              kind: "timeout",
+              step,
+              expected: `${expected} within ${timeoutMs} ms`,
+              actual: `nothing more arrived in ${timeoutMs} ms; ${this.#sofar()}`,
+            }),
+          )
+        ), timeoutMs);
+      this.#listeners.add(listener);
+      this.#ctx.signal.addEventListener("abort", onAbort);
+      if (this.#ctx.signal.aborted) onAbort();
+      else listener();
+    });
+  }
+
+  #take(n: number): Uint8Array {
+    const out = this.#unread.slice(0, n);
+    this.#unread = this.#unread.subarray(n);
+    return out;
+  }
+
+  /**
+   * Writes all of `data` (looping over partial writes), split into writes as
+   * `split` says (default: one write). Between split writes the grader yields to
+   * the event loop so a peer in the same process really sees separate reads.
+   */
+  async send(
+    data: string | Uint8Array,
+    options: { split?: SplitMode; step?: string } = {},
+  ): Promise<void> {
+    const bytes = toBytes(data);
+    const split = options.split ?? "whole";
+    const step = options.step ??
+      `send ${showBytes(bytes, 60)} ${describeSplit(split)} on ${this.label}`;
+    const chunks = splitBytes(bytes, split);
+    for (const [i, chunk] of chunks.entries()) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        let n: number;
+        try {
+          n = await this.conn.write(chunk.subarray(offset));
+        } catch (error) {
+          throw new GradeFailure({
+            kind: "mismatch",
+            step,
+            expected: "the connection to stay open while the grader sends",
+            actual: `write failed after ${this.#sentTotal} byte(s): ${error}; ${this.#sofar()}`,
+            note: "your side closed or reset the connection before reading everything",
+          });
+        }
+        this.#ctx.transcript.record(this.label, "sent", {
+          bytes: chunk.subarray(offset, offset + n),
+        });
+        offset += n;
+        this.#sentTotal += n;
+      }
+      if (chunks.length > 1 && i < chunks.length - 1) await new Promise((r) => setTimeout(r, 0));
+    }
+  }
+
+  /** Reads exactly the bytes of `expected` and fails with a caret diff if they differ. */
+  async expect(expected: string | Uint8Array, options: WaitOptions = {}): Promise<void> {
+    const want = toBytes(expected);
+    const step = options.step ?? `read ${showBytes(want, 60)} on ${this.label}`;
+    const got = await this.#waitFor(
+      () => this.#unread.length >= want.length ? this.#take(want.length) : undefined,
+      step,
+      `the ${want.length} byte(s) ${showBytes(want, 60)}`,
+      options,
+    ).catch((error) => {
+      // Show what did arrive against what was expected, with the caret.
+      if (error instanceof GradeFailure && this.#unread.length > 0) {
+        error.details.comparison = showDifference(want, this.#unread) + "\n" +
+          `(${error.details.actual})`;
+        error.message = error.render();
+      }
+      throw error;
+    });
+    if (!equalBytes(got, want)) {
+      throw new GradeFailure({ kind: "mismatch", step, comparison: showDifference(want, got) });
+    }
+  }
+
+  /** Reads up to and including `delimiter`; fails past `maxBytes` without it. */
+  async readUntil(
+    delimiter: string | Uint8Array,
+    options: WaitOptions & { maxBytes?: number } = {},
+  ): Promise<Uint8Array> {
+    const delim = toBytes(delimiter);
+    const max = options.maxBytes ?? 1 << 20;
+    const step = options.step ?? `read up to ${showBytes(delim)} on ${this.label}`;
+    const got = await this.#waitFor(
+      () => {
+        const at = indexOfBytes(this.#unread, delim);
+        if (at >= 0) return this.#take(at + delim.length);
+        if (this.#unread.length > max) return null;
+        return undefined;
+      },
+      step,
+      `bytes ending in ${showBytes(delim)}`,
+      options,
+    );
+    if (got === null) {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step,
+        expected: `${showBytes(delim)} within ${max} bytes`,
+        actual: `${this.#unread.length} bytes without it: ${showBytes(this.#unread, 60)}`,
+      });
+    }
+    return got;
+  }
+
+  /** Reads one `\n`-terminated line and returns it decoded, newline included. */
+  async readLine(options: WaitOptions = {}): Promise<string> {
+    return new TextDecoder().decode(await this.readUntil("\n", options));
+  }
+
+  /** Reads exactly `n` bytes. */
+  readBytes(n: number, options: WaitOptions = {}): Promise<Uint8Array> {
+    return this.#waitFor(
+      () => this.#unread.length >= n ? this.#take(n) : undefined,
+      options.step ?? `read ${n} bytes on ${this.label}`,
+      `${n} bytes`,
+      options,
+    );
+  }
+
+  /** Reads until the peer ends the connection; returns everything not yet consumed. */
+  async readToEnd(options: WaitOptions = {}): Promise<Uint8Array> {
+    const step = options.step ?? `read until your side closes ${this.label}`;
+    await this.#waitFor(
+      () => this.#ending !== undefined ? true : undefined,
+      step,
+      "the connection to be closed by your side (EOF)",
+      options,
+    );
+    return this.#take(this.#unread.length);
+  }
+
+  /**
+   * Waits for the peer to end the connection with no further bytes.
+   * `reset` (RST) counts as an end unless `{ cleanly: true }`.
+   */
+  async expectEnd(options: WaitOptions & { cleanly?: boolean } = {}): Promise<void> {
+    const step = options.step ?? `wait for your side to close ${this.label}`;
+    await this.#waitFor(
+      () => this.#ending !== undefined || this.#unread.length > 0 ? true : undefined,
+      step,
+      "the connection to be closed by your side (EOF)",
+      options,
+    );
+    if (this.#unread.length > 0) {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step,
+        expected: "end of stream, no more bytes",
+        actual: `more bytes: ${showBytes(this.#unread)}`,
+      });
+    }
+    if (options.cleanly && this.#ending !== "eof") {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step,
+        expected: "a clean close (FIN, read returns end of stream)",
+        actual: this.#sofar(),
+      });
+    }
+  }
+
+  /** Waits until at least `n` bytes in all have arrived (read or not). */
+  async waitReceived(n: number, options: WaitOptions = {}): Promise<void> {
+    await this.#waitFor(
+      () => this.#receivedTotal >= n ? true : undefined,
+      options.step ?? `wait for ${n} bytes on ${this.label}`,
+      `${n} bytes`,
+      options,
+    );
+  }
+
+  /** Shuts down the grader's sending side (half-close); reading goes on. */
+  async closeWrite(): Promise<void> {
+    await (this.conn as Deno.TcpConn).closeWrite();
+    this.#ctx.transcript.record(this.label, "half-close");
+  }
+
+  /** Closes the connection (idempotent) and waits for the background reader to stop. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed by a failed write: nothing left to release.
+    }
+    this.#ctx.transcript.record(this.label, "close");
+    this.#notify();
+    await this.#pump;
+  }
+}
+
+/** Text of an address for transcripts: `127.0.0.1:4000`, `[::1]:4000`, `unix:/tmp/x.sock`. */
+export function addressText(addr: Deno.Addr | ConnectAddress): string {
+  if ("path" in addr) return `unix:${addr.path}`;
+  if ("cid" in addr) return `vsock:${addr.cid}:${addr.port}`;
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/**
+ * Connects, retrying while the connection is refused until the deadline:
+ * readiness by connect-retry, never by sleeping a fixed time.
+ */
+export async function connectWithRetry(
+  address: ConnectAddress,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<Deno.Conn> {
+  const deadline = performance.now() + (options.timeoutMs ?? STEP_MS);
+  let delay = 2;
+  while (true) {
+    try {
+      return "path" in address
+        ? await Deno.connect({ transport: "unix", path: address.path })
+        : await Deno.connect({ hostname: address.hostname, port: address.port });
+    } catch (error) {
+      const retriable = error instanceof Deno.errors.ConnectionRefused ||
+        error instanceof Deno.errors.NotFound;
+      if (!retriable || performance.now() + delay > deadline || options.signal?.aborted) {
+        throw error;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+}
+
+/**
+ * Connects with `node:net`, optionally sends bytes, then resets the
+ * connection (RST, not FIN) the way a crashed or killed client would.
+ */
+export async function connectAndReset(
+  address: { hostname: string; port: number },
+  label: string,
+  transcript: Transcript,
+  first?: string | Uint8Array,
+): Promise<void> {
+  const socket = net.connect({ host: address.hostname, port: address.port });
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    transcript.record(label, "connect", {
+      detail: `${socket.localAddress}:${socket.localPort} → ${addressText(address)}`,
+    });
+    socket.on(
+      "data",
+      (chunk: Uint8Array) => transcript.record(label, "received", { bytes: chunk }),
+    );
+    if (first !== undefined) {
+      const bytes = toBytes(first);
+      await new Promise<void>((resolve, reject) =>
+        socket.write(bytes, (error) => error ? reject(error) : resolve())
+      );
+      transcript.record(label, "sent", { bytes });
+    }
+  } finally {
+    socket.on("error", () => {/* a reset socket reports its own reset; nothing to do */});
+    socket.resetAndDestroy();
+    transcript.record(label, "reset");
+    await closed;
+  }
+}

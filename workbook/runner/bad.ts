@@ -1,0 +1,125 @@
+/**
+ * Known-bad variants: the mistakes a suite must catch, kept in
+ * `tests/bad/<slug>/<case>/`. A case is the reference solution with a small
+ * change, written as `case.json`:
+ *
+ * ```json
+ * {
+ *   "why": "reads once and returns: a greeting split over several reads comes back cut",
+ *   "file": "sockets.ts",
+ *   "replace": [{ "from": "while (true) {", "to": "for (let once = 0; once < 1; once++) {" }],
+ *   "expect": "fetchGreeting"
+ * }
+ * ```
+ *
+ * Every `from` must occur exactly once in the solution (so a case that no
+ * longer applies is an error, not a silent pass). Other files in the case
+ * folder replace the solution's file of the same name outright. `expect`, if
+ * given, is a regular expression the failure report must match.
+ *
+ * @module
+ */
+import type { Lesson } from "../catalogue.ts";
+import { PROJECT_ROOT } from "../harness/target.ts";
+import { makeStarter } from "../starter.ts";
+import { WORK_DIR } from "./grade.ts";
+
+/** A known-bad variant, as declared in its `case.json`. */
+export interface BadCase {
+  lesson: Lesson;
+  name: string;
+  why: string;
+  file?: string;
+  replace?: { from: string; to: string }[];
+  expect?: string;
+  /** Absolute path of the case folder. */
+  dir: string;
+}
+
+/** The known-bad cases of a lesson, sorted by name. */
+export async function listBadCases(lesson: Lesson): Promise<BadCase[]> {
+  const root = `${PROJECT_ROOT}/tests/bad/${lesson.slug}`;
+  const cases: BadCase[] = [];
+  try {
+    for await (const entry of Deno.readDir(root)) {
+      if (!entry.isDirectory) continue;
+      const dir = `${root}/${entry.name}`;
+      const spec = JSON.parse(await Deno.readTextFile(`${dir}/case.json`));
+      cases.push({ lesson, name: entry.name, dir, ...spec });
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return cases.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Copies a lesson's solution files into `dir/<slug>/`. */
+async function copySolution(lesson: Lesson, dir: string): Promise<string> {
+  const from = `${PROJECT_ROOT}/solutions/${lesson.slug}`;
+  const to = `${dir}/${lesson.slug}`;
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isFile) await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
+  }
+  return to;
+}
+
+/**
+ * Builds a gradable directory (laid out like lessons/) for a bad case, under
+ * `.workbook/tmp/`. Returns its path; the caller removes it.
+ */
+export async function materializeBadCase(badCase: BadCase): Promise<string> {
+  await Deno.mkdir(`${WORK_DIR}/tmp`, { recursive: true });
+  const root = await Deno.makeTempDir({ dir: `${WORK_DIR}/tmp`, prefix: `bad-${badCase.name}-` });
+  const lessonDir = await copySolution(badCase.lesson, root);
+  if (badCase.replace?.length) {
+    if (!badCase.file) throw new Error(`${badCase.dir}/case.json: "replace" needs "file"`);
+    const path = `${lessonDir}/${badCase.file}`;
+    let text = await Deno.readTextFile(path);
+    for (const { from, to } of badCase.replace) {
+      const count = text.split(from).length - 1;
+      if (count !== 1) {
+        throw new Error(
+          `bad case ${badCase.lesson.slug}/${badCase.name}: ${JSON.stringify(from)} occurs ` +
+            `${count} times in solutions/${badCase.lesson.slug}/${badCase.file} (needs exactly 1)`,
+        );
+      }
+      text = text.replace(from, () => to);
+    }
+    await Deno.writeTextFile(path, text);
+  }
+  for await (const entry of Deno.readDir(badCase.dir)) {
+    if (entry.isFile && entry.name !== "case.json") {
+      await Deno.copyFile(`${badCase.dir}/${entry.name}`, `${lessonDir}/${entry.name}`);
+    }
+  }
+  return root;
+}
+
+/**
+ * Builds a gradable directory holding the lesson's freshly generated starter,
+ * so the self-check grades pristine starters even in a learner's copy.
+ */
+export async function materializeStarter(lesson: Lesson): Promise<string> {
+  await Deno.mkdir(`${WORK_DIR}/tmp`, { recursive: true });
+  const root = await Deno.makeTempDir({ dir: `${WORK_DIR}/tmp`, prefix: `starter-${lesson.id}-` });
+  const lessonDir = await copySolution(lesson, root);
+  for (const [name, text] of await generateStarters(lesson)) {
+    await Deno.writeTextFile(`${lessonDir}/${name}`, text);
+  }
+  return root;
+}
+
+/** The generated starter text of every .ts file of a lesson's solution. */
+export async function generateStarters(lesson: Lesson): Promise<Map<string, string>> {
+  const dir = `${PROJECT_ROOT}/solutions/${lesson.slug}`;
+  const out = new Map<string, string>();
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(".ts")) names.push(entry.name);
+  }
+  for (const name of names.sort()) {
+    out.set(name, makeStarter(await Deno.readTextFile(`${dir}/${name}`), `${dir}/${name}`));
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+/**
+ * Least-privilege flags for grading a lesson and for running its programs,
+ * derived from the catalogue's permissions.
+ *
+ * @module
+ */
+import type { Lesson } from "../catalogue.ts";
+import { SOCKET_SLOTS, socketSlot } from "../harness/target.ts";
+
+/** Environment variables the harness reads; nothing else of the environment is granted. */
+export const HARNESS_ENV = [
+  "WORKBOOK_TARGET",
+  "WORKBOOK_TRACE",
+  "WORKBOOK_SCRATCH",
+  "WORKBOOK_VERBOSE",
+];
+
+/** Where a grading run may read and write. */
+export interface GradingPlaces {
+  /** The project root (suites, harness, catalogue). */
+  root: string;
+  /** The directory laid out like lessons/ being graded. */
+  targetRoot: string;
+  /** Scratch directory: temp files and Unix socket slots. */
+  scratch: string;
+  /** File the harness appends step traces to. */
+  trace: string;
+}
+
+/**
+ * The `deno test` permission flags for one lesson.
+ *
+ * @example
+ * ```ts
+ * import { getLesson } from "../catalogue.ts";
+ * import { gradingFlags } from "./permissions.ts";
+ *
+ * console.log(gradingFlags(getLesson("03"), {
+ *   root: "/w", targetRoot: "/w/lessons", scratch: "/tmp/s", trace: "/w/.workbook/t",
+ * }));
+ * ```
+ */
+export function gradingFlags(lesson: Lesson, places: GradingPlaces): string[] {
+  const p = lesson.permissions;
+  const net = [...p.net];
+  const read = [places.root, places.targetRoot, ...(p.read ?? [])];
+  const write = [places.trace];
+  if (p.tmp) {
+    read.push(places.scratch);
+    write.push(places.scratch);
+    for (let n = 1; n <= SOCKET_SLOTS; n++) net.push(`unix:${socketSlot(places.scratch, n)}`);
+  }
+  const flags = [
+    `--allow-net=${net.join(",")}`,
+    `--allow-read=${unique(read).join(",")}`,
+    `--allow-write=${unique(write).join(",")}`,
+    `--allow-env=${HARNESS_ENV.join(",")}`,
+  ];
+  if (p.ffi) flags.push("--allow-ffi");
+  return flags;
+}
+
+/** Flags for running a lesson's standalone program (`deno task run N NAME`). */
+export function programFlags(lesson: Lesson, root: string, targetRoot: string): string[] {
+  const p = lesson.permissions;
+  const flags = [
+    `--allow-net=${p.net.join(",")}`,
+    `--allow-read=${unique([root, targetRoot, ...(p.read ?? [])]).join(",")}`,
+  ];
+  if (p.ffi) flags.push("--allow-ffi");
+  return flags;
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}

@@ -1,0 +1,274 @@
+/**
+ * `deno task test`: the course checks itself. Formatting, lint and types are
+ * clean; the catalogue matches the files; starters are generated from the
+ * solutions; every solution passes its suite; every untouched starter fails
+ * with only "not implemented yet"; every known-bad variant is rejected.
+ * Ends with `N passed, M failed`.
+ *
+ * @module
+ */
+import { docPath, type Lesson, lessons } from "../catalogue.ts";
+import { PROJECT_ROOT } from "../harness/target.ts";
+import { generateStarters, listBadCases, materializeBadCase, materializeStarter } from "./bad.ts";
+import { gradeLesson, type GradeResult } from "./grade.ts";
+import { paint } from "./style.ts";
+
+/** One line of the self-check. */
+interface Outcome {
+  name: string;
+  ok: boolean;
+  detail?: string;
+  ms: number;
+}
+
+async function run(args: string[]): Promise<{ ok: boolean; output: string }> {
+  const { success, stdout, stderr } = await new Deno.Command("deno", {
+    args,
+    cwd: PROJECT_ROOT,
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return { ok: success, output: decoder.decode(stdout) + decoder.decode(stderr) };
+}
+
+async function timed(
+  name: string,
+  fn: () => Promise<{ ok: boolean; detail?: string }>,
+): Promise<Outcome> {
+  const start = performance.now();
+  try {
+    const { ok, detail } = await fn();
+    return { name, ok, detail, ms: performance.now() - start };
+  } catch (error) {
+    return {
+      name,
+      ok: false,
+      detail: String(error instanceof Error ? error.stack : error),
+      ms: performance.now() - start,
+    };
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(`${PROJECT_ROOT}/${path}`).then(() => true, () => false);
+}
+
+/** Files and sections every lesson must have. */
+async function layoutProblems(lesson: Lesson): Promise<string[]> {
+  const problems: string[] = [];
+  for (const file of lesson.files) {
+    for (const tree of ["solutions", "lessons"]) {
+      const path = `${tree}/${lesson.slug}/${file}`;
+      if (!await exists(path)) problems.push(`missing ${path}`);
+    }
+  }
+  for (const program of lesson.programs) {
+    const path = `solutions/${lesson.slug}/${program.file}`;
+    if (!await exists(path)) problems.push(`program ${program.name}: missing ${path}`);
+  }
+  if (!await exists(`tests/${lesson.slug}_test.ts`)) {
+    problems.push(`missing tests/${lesson.slug}_test.ts`);
+  }
+  const doc = await Deno.readTextFile(`${PROJECT_ROOT}/${docPath(lesson)}`).catch(() => undefined);
+  if (doc === undefined) problems.push(`missing ${docPath(lesson)}`);
+  else {
+    if (!/^## Hints/m.test(doc)) problems.push(`${docPath(lesson)} has no "## Hints" section`);
+    if (!/^## Poke it yourself/m.test(doc)) {
+      problems.push(`${docPath(lesson)} has no "## Poke it yourself" section`);
+    }
+  }
+  if (lesson.hints.length === 0) problems.push("the catalogue lists no hints");
+  if ((await listBadCases(lesson)).length < 2) {
+    problems.push("fewer than 2 known-bad variants in tests/bad/");
+  }
+  return problems;
+}
+
+async function starterDrift(lesson: Lesson): Promise<string[]> {
+  const drift: string[] = [];
+  for (const [name, text] of await generateStarters(lesson)) {
+    const path = `lessons/${lesson.slug}/${name}`;
+    const actual = await Deno.readTextFile(`${PROJECT_ROOT}/${path}`).catch(() => undefined);
+    if (actual !== text) {
+      drift.push(actual === undefined ? `${path} is missing` : `${path} differs`);
+    }
+  }
+  return drift;
+}
+
+function describeChecks(result: GradeResult): string {
+  const lines = result.checks.map((c) =>
+    `${c.skipped ? "-" : c.ok ? "✓" : "✗"} ${c.name}${
+      c.ok ? "" : `\n    ${(c.message ?? "").split("\n").join("\n    ")}`
+    }`
+  );
+  if (result.problem) lines.push(`problem: ${result.problem}`);
+  return lines.join("\n");
+}
+
+/** Jobs for every lesson: solution, pristine starter, each bad case. */
+async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
+  const jobs: (() => Promise<Outcome>)[] = [];
+  jobs.push(() =>
+    timed(`${lesson.id} solution passes its suite`, async () => {
+      const result = await gradeLesson(lesson, { target: "solutions" });
+      return {
+        ok: result.passed,
+        detail: result.passed
+          ? `${result.checks.filter((c) => c.ok && !c.skipped).length} checks`
+          : describeChecks(result),
+      };
+    })
+  );
+  jobs.push(() =>
+    timed(`${lesson.id} untouched starter fails with only "not implemented yet"`, async () => {
+      const dir = await materializeStarter(lesson);
+      try {
+        const result = await gradeLesson(lesson, { target: dir });
+        const counted = result.checks.filter((c) => !c.skipped);
+        const ok = !result.problem && counted.length > 0 &&
+          counted.every((c) => !c.ok && c.kind === "todo");
+        return { ok, detail: ok ? `${counted.length} checks` : describeChecks(result) };
+      } finally {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+    })
+  );
+  for (const badCase of await listBadCases(lesson)) {
+    jobs.push(() =>
+      timed(`${lesson.id} rejects bad/${badCase.name}`, async () => {
+        const dir = await materializeBadCase(badCase);
+        try {
+          const result = await gradeLesson(lesson, { target: dir, failFast: true });
+          const failed = result.checks.filter((c) => !c.ok);
+          const report = [
+            result.problem ?? "",
+            ...failed.map((c) => `${c.name}\n${c.message ?? ""}`),
+          ].join("\n");
+          const rejected = !result.passed && failed.every((c) => c.kind !== "todo");
+          const expected = !badCase.expect || new RegExp(badCase.expect).test(report);
+          const first = failed[0] ? `✗ ${failed[0].name}` : result.problem ?? "";
+          return {
+            ok: rejected && expected,
+            detail: rejected && expected
+              ? first.split("\n")[0]
+              : !rejected
+              ? `the suite did not reject it (${badCase.why})\n${describeChecks(result)}`
+              : `rejected, but the report does not match /${badCase.expect}/:\n${report}`,
+          };
+        } finally {
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
+        }
+      })
+    );
+  }
+  return jobs;
+}
+
+/** Runs jobs `width` at a time, keeping order in the results. */
+async function pool<T>(
+  jobs: (() => Promise<T>)[],
+  width: number,
+  each: (r: T) => void,
+): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  let printed = 0;
+  const done = new Set<number>();
+  async function worker() {
+    while (next < jobs.length) {
+      const index = next++;
+      results[index] = await jobs[index]();
+      done.add(index);
+      while (done.has(printed)) each(results[printed++]);
+    }
+  }
+  await Promise.all(Array.from({ length: width }, worker));
+  return results;
+}
+
+/** Runs the whole self-check; returns the exit code. */
+export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}): Promise<number> {
+  const selected = options.only ?? lessons;
+  const outcomes: Outcome[] = [];
+  const print = (o: Outcome) => {
+    outcomes.push(o);
+    const mark = o.ok ? paint("green", "✓") : paint("red", "✗");
+    const time = paint("gray", `(${(o.ms / 1000).toFixed(1)} s)`);
+    console.log(
+      `${mark} ${o.name} ${time}${o.ok && o.detail ? paint("gray", ` — ${o.detail}`) : ""}`,
+    );
+    if (!o.ok && o.detail) console.log(o.detail.split("\n").map((l) => `    ${l}`).join("\n"));
+  };
+  console.log(paint("bold", "Course self-check"));
+  const started = performance.now();
+  const tool = (name: string, args: string[]) =>
+    timed(name, async () => {
+      const { ok, output } = await run(args);
+      return { ok, detail: ok ? undefined : output.trim().split("\n").slice(-30).join("\n") };
+    });
+  const statics = await Promise.all([
+    tool("deno fmt --check", ["fmt", "--check"]),
+    tool("deno lint", ["lint"]),
+    tool("deno check (mod, engine, suites, solutions, starters)", [
+      "check",
+      "mod.ts",
+      "workbook/",
+      "tests/",
+      "solutions/",
+      "lessons/",
+    ]),
+  ]);
+  statics.forEach(print);
+  print(
+    await timed("catalogue: every lesson has its files, doc, hints and bad variants", async () => {
+      const problems = (await Promise.all(selected.map(async (l) =>
+        (await layoutProblems(l)).map((p) =>
+          `${l.slug}: ${p}`
+        )
+      ))).flat();
+      return {
+        ok: problems.length === 0,
+        detail: problems.join("\n") || `${selected.length} lessons`,
+      };
+    }),
+  );
+  print(
+    await timed("starters in lessons/ are generated from solutions/ (deno task sync)", async () => {
+      const drift = (await Promise.all(selected.map(starterDrift))).flat();
+      return {
+        ok: drift.length === 0,
+        detail: drift.length
+          ? `${
+            drift.join("\n")
+          }\n(run \`deno task sync\` after changing a solution; a learner's edits show here too)`
+          : undefined,
+      };
+    }),
+  );
+  print(
+    await timed("engine tests (workbook/**/_test.ts)", async () => {
+      const { ok, output } = await run([
+        "test",
+        "--no-prompt",
+        "--allow-read=.",
+        "--allow-net=127.0.0.1",
+        "--allow-ffi",
+        "--allow-env",
+        "workbook/",
+      ]);
+      const summary = output.match(/(ok|FAILED) \| (\d+) passed.*$/m)?.[0];
+      return { ok, detail: ok ? summary : output.trim().split("\n").slice(-40).join("\n") };
+    }),
+  );
+  const jobs = (await Promise.all(selected.map(lessonJobs))).flat();
+  await pool(jobs, options.jobs ?? 2, print);
+  const passed = outcomes.filter((o) => o.ok).length;
+  const failed = outcomes.length - passed;
+  console.log(
+    paint("gray", `self-check took ${((performance.now() - started) / 1000).toFixed(1)} s`),
+  );
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { makeStarter, STARTER_HEADER, StarterMarkupError } from "./starter.ts";
+
+const SOLUTION = [
+  '// starter: import { TodoError } from "workbook";',
+  'import { helper } from "./helper.ts"; // solution-only',
+  "export function double(n: number): number {",
+  "  // #region solution double",
+  "  return helper(2 * n);",
+  "  // #endregion solution",
+  "}",
+].join("\n");
+
+Deno.test("makeStarter replaces regions with TodoError and applies line markers", () => {
+  assert.equal(
+    makeStarter(SOLUTION, "double.ts"),
+    [
+      STARTER_HEADER,
+      'import { TodoError } from "workbook";',
+      "export function double(n: number): number {",
+      '  throw new TodoError("double");',
+      "}",
+    ].join("\n"),
+  );
+});
+
+Deno.test("makeStarter leaves files without regions alone", () => {
+  assert.equal(makeStarter("export const x = 1;\n", "x.ts"), "export const x = 1;\n");
+});
+
+Deno.test("makeStarter rejects broken markup", () => {
+  assert.throws(() => makeStarter("// #region solution a\n", "a.ts"), StarterMarkupError);
+  assert.throws(() => makeStarter("// #endregion solution\n", "a.ts"), StarterMarkupError);
+  assert.throws(
+    () =>
+      makeStarter("function f() {\n  // #region solution f\n  // #endregion solution\n}", "a.ts"),
+    /would not import TodoError/,
+  );
+});

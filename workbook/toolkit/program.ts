@@ -1,0 +1,105 @@
+/**
+ * Command-line flags shared by every standalone lesson program:
+ * `--host` (default 127.0.0.1, never 0.0.0.0 unless asked), `--port`,
+ * `--verbose`, plus any lesson-specific string flags.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** Flags every lesson program understands. */
+export interface ProgramArgs {
+  /** Address to bind or connect to. Defaults to loopback: a lesson server is not for the network. */
+  host: string;
+  /** Port; 0 lets the kernel pick a free one (the program logs which). */
+  port: number;
+  /** Log at debug level. */
+  verbose: boolean;
+  /** Lesson-specific `--name value` flags that were given. */
+  extra: Record<string, string>;
+  /** Words after the flags. */
+  positionals: string[];
+}
+
+/** The default host for lesson programs: loopback only. */
+export const DEFAULT_HOST = "127.0.0.1";
+
+/**
+ * Parses `--host/--port/--verbose` (and `extraFlags`) from `args`, printing
+ * a usage line and exiting on `--help` or a bad port.
+ *
+ * @param args usually `Deno.args`
+ * @param defaults the port (and host) used when no flag is given
+ * @param extraFlags names of further `--name value` flags the program accepts
+ *
+ * @example
+ * ```ts
+ * import { parseProgramArgs } from "workbook";
+ *
+ * const args = parseProgramArgs(["--port", "9000"], { port: 0 });
+ * console.log(args.host, args.port); // 127.0.0.1 9000
+ * ```
+ */
+export function parseProgramArgs(
+  args: string[],
+  defaults: { host?: string; port: number },
+  extraFlags: string[] = [],
+): ProgramArgs {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    host: { type: "string" },
+    port: { type: "string", short: "p" },
+    verbose: { type: "boolean", short: "v" },
+    help: { type: "boolean", short: "h" },
+  };
+  for (const name of extraFlags) options[name] = { type: "string" };
+  const { values, positionals } = parseArgs({ args, options, allowPositionals: true });
+  const usage = `flags: --host HOST (default ${defaults.host ?? DEFAULT_HOST}) --port PORT ` +
+    `(default ${defaults.port})${extraFlags.map((f) => ` --${f} VALUE`).join("")} --verbose`;
+  if (values.help) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  const port = values.port === undefined ? defaults.port : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`--port must be a whole number from 0 to 65535, got ${values.port}\n${usage}`);
+    Deno.exit(2);
+  }
+  const extra: Record<string, string> = {};
+  for (const name of extraFlags) {
+    const value = values[name];
+    if (typeof value === "string") extra[name] = value;
+  }
+  return {
+    host: typeof values.host === "string" ? values.host : defaults.host ?? DEFAULT_HOST,
+    port,
+    verbose: values.verbose === true,
+    extra,
+    positionals,
+  };
+}
+
+/**
+ * Resolves when the program is asked to stop (Ctrl-C / SIGINT, or SIGTERM),
+ * so a program's main can close its server cleanly.
+ *
+ * @example
+ * ```ts ignore
+ * import { untilInterrupted } from "workbook";
+ *
+ * await untilInterrupted();
+ * console.log("stopping");
+ * ```
+ */
+export function untilInterrupted(): Promise<Deno.Signal> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return handler;
+    });
+  });
+}
