@@ -196,6 +196,10 @@ async function solution(lesson: Lesson, force: boolean): Promise<void> {
       () => "",
     );
     const theirs = await Deno.readTextFile(`${PROJECT_ROOT}/solutions/${lesson.slug}/${file}`);
+    if (mine === theirs) {
+      console.log(`lessons/${lesson.slug}/${file} is the same as the reference.`);
+      continue;
+    }
     console.log(paint("bold", `--- lessons/${lesson.slug}/${file} (yours)`));
     console.log(paint("bold", `+++ solutions/${lesson.slug}/${file} (reference)`));
     for (const line of diffLines(mine, theirs)) {

@@ -13,6 +13,7 @@ import {
   configure,
   getConsoleSink,
   getLogger,
+  getTextFormatter,
   type Logger,
   type LogLevel,
   reset,
@@ -52,7 +53,15 @@ export function programLogger(...category: string[]): Logger {
 export async function setupLogging(level: LogLevel = "info"): Promise<void> {
   await configure({
     reset: true,
-    sinks: { console: getConsoleSink() },
+    sinks: {
+      console: getConsoleSink({
+        // "14:03:07.120 INF workbook·server listening on 127.0.0.1:9000": strings unquoted.
+        formatter: getTextFormatter({
+          timestamp: "time",
+          value: (value, inspect) => typeof value === "string" ? value : inspect(value),
+        }),
+      }),
+    },
     loggers: [
       { category: [LOG_ROOT], lowestLevel: level, sinks: ["console"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
