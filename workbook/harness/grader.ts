@@ -12,6 +12,7 @@
  */
 import { inspect, isDeepStrictEqual } from "node:util";
 import { docPath, getLesson, type Lesson } from "../catalogue.ts";
+import { setupLogging } from "../toolkit/log.ts";
 import { isTodoError } from "../toolkit/todo.ts";
 import { showBytes } from "./bytes.ts";
 import { GradeFailure, isGradeFailure } from "./failure.ts";
@@ -48,6 +49,9 @@ export interface LessonSuite {
 }
 
 let current: Grader | undefined;
+
+// `deno task lesson N --verbose`: show the learner's program logs beside the checks.
+if (readEnv("WORKBOOK_VERBOSE")) await setupLogging("debug");
 
 // Learner code that rejects a promise nobody awaits, or throws in a timer
 // callback, would otherwise abort the whole test module. Route it to the test
