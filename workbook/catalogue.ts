@@ -12,8 +12,13 @@ export interface LessonPermissions {
   net: string[];
   /** Needs a scratch directory under the system temp dir (unix socket files, files to stream). */
   tmp?: boolean;
-  /** Extra paths to read, e.g. `/proc/net` for the TCP states lesson. */
+  /** Extra paths to read (outside the project). Deno refuses anything under /proc to plain reads. */
   read?: string[];
+  /**
+   * Programs the lesson may start (`--allow-run`), e.g. `cat` for the TCP states lesson:
+   * Deno 2 reads files under /proc only with --allow-all, `cat` reads them for less.
+   */
+  run?: string[];
   /** Calls libc through FFI (the I/O model lessons). */
   ffi?: boolean;
 }
@@ -130,21 +135,34 @@ export const lessons: readonly Lesson[] = [
     builds: "the uppercase/ack server, serial and concurrent, surviving resets",
     files: ["server.ts"],
     programs: [
-      { name: "serial", file: "server.ts", about: "the serial uppercase server" },
+      {
+        name: "serial",
+        file: "serial.ts",
+        about: "the serial ack server: one client at a time (your startSerialServer)",
+      },
       {
         name: "concurrent",
-        file: "server.ts",
-        about: "the task-per-connection uppercase server (pass --mode concurrent)",
+        file: "concurrent.ts",
+        about: "the task-per-connection ack server (your startConcurrentServer)",
       },
     ],
     permissions: { net: ["127.0.0.1"] },
-    hints: [],
+    hints: [
+      "Start with upperAscii: a loop over the bytes; only 0x61–0x7a ('a'–'z') change, by subtracting 0x20. Never decode to a string first.",
+      "handleConnection keeps the bytes of an unfinished line between reads. After each read, answer every complete line (look for 0x0a with indexOf), keep the rest for the next read. One read can hold half a line or three lines.",
+      "The ways a connection ends: read() returns null (EOF: answer the leftover line, return 'eof'); read or write throws ConnectionReset/BrokenPipe/ConnectionAborted ('reset'); Interrupted/BadResource ('closed': your server closed it). Close conn in a finally so every path closes it.",
+      "The serial server is `while (!closing) { conn = await listener.accept(); await handleConnection(conn); }`, with a try/catch around each of the two awaits: a client that reset while it was queued makes accept() throw NotConnected, and that must not end the loop.",
+      "The concurrent server is the same loop without the `await` before the handler. Keep each live conn and its handler's promise in a Map, and give the handler its own try/catch: nobody awaits it, so an error would otherwise be an unhandled rejection that kills the program.",
+      "close(): set a closing flag, listener.close() (the pending accept() then fails: leave the loop), close every live conn (their pending reads fail with Interrupted), then await the loop and Promise.all of the handlers.",
+    ],
     seeds: [
       "socket, bind, listen, accept loop",
       "the uppercase server",
       "thread per connection",
       "EOF and reset clients",
     ],
+    // A server that never closes makes every check wait out its deadline (~27 s in all).
+    budgetMs: 60_000,
   },
   {
     id: "04",
@@ -153,10 +171,35 @@ export const lessons: readonly Lesson[] = [
     topic: "streams and framing",
     builds: "a bounded line reader, length-prefixed frames, streams and file sending",
     files: ["framing.ts"],
-    programs: [],
+    programs: [
+      {
+        name: "lines",
+        file: "lines_server.ts",
+        about: "answers each line with its number and size; --max sets the longest line",
+      },
+      {
+        name: "frames",
+        file: "frames_server.ts",
+        about: "echoes length-prefixed frames (4-byte big-endian length + payload); --max",
+      },
+      {
+        name: "sendfile",
+        file: "send_file.ts",
+        about: "sends --file (a file inside the project) to each client, then closes",
+      },
+    ],
     permissions: { net: ["127.0.0.1"], tmp: true },
-    hints: [],
+    hints: [
+      "A read returns whatever has arrived: part of a line, or three lines and half of a fourth. Keep the bytes you have not used yet in a buffer and look for the end of a message there.",
+      "In readChunks, yield buffer.slice(0, n), not buffer.subarray(0, n): the next read overwrites the buffer while the caller still holds the chunk. In writeAll, loop: offset += await writer.write(bytes.subarray(offset)).",
+      "LineDecoder: push() appends a copy to #pending. nextLine() looks for 0x0a with #pending.indexOf(0x0a); the line is the bytes before it (minus a \\r just before it), and #pending becomes the bytes after it — do not drop them.",
+      "Decode a line only once it is complete: new TextDecoder('utf-8', { fatal: true }).decode(lineBytes) keeps split characters whole and throws a TypeError for bad bytes, which you turn into InvalidUtf8Error(lineNumber).",
+      "The limit is on bytes, checked before any newline arrives: with no newline in #pending, more than maxLineBytes + 1 bytes (or exactly maxLineBytes + 1 not ending in \\r) is already too long. A line of exactly maxLineBytes is fine. finish() returns the bytes left as the last line, or null.",
+      "Frames: once 4 bytes are in, new DataView(p.buffer, p.byteOffset, 4).getUint32(0) is the length (big-endian). Compare it with maxFrameBytes right there, before waiting for the payload. At end of stream, any byte left in the decoder means TruncatedFrameError.",
+      "The streams: new TransformStream({ transform(chunk, c) { decoder.push(chunk); enqueue every complete item }, flush(c) { decoder.finish(), enqueue the last line } }). sendFile: (await Deno.open(path)).readable.pipeTo(writable, { preventClose: true }), counting the chunks on the way.",
+    ],
     seeds: ["recv(1024)", "partial reads", "makefile", "sendfile", "message framing"],
+    budgetMs: 60_000,
   },
   {
     id: "05",
@@ -190,10 +233,44 @@ export const lessons: readonly Lesson[] = [
     topic: "UDP",
     builds: "a UDP echo server and a stop-and-wait client that survives loss and duplicates",
     files: ["udp.ts"],
-    programs: [],
+    programs: [
+      { name: "echo", file: "udp.ts", about: "UDP echo server: each datagram back to its sender" },
+      {
+        name: "server",
+        file: "server.ts",
+        about: "request server: runs each request once, replays the reply to repeats (--cache N)",
+      },
+      {
+        name: "client",
+        file: "client.ts",
+        about: "stop-and-wait client: sends words or stdin lines (--timeout-ms, --tries)",
+      },
+      {
+        name: "bench",
+        file: "bench.ts",
+        about:
+          "500 requests through a proxy with 20% loss, duplicates and reordering; prints figures",
+      },
+    ],
     permissions: { net: ["127.0.0.1"] },
-    hints: [],
-    seeds: ["sendto/recvfrom", "datagram boundaries", "no delivery guarantee"],
+    hints: [
+      "One receive() is one datagram, whole, with its sender: const [data, from] = await socket.receive(). Reply with socket.send(bytes, from), never to an address you saved earlier.",
+      "receive(buffer) cuts a datagram that does not fit and drops the rest silently. Read into a buffer of maxBytes + 1: if the datagram filled it, it was too long.",
+      "A 'connected' socket compares hostname AND port of every sender with the peer's; the grader's stranger also sends from 127.0.0.1.",
+      "A receive() cannot be cancelled. In receiveWithin, start one only if #pending holds none, race #pending against a timer, and clear #pending only when it delivered.",
+      "request(): take the id once, before the loop; every retransmission sends the same bytes. Inside each try, keep calling receiveWithin(time left) and skip replies whose id is not yours (staleReplies++).",
+      "The server's cache key is `${sender}#${id}`, looked up BEFORE running the handler; store the encoded reply, and when map.size > cacheSize delete map.keys().next().value.",
+    ],
+    seeds: [
+      "sendto/recvfrom",
+      "datagram boundaries",
+      "no delivery guarantee",
+      "connect() on a datagram socket",
+      "truncated datagrams",
+      "timeouts and retransmission",
+      "duplicate suppression",
+    ],
+    budgetMs: 60_000,
   },
   {
     id: "08",
@@ -202,10 +279,39 @@ export const lessons: readonly Lesson[] = [
     topic: "heartbeats",
     builds: "a UDP chat with heartbeats and expiry, and a TCP ping/pong idle deadline",
     files: ["heartbeat.ts"],
-    programs: [],
+    programs: [
+      {
+        name: "server",
+        file: "heartbeat.ts",
+        about: "the UDP chat server with expiry (--timeout MS, default 3000)",
+      },
+      {
+        name: "client",
+        file: "chat_client.ts",
+        about: "UDP chat client: sends typed lines, prints messages, heartbeats (--interval MS)",
+      },
+      {
+        name: "ping-server",
+        file: "ping_server.ts",
+        about: "TCP echo server with PING/PONG idle deadline (--idle MS --pong MS)",
+      },
+      {
+        name: "ping-client",
+        file: "ping_client.ts",
+        about: "TCP client that answers PING with PONG (add the word silent to never answer)",
+      },
+    ],
     permissions: { net: ["127.0.0.1"] },
-    hints: [],
+    hints: [
+      "Take every reading of the time and every timer from the clock you are given (options.clock ?? systemClock): the grader moves a fake clock by hand, and Date.now() or the global setInterval would never see it move.",
+      "The registry is pure bookkeeping: seen() stamps lastSeen = now, expire(now) removes clients with now - lastSeen > timeoutMs, recipients() is everyone but the sender. Test it in your head with plain numbers.",
+      "Never splice an array while a forward loop walks it: the next element slides into the slot you just checked and the loop steps over it. Collect the expired clients first (filter), then rebuild the array without them.",
+      "Server: after datagramText(), 'quit' removes the sender and stops; everything else calls registry.seen(); 'hb' stops there; a message goes to each of registry.recipients(from) as `${addressKey(from)}: ${text}\\n`. The sweep is clock.setInterval(() => registry.expire(clock.now()), sweepMs), cleared in close().",
+      "Client: send 'hb' once at start, then clock.setInterval(beat, intervalMs / 3): the server then tolerates two lost heartbeats. Ignore datagrams whose sender is not the server. close(): clearInterval, send 'quit', close the socket, await the receive loop.",
+      "TCP: keep two timers. Every read that returns bytes clears both and arms idle = clock.setTimeout(ping, idleMs); ping() writes PING\\n and arms pong = clock.setTimeout(hangUp, pongTimeoutMs). Chain writes (writing = writing.then(...)) so a PING never lands inside an echoed line.",
+    ],
     seeds: ["UDP chat", "heartbeats", "client expiry", "keepalive"],
+    budgetMs: 40_000,
   },
   {
     id: "09",
@@ -214,9 +320,27 @@ export const lessons: readonly Lesson[] = [
     topic: "socketserver",
     builds: "request handlers and serial, concurrent, UDP and Unix servers with shutdown",
     files: ["socketserver.ts"],
-    programs: [],
+    programs: [
+      {
+        name: "echo",
+        file: "echo.ts",
+        about: "concurrent TCP echo server on your framework; Ctrl-C shuts it down gracefully",
+      },
+      {
+        name: "broadcast",
+        file: "broadcast.ts",
+        about: "broadcast echo server: each line goes to every client (--max-line N)",
+      },
+    ],
     permissions: { net: ["127.0.0.1"], tmp: true },
-    hints: [],
+    hints: [
+      "Start with BaseRequestHandler.run: await setup(), then handle() inside try, finish() in the finally. Most of the suite runs through it.",
+      "serveForever is a loop around handleRequest; handleRequest is: getRequest, then processRequest. The base's processRequest awaits the request's task, which is what makes a server serial.",
+      "runRequest builds a task that never rejects: try { await finishRequest } catch { handleError } finally { closeRequest }. Put the task in the in-flight map before you return it; delete it when it settles. One failing request must not reject serveForever.",
+      "The concurrent server differs in one method: processRequest starts runRequest without awaiting it and returns at once. Nothing is lost: the task never rejects and the in-flight map holds it for shutdown.",
+      'shutdown: set the stopping flag, stopAccepting(), then settledWithin(tasks of the in-flight map, deadlineMs). If that says false, closeRequest() each request still in the map (the handler\'s read fails and it ends), wait once more with settledWithin, close(), and report { outcome: "cut", cut }.',
+      "Broadcast: chain each delivery after the previous one (this.#delivering = this.#delivering.then(...)); inside, copy [...this.clients], Promise.allSettled their writeAll calls, and dropClient every conn whose write was rejected.",
+    ],
     seeds: ["socketserver", "BaseRequestHandler", "ThreadingMixIn", "serve_forever/shutdown"],
   },
   {
