@@ -114,11 +114,19 @@ export const lessons: readonly Lesson[] = [
       {
         name: "client",
         file: "client.ts",
-        about: "sends a line to --host/--port and prints the reply",
+        about: "sends --message (or each typed line), prints each reply; --encoding gbk",
       },
     ],
     permissions: { net: ["127.0.0.1"] },
-    hints: [],
+    hints: [
+      "Every function here is a loop around one call that does less than you asked: write() may take part of the bytes, read() returns whatever has arrived. Loop on what they return, never on what you hoped for.",
+      "writeAll: write() resolves to how many bytes it took. for (let offset = 0; offset < bytes.length;) offset += await writer.write(bytes.subarray(offset));",
+      "readUntil: look for the delimiter in this.#pending first (an earlier read may have brought the whole reply already). Not there? Read a chunk with this.#readChunk(), append it with concatBytes, look again. null from a read means EOF: throw new IncompleteReplyError(the bytes you have, delimiter).",
+      "When you find the delimiter at index at, the reply is #pending.slice(0, at + delimiter.length) and #pending becomes #pending.slice(at + delimiter.length) — those bytes are the next reply, never drop them. For a 2-byte delimiter like \\r\\n, search from #pending.length - delimiter.length + 1 after a read, since \\r may have come in the previous one.",
+      "Limits: a found reply longer than maxBytes, or #pending.length >= maxBytes with no delimiter in it, is a ReplyTooLongError — throw at once instead of reading more. readToEnd: start from #pending (empty it), read until null, and throw once the total passes maxBytes.",
+      "connectTo: try { return await Deno.connect({ hostname, port }); } catch (error) { if (error instanceof Deno.errors.ConnectionRefused) throw new ServerUnavailableError(address, { cause: error }); throw error; }",
+      "LineClient.request: writeAll(this.conn, new TextEncoder().encode(line + '\\n')), then this.reader.readUntil(NEWLINE, this.maxReplyBytes), then decode once: new TextDecoder(this.encoding).decode(reply without its last byte). request(): const client = await LineClient.connect(address, options); try { return await client.request(line); } finally { client.close(); }",
+    ],
     seeds: [
       "connect, send, recv",
       "replies arrive in pieces",
@@ -126,6 +134,7 @@ export const lessons: readonly Lesson[] = [
       "decode bytes: UTF-8, GBK",
       "connection refused",
     ],
+    budgetMs: 60_000,
   },
   {
     id: "03",
@@ -208,10 +217,44 @@ export const lessons: readonly Lesson[] = [
     topic: "TCP lifecycle",
     builds: "a /proc/net/tcp observer that shows LISTEN, ESTABLISHED, TIME_WAIT, CLOSE_WAIT",
     files: ["tcp_states.ts"],
-    programs: [],
-    permissions: { net: ["127.0.0.1", "[::1]"], read: ["/proc/net"] },
-    hints: [],
-    seeds: ["three-way handshake", "four-way close", "TIME_WAIT", "CLOSE_WAIT", "half-close"],
+    programs: [
+      {
+        name: "watch",
+        file: "watch.ts",
+        about: "prints the TCP states on --port as they change (your socketsOnPort)",
+      },
+      {
+        name: "server",
+        file: "reply_server.ts",
+        about: "replies after the client half-closes; --mode forget never closes, hangup closes first",
+      },
+      {
+        name: "request",
+        file: "request.ts",
+        about: "sends --text with your requestWithHalfClose and prints the reply",
+      },
+    ],
+    // Deno reads nothing under /proc without --allow-all, even with --allow-read=/proc/net:
+    // the toolkit's readProcNet runs `cat` instead, so `cat` is all this lesson may start.
+    permissions: { net: ["127.0.0.1", "[::1]"], run: ["cat"] },
+    hints: [
+      "Start with the pure parts: stateName is a lookup table indexed by the kernel's code, and the kernel counts from 1 (01 ESTABLISHED … 0B CLOSING), so slot 0 of your table stays empty.",
+      "Every number in /proc/net/tcp is hex: the state (0A), the port (1F90 = 8080), the address. Number.parseInt(text, 16), never base 10.",
+      "An IPv4 address like 0100007F is the 4 address bytes read as one number in little-endian order and printed in hex: its bytes come out reversed. new DataView(bytes.buffer).setUint32(0, Number.parseInt(hex, 16), true) puts them back; then bytes.join('.').",
+      "IPv6 is the same thing four times: 32 hex digits are four 8-digit words, each reversed on its own. formatIPv6 then makes 8 groups of 16 bits, finds the longest run (≥ 2) of zero groups for `::`, and writes ::ffff:a.b.c.d when the first 10 bytes are 0 and the next 2 are ff.",
+      "parseProcNetTcp: line.trim().split(/\\s+/) gives [slot, local, remote, state, …]; skip the header (first field 'sl') and empty lines. socketsOnPort reads BOTH readProcNet('tcp') and readProcNet('tcp6'): a listener on ::1 lives in the second.",
+      "waitForState: loop { look; keep only sockets whose local.port is end.port (and remote.port is end.peerPort); return the one in the state; past the deadline throw new StateTimeoutError(end, state, seenStates, timeoutMs); else await a setTimeout of intervalMs }.",
+      "requestWithHalfClose: write every byte, then await conn.closeWrite() (not close()), then read until read() returns null, and close in a finally.",
+    ],
+    seeds: [
+      "three-way handshake",
+      "four-way close",
+      "the eleven TCP states",
+      "TIME_WAIT and 2·MSL",
+      "CLOSE_WAIT",
+      "half-close (shutdown)",
+      "SO_REUSEADDR",
+    ],
     platforms: ["linux"],
   },
   {

@@ -109,9 +109,12 @@ function describe(entry: TranscriptEntry): string {
     case "accept":
       return `accepted your connection ${entry.detail ?? ""}`.trimEnd();
     case "sent":
-      return `→ ${count.padEnd(9)} ${showBytes(entry.bytes ?? new Uint8Array())}`;
-    case "received":
-      return `← ${count.padEnd(9)} ${showBytes(entry.bytes ?? new Uint8Array())}`;
+    case "received": {
+      // Datagram probes put the peer address in `detail`; streams leave it empty.
+      const arrow = entry.event === "sent" ? "→" : "←";
+      const where = entry.detail ? `  (${entry.detail})` : "";
+      return `${arrow} ${count.padEnd(9)} ${showBytes(entry.bytes ?? new Uint8Array())}${where}`;
+    }
     case "eof":
       return "← EOF (your side finished sending)";
     case "half-close":

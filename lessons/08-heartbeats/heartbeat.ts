@@ -1,0 +1,333 @@
+// deno-lint-ignore-file no-unused-vars require-await
+/**
+ * Lesson 08 — heartbeats and expiry.
+ *
+ * Two ways to notice that a peer has gone:
+ * - a UDP chat, where "connected" means nothing: a client is live while it keeps
+ *   talking, and heartbeats (`hb`) keep a quiet client live; the server forgets
+ *   a client that falls silent;
+ * - a TCP echo server with an application-level PING/PONG and an idle deadline,
+ *   which closes a peer that stops answering.
+ *
+ * Everything that depends on time takes a {@linkcode Clock}, so the grader can
+ * move time by hand. `deno task lesson 8` grades this file; read
+ * docs/08-heartbeats.md first. Run the chat server with
+ * `deno task run 8 server --port 9000`.
+ *
+ * @module
+ */
+import { TodoError } from "workbook";
+import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+
+const chatLog = programLogger("udp-chat");
+const pingLog = programLogger("ping-server");
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ─── Time ───────────────────────────────────────────────────────────────────
+
+/**
+ * What a clock's `setTimeout`/`setInterval` return: hand it back to
+ * `clearTimeout`/`clearInterval` and do nothing else with it (Deno's own
+ * timers return an object, the grader's fake clock a number).
+ */
+export type TimerId = unknown;
+
+/**
+ * Time and timers, injected. Take every reading of the time and every timer
+ * from the clock you were given, never from `Date.now()` or the global
+ * `setTimeout`/`setInterval`: the grader passes a clock that only moves when
+ * it says so, and checks minutes of heartbeats in milliseconds.
+ */
+export interface Clock {
+  /** Milliseconds on a clock that never jumps backwards. */
+  now(): number;
+  /** Runs `fn` once, `ms` from now; returns an id for `clearTimeout`. */
+  setTimeout(fn: () => void, ms: number): TimerId;
+  /** Cancels a timeout (an unknown or undefined id is ignored). */
+  clearTimeout(id: TimerId | undefined): void;
+  /** Runs `fn` every `ms`; returns an id for `clearInterval`. */
+  setInterval(fn: () => void, ms: number): TimerId;
+  /** Cancels an interval (an unknown or undefined id is ignored). */
+  clearInterval(id: TimerId | undefined): void;
+}
+
+/**
+ * The real clock. `performance.now()` is monotonic: unlike `Date.now()` it
+ * does not jump when the system clock is corrected, which would expire every
+ * client at once (or none for an hour).
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout> | undefined),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (id) => clearInterval(id as ReturnType<typeof setInterval> | undefined),
+};
+
+// ─── Part 1: the UDP chat ───────────────────────────────────────────────────
+//
+// Datagrams are UTF-8 text. One trailing "\n" is ignored, so `nc -u` works.
+//   "hb"    a heartbeat: registers the sender or refreshes it; never forwarded
+//   "quit"  the sender leaves at once; never forwarded
+//   other   a chat message: registers/refreshes the sender, then goes to every
+//           other registered client as "<host>:<port>: <text>\n"
+
+/** A client address as text and as registry key: `127.0.0.1:50412`. */
+export function addressKey(addr: { hostname: string; port: number }): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/** A datagram's text: UTF-8, with one trailing `\n` (or `\r\n`) removed. */
+export function datagramText(bytes: Uint8Array): string {
+  return decoder.decode(bytes).replace(/\r?\n$/, "");
+}
+
+/** One registered chat client. */
+export interface ClientEntry {
+  /** {@linkcode addressKey} of its address. */
+  key: string;
+  /** Where to send its datagrams. */
+  addr: Deno.NetAddr;
+  /** Clock reading when the server last heard from it. */
+  lastSeen: number;
+}
+
+/**
+ * Who is in the chat. Knows nothing of sockets or clocks: every method that
+ * needs the time is told `now`, so it can be checked with plain numbers.
+ * Clients are kept in an array, in the order they joined.
+ */
+export class ClientRegistry {
+  /** A client silent for longer than this (ms) expires. */
+  readonly timeoutMs: number;
+  #clients: ClientEntry[] = [];
+
+  constructor(timeoutMs: number) {
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** A copy of the registered clients, in join order (for logs and tests). */
+  list(): ClientEntry[] {
+    return this.#clients.map((client) => ({ ...client, addr: { ...client.addr } }));
+  }
+
+  /**
+   * The server heard from `addr` at `now`. A new client is added at the end
+   * (return `true`); a known one gets `lastSeen = now` (return `false`).
+   */
+  seen(addr: Deno.NetAddr, now: number): boolean {
+    throw new TodoError("seen");
+  }
+
+  /** `addr` said `quit`: remove it now. Returns whether it was registered. */
+  remove(addr: Deno.NetAddr): boolean {
+    throw new TodoError("remove");
+  }
+
+  /**
+   * The sweep: removes every client silent for *longer* than `timeoutMs`
+   * (`now - lastSeen > timeoutMs`) and returns the removed ones, in join order.
+   * Several clients can expire in the same sweep — side by side, too. Do not
+   * remove entries from the array while you are walking over it.
+   */
+  expire(now: number): ClientEntry[] {
+    throw new TodoError("expire");
+  }
+
+  /** Who gets a message from `sender`: every registered client but the sender, in join order. */
+  recipients(sender: Deno.NetAddr): ClientEntry[] {
+    throw new TodoError("recipients");
+  }
+}
+
+/**
+ * Handles one datagram that arrived at the chat server from `from` at `now`:
+ * `quit` removes the sender; anything else registers or refreshes it; `hb`
+ * stops there; a chat message is sent to every recipient as
+ * `"<addressKey(from)>: <text>\n"`, one datagram each, awaiting each send.
+ */
+export async function handleDatagram(
+  socket: Deno.DatagramConn,
+  registry: ClientRegistry,
+  bytes: Uint8Array,
+  from: Deno.NetAddr,
+  now: number,
+): Promise<void> {
+  throw new TodoError("handleDatagram");
+}
+
+/** Settings of {@linkcode startChatServer}. */
+export interface ChatServerOptions {
+  /** Address to bind (default `127.0.0.1`). */
+  hostname?: string;
+  /** Port (default 0: the kernel picks). */
+  port?: number;
+  /** A client silent for longer than this (ms) expires. */
+  timeoutMs: number;
+  /** How often the sweep runs (default `timeoutMs / 4`). */
+  sweepMs?: number;
+  /** Where time comes from (default {@linkcode systemClock}). */
+  clock?: Clock;
+}
+
+/** A running chat server. */
+export interface ChatServer {
+  /** The UDP address it receives on. */
+  readonly addr: Deno.NetAddr;
+  /** The registered clients, in join order. */
+  clients(): ClientEntry[];
+  /** Stops the sweep timer, closes the socket and waits for the receive loop to end. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the UDP chat server: binds a datagram socket, handles datagrams one
+ * at a time with {@linkcode handleDatagram} (stamped with `clock.now()`), and
+ * every `sweepMs` of the clock calls `expire(clock.now())` on a
+ * {@linkcode ClientRegistry}, logging who expired. An expired client gets
+ * nothing more; if it speaks again it joins again.
+ */
+export function startChatServer(options: ChatServerOptions): ChatServer {
+  throw new TodoError("startChatServer");
+}
+
+/** Settings of {@linkcode startChatClient}. */
+export interface ChatClientOptions {
+  /** The chat server's address (an IP address: replies are matched against it). */
+  server: { hostname: string; port: number };
+  /** The server's expiry interval (ms); the client beats every `intervalMs / 3`. */
+  intervalMs: number;
+  /** Called with the text of each datagram from the server (trailing `\n` removed). */
+  onMessage: (text: string) => void;
+  /** Where time comes from (default {@linkcode systemClock}). */
+  clock?: Clock;
+}
+
+/** A running chat client. */
+export interface ChatClient {
+  /** The client's own UDP address. */
+  readonly addr: Deno.NetAddr;
+  /** Sends one chat message (one datagram). */
+  send(text: string): Promise<void>;
+  /** Sends `quit`, stops the heartbeat timer, closes the socket, waits for the receive loop. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a chat client on its own UDP socket (127.0.0.1, port 0). It sends
+ * `hb` at once (so it is registered before it says anything), then every
+ * `intervalMs / 3` from its own `clock.setInterval`, whatever the user does:
+ * up to two heartbeats may be lost before the server's `intervalMs` runs out.
+ * Datagrams from anyone but the server are ignored (UDP lets any program send
+ * to your port). Each datagram from the server goes to `onMessage`.
+ */
+export function startChatClient(options: ChatClientOptions): ChatClient {
+  throw new TodoError("startChatClient");
+}
+
+// ─── Part 2: PING/PONG over TCP ─────────────────────────────────────────────
+
+/** Settings of the idle deadline. */
+export interface LivenessOptions {
+  /** After this long (ms) without a byte from the peer, send `PING\n`. */
+  idleMs: number;
+  /** After a PING, close the connection if no byte arrives within this (ms). */
+  pongTimeoutMs: number;
+  /** Where time comes from (default {@linkcode systemClock}). */
+  clock?: Clock;
+  /** Abort to shut the connection down (server shutdown). */
+  signal?: AbortSignal;
+}
+
+/** Why {@linkcode superviseConnection} ended. */
+export type ConnectionEnding = "peer closed" | "no pong" | "shut down";
+
+const PING = encoder.encode("PING\n");
+const PONG = encoder.encode("PONG\n");
+const NEWLINE = 0x0a;
+
+/** True when `line` (bytes without its `\n`) is `word`, with or without a trailing `\r`. */
+function lineIs(line: Uint8Array, word: string): boolean {
+  const text = decoder.decode(line);
+  return text === word || text === `${word}\r`;
+}
+
+/** Writes all of `bytes` (write() may take only part). */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
+}
+
+/**
+ * Serves one TCP connection of the ping server until it ends, then closes it:
+ * - echoes every line (`\n`-terminated) back, except `PONG` lines;
+ * - any byte from the peer (a PONG, a line, part of a line) is proof of life:
+ *   it restarts the idle deadline and answers an outstanding PING;
+ * - after `idleMs` of the clock without a byte, sends `PING\n`; if no byte
+ *   arrives within `pongTimeoutMs` after it, closes the connection ("no pong");
+ * - EOF from the peer ends it ("peer closed"); `signal` aborting ends it ("shut down").
+ * Turns on TCP keepalive too (`conn.setKeepAlive(true)`) — see the doc for why
+ * that is not enough on its own. The PING and the echoes share one stream:
+ * never let two writes interleave.
+ */
+export async function superviseConnection(
+  conn: Deno.TcpConn,
+  options: LivenessOptions,
+): Promise<ConnectionEnding> {
+  throw new TodoError("superviseConnection");
+}
+
+/** A running ping server. */
+export interface PingServer {
+  /** The TCP address it listens on. */
+  readonly addr: Deno.NetAddr;
+  /** Stops accepting, shuts every connection down, waits for all of them. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the TCP ping server: listens (default 127.0.0.1, port 0) and runs
+ * {@linkcode superviseConnection} for each accepted connection, logging the
+ * peer's arrival and how its connection ended. `close()` must not hang on idle
+ * connections: shut them down (abort their `signal`) and wait for them.
+ */
+export function startPingServer(
+  options: LivenessOptions & { hostname?: string; port?: number },
+): PingServer {
+  throw new TodoError("startPingServer");
+}
+
+/**
+ * The client side of PING/PONG: reads `\n`-terminated lines from `conn` until
+ * EOF, answers each `PING` line with `PONG\n`, and passes every other line
+ * (without its `\n` or `\r\n`) to `onLine`. Lines arrive in pieces, or several
+ * in one read. Closes `conn` when it returns.
+ */
+export async function answerPings(
+  conn: Deno.Conn,
+  onLine: (line: string) => void,
+): Promise<void> {
+  throw new TodoError("answerPings");
+}
+
+/**
+ * The chat server program: `deno task run 8 server --port 9000 [--timeout 3000]`,
+ * then chat with `deno task run 8 client --port 9000` or `nc -u 127.0.0.1 9000`.
+ */
+async function main() {
+  const args = parseProgramArgs(Deno.args, { port: 0 }, ["timeout"]);
+  await setupLogging(args.verbose ? "debug" : "info");
+  const timeoutMs = Number(args.extra.timeout ?? 3000);
+  const server = startChatServer({ hostname: args.host, port: args.port, timeoutMs });
+  chatLog.info("listening on udp {addr}; clients expire after {timeoutMs} ms of silence", {
+    addr: addressKey(server.addr),
+    timeoutMs,
+  });
+  await untilInterrupted();
+  await server.close();
+  chatLog.info("stopped");
+}
+
+if (import.meta.main) await main();

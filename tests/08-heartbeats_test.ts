@@ -1,0 +1,826 @@
+/**
+ * Grading suite of lesson 08 — heartbeats and expiry.
+ * Run it with `deno task lesson 8`.
+ *
+ * Time: most checks hand the lesson a ManualClock and move it by hand, so a
+ * "120 ms of silence" takes no real time and no check depends on timing luck.
+ * Two integration checks run on real millisecond timers and wait only for
+ * events (an expiry, a hang-up), never for a duration to be short enough.
+ *
+ * UDP has no "connection" to watch, so absence is proven by order: a socket's
+ * *next* datagram must be a later message; anything that should not have come
+ * would have arrived before it.
+ */
+import {
+  type Grader,
+  isGradeFailure,
+  lessonSuite,
+  type Probe,
+  STEP_MS,
+} from "../workbook/harness/mod.ts";
+import { ManualClock } from "../workbook/harness/manual_clock.ts";
+import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
+import type * as Lesson from "../solutions/08-heartbeats/heartbeat.ts";
+
+const suite = lessonSuite("08");
+const load = (t: Grader) => t.load<typeof Lesson>();
+const encoder = new TextEncoder();
+
+/** Settings of the fake-clock chat checks. */
+const TIMEOUT_MS = 100;
+const SWEEP_MS = 10;
+
+// ─── helpers ────────────────────────────────────────────────────────────────
+
+const key = (addr: { hostname: string; port: number }) => `${addr.hostname}:${addr.port}`;
+const udpAddr = (port: number): Deno.NetAddr => ({ transport: "udp", hostname: "127.0.0.1", port });
+const keys = (entries: { key: string }[]) => entries.map((entry) => entry.key);
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Adds a note to a failure that has none (probe waits do not take notes). */
+async function withNote<T>(promise: Promise<T>, note: string): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (isGradeFailure(error) && !error.details.note) {
+      error.details.note = note;
+      error.message = error.render();
+    }
+    throw error;
+  }
+}
+
+/**
+ * Reads learner state until `done` holds, for changes no message announces
+ * (a registry after a datagram was handled). Polls every 2 ms up to a deadline.
+ */
+async function pollUntil<T>(
+  t: Grader,
+  step: string,
+  read: () => T,
+  done: (value: T) => boolean,
+  failure: { expected: string; actual: (value: T) => string; note?: string },
+  timeoutMs = STEP_MS,
+): Promise<T> {
+  return await t.step(step, async () => {
+    const deadline = performance.now() + timeoutMs;
+    while (true) {
+      const value = read();
+      if (done(value)) return value;
+      if (performance.now() > deadline) {
+        t.fail({
+          step,
+          expected: `${failure.expected} (waited ${timeoutMs} ms)`,
+          actual: failure.actual(value),
+          note: failure.note,
+        });
+      }
+      await pause(2);
+    }
+  }, { timeoutMs: timeoutMs + 1000 });
+}
+
+/**
+ * Starts long-running learner code (it returns when a connection ends) and
+ * surfaces a failure that comes at once, such as "not implemented yet".
+ */
+async function start<T>(
+  t: Grader,
+  step: string,
+  run: () => Promise<T>,
+): Promise<{ running: Promise<T> }> {
+  let running!: Promise<T>;
+  await t.step(step, () => {
+    running = run();
+    running.catch(() => {}); // awaited later; an early failure shows right here
+    return Promise.race([running, tick()]);
+  });
+  return { running };
+}
+
+/** Moves the fake clock; timer callbacks in learner code run inside the step. */
+async function advance(t: Grader, clock: ManualClock, ms: number): Promise<void> {
+  await t.step(
+    `advance the clock by ${ms} ms to ${clock.now() + ms} ms`,
+    () => void clock.advance(ms),
+  );
+}
+
+// ─── UDP chat helpers ───────────────────────────────────────────────────────
+
+type ChatServer = Lesson.ChatServer;
+
+function describeClients(server: ChatServer, clock?: ManualClock): string {
+  const list = server.clients();
+  if (list.length === 0) return "no client registered";
+  return `registered: ${list.map((c) => `${c.key} (lastSeen ${c.lastSeen})`).join(", ")}${
+    clock ? ` at ${clock.now()} ms` : ""
+  }`;
+}
+
+async function startServer(t: Grader, clock?: ManualClock): Promise<ChatServer> {
+  const { startChatServer } = await load(t);
+  const options = clock
+    ? { hostname: "127.0.0.1", port: 0, timeoutMs: TIMEOUT_MS, sweepMs: SWEEP_MS, clock }
+    : { hostname: "127.0.0.1", port: 0, timeoutMs: 60, sweepMs: 15 };
+  const server = await t.step(
+    `startChatServer({ timeoutMs: ${options.timeoutMs}, sweepMs: ${options.sweepMs}${
+      clock ? ", clock: a fake clock" : ""
+    } })`,
+    () => startChatServer(options),
+  );
+  t.defer(() => server.close());
+  if (clock) {
+    t.check(clock.pending > 0, {
+      step: "look at the fake clock after startChatServer",
+      expected: "a sweep timer scheduled on the clock you were given (clock.setInterval)",
+      actual: "no timer scheduled on it",
+      note: "expiry needs a timer from options.clock: the global setInterval never sees the " +
+        "grader's fake clock move (and a real interval left running leaks)",
+    });
+  }
+  return server;
+}
+
+/** Waits until the server lists `probe` (after it sent something). */
+async function registered(t: Grader, server: ChatServer, probe: UdpProbe, what = "hb") {
+  await pollUntil(
+    t,
+    `${probe.label} (${key(probe.addr)}) is registered after sending ${JSON.stringify(what)}`,
+    () => server.clients(),
+    (list) => list.some((c) => c.key === key(probe.addr)),
+    {
+      expected: `server.clients() to list ${key(probe.addr)}`,
+      actual: () => describeClients(server),
+      note: "any datagram but `quit` registers its sender (registry.seen(from, clock.now())); " +
+        "`hb` and `hb\\n` are heartbeats",
+    },
+  );
+}
+
+/** Each probe sends `hb` and is registered before the next one joins (join order). */
+async function join(t: Grader, server: ChatServer, probes: UdpProbe[]): Promise<void> {
+  for (const probe of probes) {
+    await probe.send("hb", server.addr);
+    await registered(t, server, probe);
+  }
+}
+
+/** Why a datagram that arrived instead of the expected one is wrong, when we can tell. */
+function explainChat(receiver: UdpProbe, extra?: (got: Datagram) => string | undefined) {
+  return (got: Datagram): string | undefined => {
+    const own = `${key(receiver.addr)}: `;
+    if (got.text.startsWith(own)) {
+      return `that is ${receiver.label}'s own message coming back: a message goes to every ` +
+        "registered client except its sender";
+    }
+    if (/: hb\r?\n$/.test(got.text)) {
+      return "a heartbeat was forwarded as if it were a chat message: `hb` only registers or " +
+        "refreshes its sender, nobody else hears it";
+    }
+    if (/: quit\r?\n$/.test(got.text)) return "`quit` was forwarded: it only removes its sender";
+    if (!got.text.endsWith("\n")) {
+      return 'forwarded messages are "<host>:<port>: <text>\\n" — with the newline';
+    }
+    return extra?.(got);
+  };
+}
+
+/** `sender` says `text`; each of `hearers` must receive it next. */
+async function say(
+  server: ChatServer,
+  sender: UdpProbe,
+  text: string,
+  hearers: UdpProbe[],
+  extra?: (receiver: UdpProbe) => ((got: Datagram) => string | undefined) | undefined,
+): Promise<void> {
+  await sender.send(text, server.addr);
+  const line = `${key(sender.addr)}: ${text}\n`;
+  for (const hearer of hearers) {
+    await hearer.expectNext(line, {
+      step: `${hearer.label} receives ${sender.label}'s ${JSON.stringify(text)}`,
+      explain: explainChat(hearer, extra?.(hearer)),
+      note: `${sender.label} and ${hearer.label} are both registered, so ${hearer.label} gets ` +
+        `"${key(sender.addr)}: ${text}\\n"`,
+    });
+  }
+}
+
+// ─── Part 1a: the registry ──────────────────────────────────────────────────
+
+suite.test("ClientRegistry keeps join order, refreshes on seen, and leaves the sender out", async (t) => {
+  const { ClientRegistry } = await load(t);
+  const registry = new ClientRegistry(TIMEOUT_MS);
+  const [a, b, c] = [udpAddr(5001), udpAddr(5002), udpAddr(5003)];
+  const isNew = await t.step("registry.seen(A, 0) for a new client", () => registry.seen(a, 0));
+  t.expectEqual(isNew, true, "registry.seen(A, 0) returns", "true: A was not registered yet");
+  await t.step("registry.seen(B, 5); registry.seen(C, 7)", () => {
+    registry.seen(b, 5);
+    registry.seen(c, 7);
+  });
+  const again = await t.step("registry.seen(A, 40) for a known client", () => registry.seen(a, 40));
+  t.expectEqual(again, false, "registry.seen(A, 40) returns", "false: A was registered already");
+  t.expectEqual(
+    registry.list().map((entry) => [entry.key, entry.lastSeen]),
+    [["127.0.0.1:5001", 40], ["127.0.0.1:5002", 5], ["127.0.0.1:5003", 7]],
+    "registry.list() after seen(A,0), seen(B,5), seen(C,7), seen(A,40)",
+    "a known client keeps its place and gets lastSeen = now; a new one joins at the end",
+  );
+  const forB = await t.step("registry.recipients(B)", () => registry.recipients(b));
+  t.expectEqual(
+    keys(forB),
+    ["127.0.0.1:5001", "127.0.0.1:5003"],
+    "who gets B's message",
+    "everyone registered except the sender (B), in join order",
+  );
+  const removed = await t.step("registry.remove(B)", () => registry.remove(b));
+  const twice = await t.step("registry.remove(B) again", () => registry.remove(b));
+  t.expectEqual([removed, twice], [true, false], "remove(B), then remove(B) again, return");
+  t.expectEqual(
+    keys(registry.list()),
+    ["127.0.0.1:5001", "127.0.0.1:5003"],
+    "list() after remove(B)",
+  );
+});
+
+suite.test("ClientRegistry.expire removes every silent client, also two side by side", async (t) => {
+  const { ClientRegistry } = await load(t);
+  const registry = new ClientRegistry(TIMEOUT_MS);
+  const names = ["A", "B", "C", "D", "E"];
+  const addrs = names.map((_, i) => udpAddr(6001 + i));
+  const nameOf = (k: string) => names[addrs.findIndex((addr) => key(addr) === k)] ?? k;
+  await t.step("A, B, C, D, E join at 0 ms; A, D, E are heard again at 50 ms", () => {
+    for (const addr of addrs) registry.seen(addr, 0);
+    for (const i of [0, 3, 4]) registry.seen(addrs[i], 50);
+  });
+  const swept = await t.step("registry.expire(101)", () => registry.expire(101));
+  const left = registry.list().map((entry) => nameOf(entry.key));
+  const sweptNames = swept.map((entry) => nameOf(entry.key));
+  const skipped = sweptNames.includes("B") && !sweptNames.includes("C") && left.includes("C");
+  t.expectEqual(
+    { expired: sweptNames, left },
+    { expired: ["B", "C"], left: ["A", "D", "E"] },
+    "expire(101): B and C were silent 101 ms (> 100), A, D and E only 51 ms",
+    skipped
+      ? "C was skipped. It sat right after B: removing B from the array while walking it " +
+        "forward slid C into B's slot, and the loop stepped past it. Decide first, remove " +
+        "after (or walk backwards) — see “Changing a list while you walk it” in the doc"
+      : "expire(now) removes and returns every client with now - lastSeen > timeoutMs, in join order",
+  );
+  const rest = await t.step("registry.expire(151)", () => registry.expire(151));
+  t.expectEqual(
+    { expired: rest.map((entry) => nameOf(entry.key)), left: keys(registry.list()) },
+    { expired: ["A", "D", "E"], left: [] },
+    "expire(151): A, D and E have now been silent 101 ms: all three go, side by side",
+  );
+
+  const edge = new ClientRegistry(TIMEOUT_MS);
+  await t.step("on a new registry: seen(A, 0)", () => edge.seen(addrs[0], 0));
+  const atLimit = await t.step("expire(100)", () => edge.expire(100));
+  t.expectEqual(
+    keys(atLimit),
+    [],
+    "expire(100) after seen(A, 0)",
+    "silent for exactly timeoutMs is not silent for *longer* than timeoutMs: A stays (use >)",
+  );
+  const past = await t.step("expire(101)", () => edge.expire(101));
+  t.expectEqual(keys(past), ["127.0.0.1:6001"], "expire(101) after seen(A, 0)");
+});
+
+// ─── Part 1b: the chat server ───────────────────────────────────────────────
+
+suite.test("the server forwards each message to every other client, never to the sender", async (t) => {
+  const clock = new ManualClock();
+  const server = await startServer(t, clock);
+  const [a, b, c] = ["A", "B", "C"].map((label) => openUdpProbe(t, label));
+  await join(t, server, [a, b, c]);
+  await say(server, a, "hello from A", [b, c]);
+  await say(server, b, "hi, B here", [a, c]);
+  await say(server, c, "C too — ünïcödé ✓", [a, b]);
+  await say(server, a, "bye", [b, c]);
+  await say(server, b, "last word", [a, c]);
+  await t.step("server.close()", () => server.close());
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after server.close()",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled`,
+    note: "close() must clearInterval the sweep timer, or a real server keeps running it forever",
+  });
+});
+
+suite.test("heartbeats register a client and are never forwarded", async (t) => {
+  const clock = new ManualClock();
+  const server = await startServer(t, clock);
+  const [a, b] = ["A", "B"].map((label) => openUdpProbe(t, label));
+  await a.send("hb", server.addr);
+  await registered(t, server, a);
+  await b.send("hb\n", server.addr);
+  await registered(t, server, b, "hb\\n");
+  await a.send("hb", server.addr);
+  await say(server, a, "after my heartbeat", [b]);
+  await b.send("hb", server.addr);
+  await b.send("hb\n", server.addr);
+  await say(server, b, "B speaks at last", [a]);
+});
+
+suite.test("a silent client expires and gets nothing more; heartbeats keep the others", async (t) => {
+  const clock = new ManualClock();
+  const server = await startServer(t, clock);
+  // C and D join side by side and stay silent: they must expire in the same sweep.
+  const [a, c, d, b] = ["A", "C", "D", "B"].map((label) => openUdpProbe(t, label));
+  await join(t, server, [a, c, d, b]);
+  await advance(t, clock, 60);
+  for (const probe of [a, b]) {
+    await probe.send("hb", server.addr);
+    await pollUntil(
+      t,
+      `${probe.label}'s heartbeat at 60 ms refreshes its lastSeen`,
+      () => server.clients().find((entry) => entry.key === key(probe.addr))?.lastSeen,
+      (lastSeen) => lastSeen === 60,
+      {
+        expected: `${probe.label}'s lastSeen to become 60 (the fake clock's now())`,
+        actual: () => describeClients(server, clock),
+        note: "a heartbeat refreshes its sender: registry.seen(from, clock.now())",
+      },
+    );
+  }
+  await advance(t, clock, 60);
+  const silent = [c, d].map((probe) => `${probe.label} (${key(probe.addr)})`).join(" and ");
+  await pollUntil(
+    t,
+    "the sweeps up to 120 ms expire C and D, and only them",
+    () => server.clients(),
+    (list) => keys(list).join() === [key(a.addr), key(b.addr)].join(),
+    {
+      expected: `only A and B registered: ${silent} have been silent 120 ms ` +
+        `(timeoutMs ${TIMEOUT_MS}, a sweep every ${SWEEP_MS} ms), A and B only 60 ms`,
+      actual: () => describeClients(server, clock),
+      note: "every sweepMs of the clock, registry.expire(clock.now()) must remove every client " +
+        "silent longer than timeoutMs — two side by side too",
+    },
+  );
+  await say(server, a, "C and D are gone", [b]);
+  for (const probe of [c, d]) {
+    await probe.send("hb", server.addr);
+    await registered(t, server, probe);
+  }
+  const expiredNote = (receiver: UdpProbe) => (got: Datagram) =>
+    got.text.includes("C and D are gone")
+      ? `${receiver.label} had been silent 120 ms (> timeoutMs ${TIMEOUT_MS}) when A said that: ` +
+        "an expired client gets nothing more until it speaks again"
+      : undefined;
+  await say(server, b, "welcome back", [a, c, d], (receiver) => expiredNote(receiver));
+});
+
+suite.test("quit leaves at once and is never forwarded", async (t) => {
+  const clock = new ManualClock();
+  const server = await startServer(t, clock);
+  const [a, b, c] = ["A", "B", "C"].map((label) => openUdpProbe(t, label));
+  await join(t, server, [a, b, c]);
+  await b.send("quit", server.addr);
+  await pollUntil(
+    t,
+    "B is gone right after its quit (the clock has not moved)",
+    () => server.clients(),
+    (list) => !keys(list).includes(key(b.addr)),
+    {
+      expected: `${key(b.addr)} no longer registered`,
+      actual: () => describeClients(server, clock),
+      note: "`quit` removes its sender at once (registry.remove), without waiting for expiry",
+    },
+  );
+  await say(server, a, "while B is away", [c]);
+  await b.send("hb", server.addr);
+  await registered(t, server, b);
+  const quitNote = () => (got: Datagram) =>
+    got.text.includes("while B is away")
+      ? "B had quit when A said that: a client that left gets nothing until it speaks again"
+      : undefined;
+  await say(server, a, "welcome back, B", [b, c], quitNote);
+  await say(server, b, "thanks", [a, c]);
+});
+
+// ─── Part 1c: the chat client ───────────────────────────────────────────────
+
+async function startClient(t: Grader, server: UdpProbe, clock: ManualClock, heard: string[]) {
+  const { startChatClient } = await load(t);
+  const client = await t.step(
+    `startChatClient({ server: ${key(server.addr)}, intervalMs: 90, clock: a fake clock })`,
+    () =>
+      startChatClient({
+        server: { hostname: "127.0.0.1", port: server.addr.port },
+        intervalMs: 90,
+        clock,
+        onMessage: (text) => void heard.push(text),
+      }),
+  );
+  t.defer(() => client.close());
+  return client;
+}
+
+suite.test("the client registers at once, then heartbeats every intervalMs / 3", async (t) => {
+  const clock = new ManualClock();
+  const server = openUdpProbe(t, "server");
+  const client = await startClient(t, server, clock, []);
+  const beatNote = "the client sends `hb` every intervalMs / 3 = 30 ms of the clock it was given " +
+    "(clock.setInterval), whatever the user does";
+  await server.expectNext("hb", {
+    step: "your client sends hb at once, before any timer fires",
+    note: "send one `hb` when the client starts, so the server knows it before it says anything",
+  });
+  for (const at of [30, 60, 90]) {
+    await advance(t, clock, 30);
+    await server.expectNext("hb", { step: `a heartbeat at ${at} ms`, note: beatNote });
+  }
+  await t.step('client.send("hello")', () => client.send("hello"));
+  await server.expectNext("hello", {
+    step: "the message arrives, with no heartbeat before it",
+    note: beatNote,
+  });
+  await advance(t, clock, 29);
+  await t.step('client.send("still typing") at 119 ms', () => client.send("still typing"));
+  await server.expectNext("still typing", {
+    step: "no heartbeat between 90 and 119 ms",
+    explain: (got) =>
+      got.text === "hb" ? "a heartbeat came less than 30 ms after the last one" : undefined,
+    note: beatNote,
+  });
+  await advance(t, clock, 1);
+  await server.expectNext("hb", { step: "a heartbeat at 120 ms", note: beatNote });
+  await t.step("client.close()", () => client.close());
+  await server.expectNext("quit", {
+    step: "close() says quit",
+    note: "close() sends `quit`, so the server drops the client at once instead of after a timeout",
+  });
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after client.close()",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled`,
+    note: "close() must clearInterval the heartbeat, or it keeps sending into a closed socket",
+  });
+});
+
+suite.test("the client passes the server's messages on and ignores other senders", async (t) => {
+  const clock = new ManualClock();
+  const server = openUdpProbe(t, "server");
+  const stranger = openUdpProbe(t, "stranger");
+  const heard: string[] = [];
+  const client = await startClient(t, server, clock, heard);
+  await server.expectNext("hb", { step: "your client registers with hb" });
+  const first = "127.0.0.1:4242: hello there";
+  const second = "127.0.0.1:4242: ünïcödé ✓ and more";
+  await stranger.send("127.0.0.1:6666: I am not the server\n", client.addr);
+  await server.send(`${first}\n`, client.addr);
+  await pollUntil(t, "onMessage is called", () => heard.length, (n) => n >= 1, {
+    expected: "a call of onMessage for the server's datagram",
+    actual: () => "no call of onMessage",
+    note: "receive datagrams in a loop and hand each one from the server to onMessage",
+  });
+  t.expectEqual(
+    heard[0],
+    first,
+    "the first text your client passed to onMessage",
+    heard[0]?.includes("not the server")
+      ? `that datagram came from the stranger (${key(stranger.addr)}), not from the server: ` +
+        "UDP lets any program send to your port, so compare the sender with the server's address"
+      : "pass the datagram's text without its trailing \\n",
+  );
+  await server.send(`${second}\n`, client.addr);
+  await pollUntil(t, "onMessage is called again", () => heard.length, (n) => n >= 2, {
+    expected: "a second call of onMessage",
+    actual: (n) => `${n} call(s)`,
+  });
+  t.expectEqual(
+    heard,
+    [first, second],
+    "everything your client passed to onMessage",
+    "only the server's datagrams, each once, in order, without the trailing \\n",
+  );
+});
+
+// ─── Part 2: PING/PONG over TCP ─────────────────────────────────────────────
+
+const IDLE_MS = 100;
+const PONG_MS = 50;
+
+/** The grader's peer and the learner's superviseConnection on the accepted end. */
+async function supervised(t: Grader, clock: ManualClock) {
+  const { superviseConnection } = await load(t);
+  const state: { running?: Promise<Lesson.ConnectionEnding> } = {};
+  // Deferred first, so it runs last: after the peer has closed, wait for the function to return.
+  t.defer(() => state.running?.catch(() => {}));
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept().finally(() => listener.close());
+  const peer = await t.connect(listener.addr, "peer");
+  const conn = await accepted;
+  const keepAlive: boolean[] = [];
+  // Watch setKeepAlive; everything else goes straight to the real connection.
+  const watched = new Proxy(conn, {
+    get(target, prop) {
+      if (prop === "setKeepAlive") {
+        return (on?: boolean) => {
+          keepAlive.push(on ?? true);
+          target.setKeepAlive(on);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  ({ running: state.running } = await start(
+    t,
+    `superviseConnection(conn, { idleMs: ${IDLE_MS}, pongTimeoutMs: ${PONG_MS}, clock })`,
+    () => superviseConnection(watched, { idleMs: IDLE_MS, pongTimeoutMs: PONG_MS, clock }),
+  ));
+  return { peer, running: state.running, keepAlive };
+}
+
+async function echoes(peer: Probe, line: string, note?: string): Promise<void> {
+  await peer.send(line);
+  await withNote(
+    peer.expect(line, { step: `your server echoes ${JSON.stringify(line)}` }),
+    note ?? "every line from the peer comes back as it was sent (PONG lines excepted)",
+  );
+}
+
+suite.test("a peer that answers PING stays connected across several idle periods", async (t) => {
+  const clock = new ManualClock();
+  const { peer, running, keepAlive } = await supervised(t, clock);
+  await echoes(peer, "hello\n");
+  await advance(t, clock, IDLE_MS);
+  for (const round of [1, 2, 3]) {
+    await withNote(
+      peer.expect("PING\n", { step: `PING after ${IDLE_MS} ms without a byte (round ${round})` }),
+      round === 1
+        ? `after idleMs (${IDLE_MS}) of the clock without hearing from the peer, write PING\\n`
+        : `the peer answered the last PING, so the connection stays open, and ${IDLE_MS} ms ` +
+          "after that answer it is PINGed again",
+    );
+    await peer.send(`PONG\nround ${round}\n`, { split: round === 2 ? "bytes" : "whole" });
+    await withNote(
+      peer.expect(`round ${round}\n`, { step: "the line after PONG comes back, PONG does not" }),
+      "PONG is proof of life, not data: do not echo it",
+    );
+    // Past the PONG deadline of this PING, then on to the next idle deadline.
+    await advance(t, clock, PONG_MS);
+    await advance(t, clock, IDLE_MS - PONG_MS);
+  }
+  await withNote(
+    peer.expect("PING\n", { step: "a fourth PING" }),
+    "the peer answered every PING: it stays connected",
+  );
+  await peer.close();
+  const ending = await t.step("superviseConnection returns after the peer closes", () => running);
+  t.expectEqual(ending, "peer closed", "what superviseConnection returned");
+  t.check(keepAlive.includes(true), {
+    step: "TCP keepalive on the supervised connection",
+    expected: "conn.setKeepAlive(true) to have been called",
+    actual: keepAlive.length ? `setKeepAlive(${keepAlive.join("), setKeepAlive(")})` : "no call",
+    note: "kernel keepalive finds dead hosts (after ~2 h by default), PING finds dead " +
+      "programs: turn both on — see the doc's “What TCP keepalive does” section",
+  });
+});
+
+suite.test("any data from the peer counts as proof of life", async (t) => {
+  const clock = new ManualClock();
+  const { peer, running } = await supervised(t, clock);
+  await echoes(peer, "a\n");
+  await advance(t, clock, 60);
+  await echoes(peer, "b at 60 ms\n");
+  await advance(t, clock, 60);
+  await echoes(
+    peer,
+    "c at 120 ms\n",
+    "the peer sent a line at 60 ms, so at 120 ms it has been quiet only 60 ms (< idleMs " +
+      `${IDLE_MS}): no PING yet. Every byte from the peer restarts the idle deadline`,
+  );
+  await advance(t, clock, IDLE_MS);
+  await withNote(
+    peer.expect("PING\n", { step: `PING at 220 ms, ${IDLE_MS} ms after the last line` }),
+    "after idleMs of the clock without a byte from the peer, write PING\\n",
+  );
+  await echoes(peer, "data instead of PONG\n");
+  await advance(t, clock, PONG_MS);
+  await echoes(
+    peer,
+    "still open\n",
+    "a line that answers a PING is as good as a PONG: the peer is alive, keep the connection",
+  );
+  await peer.close();
+  await t.step("superviseConnection returns after the peer closes", () => running);
+});
+
+suite.test("a peer that does not answer PING is closed", async (t) => {
+  const clock = new ManualClock();
+  const { peer, running } = await supervised(t, clock);
+  await echoes(peer, "hi, then silence\n");
+  await advance(t, clock, IDLE_MS);
+  await withNote(
+    peer.expect("PING\n", { step: `PING after ${IDLE_MS} ms of silence` }),
+    "after idleMs of the clock without a byte from the peer, write PING\\n",
+  );
+  await advance(t, clock, PONG_MS);
+  await withNote(
+    peer.expectEnd({
+      step: `your side closes the connection ${PONG_MS} ms after an unanswered PING`,
+    }),
+    `nothing came back within pongTimeoutMs (${PONG_MS}) of the PING: the peer is dead or ` +
+      "hung, so close the connection (a PING nobody checks keeps a dead peer forever)",
+  );
+  const ending = await t.step("superviseConnection returns", () => running);
+  t.expectEqual(ending, "no pong", "what superviseConnection returned");
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after superviseConnection returned",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+    note: "clear the idle and PONG timers when the connection ends",
+  });
+});
+
+suite.test("answerPings answers PING with PONG and passes the other lines on", async (t) => {
+  const { answerPings } = await load(t);
+  const server = t.serve(async (peer) => {
+    await peer.send("PING\n", { split: "bytes" });
+    await withNote(
+      peer.expect("PONG\n", { step: "your client answers a PING sent one byte at a time" }),
+      "collect bytes until \\n: a line can arrive in pieces",
+    );
+    await peer.send("hello\nPING\nwörld ✓\r\n");
+    await withNote(
+      peer.expect("PONG\n", { step: "your client answers the PING among other lines" }),
+      "one read can hold several lines: handle each of them",
+    );
+    await peer.send("PI", { step: 'send "PI"' });
+    await peer.send("NG\r\nbye\n", { step: 'send "NG\\r\\nbye\\n"' });
+    await peer.expect("PONG\n", { step: "your client answers a PING that ends in \\r\\n" });
+    await peer.closeWrite();
+    await withNote(
+      peer.expectEnd({ step: "your client closes its connection after the server's EOF" }),
+      "answerPings returns at EOF and closes the connection",
+    );
+  });
+  const conn = await Deno.connect(server.addr);
+  const lines: string[] = [];
+  const { running } = await start(
+    t,
+    "answerPings(conn, onLine)",
+    () => answerPings(conn, (line) => void lines.push(line)),
+  );
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch {
+      // answerPings closed it, as it should.
+    }
+  });
+  await t.step("the grader's server finishes its script", () => server.settled(), {
+    timeoutMs: 4 * STEP_MS,
+  });
+  await t.step("answerPings returns after the server's EOF", () => running);
+  t.expectEqual(
+    lines,
+    ["hello", "wörld ✓", "bye"],
+    "the lines your client passed to onLine",
+    "every line but PING, without its \\n or \\r\\n, decoded as UTF-8",
+  );
+});
+
+// ─── Integration, on real millisecond timers ────────────────────────────────
+
+suite.test("real timers: a heartbeat-only client stays while silent ones expire", async (t) => {
+  const { startChatClient } = await load(t);
+  const server = await startServer(t);
+  const heard: string[] = [];
+  const clients = await t.step(
+    "start two chat clients (intervalMs: 60, real clock)",
+    () =>
+      ["listener", "talker"].map((name) => {
+        const client = startChatClient({
+          server: { hostname: "127.0.0.1", port: server.addr.port },
+          intervalMs: 60,
+          onMessage: name === "listener" ? (text) => void heard.push(text) : () => {},
+        });
+        t.defer(() => client.close());
+        return client;
+      }),
+  );
+  const [listener, talker] = clients;
+  await pollUntil(
+    t,
+    "both clients are registered",
+    () => keys(server.clients()),
+    (list) => [listener, talker].every((client) => list.includes(key(client.addr))),
+    {
+      expected: "both clients listed by server.clients()",
+      actual: () => describeClients(server),
+    },
+  );
+  // Three silent clients in turn: each joins after the last expired, so the
+  // listener lives through at least three timeouts on heartbeats alone.
+  for (const n of [1, 2, 3]) {
+    const silent = openUdpProbe(t, `silent ${n}`);
+    await silent.send("hb", server.addr);
+    await registered(t, server, silent);
+    await pollUntil(
+      t,
+      `silent ${n} expires on the server's real timer`,
+      () => keys(server.clients()),
+      (list) => !list.includes(key(silent.addr)),
+      {
+        expected: `${key(silent.addr)} to expire (silent, timeoutMs 60, sweepMs 15)`,
+        actual: () => describeClients(server),
+        note: "with no clock option the server uses systemClock: its sweep runs on real time",
+      },
+      3000,
+    );
+    await silent.close();
+  }
+  await t.step("the heartbeat-only listener still hears the talker", async () => {
+    // A heartbeat that lost a race with a sweep on a busy machine is forgiven: the
+    // listener joins again on its next beat, so the talker repeats itself (bounded).
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const text = `are you there? (${attempt})`;
+      await talker.send(text);
+      const deadline = performance.now() + 400;
+      while (performance.now() < deadline) {
+        if (heard.some((line) => line.endsWith(text))) return;
+        await pause(5);
+      }
+    }
+    t.fail({
+      step: "the heartbeat-only listener still hears the talker",
+      expected: "the listener (which only sends hb) to receive the talker's message",
+      actual: `it heard ${JSON.stringify(heard)}; ${describeClients(server)}`,
+      note: "the client must keep sending hb every intervalMs / 3 on its own timer, so the " +
+        "server never expires it",
+    });
+  }, { timeoutMs: 4 * STEP_MS });
+  await t.step("listener.close()", () => listener.close());
+  await pollUntil(
+    t,
+    "the listener's quit removes it at once",
+    () => keys(server.clients()),
+    (list) => !list.includes(key(listener.addr)),
+    {
+      expected: `${key(listener.addr)} gone from server.clients()`,
+      actual: () => describeClients(server),
+    },
+  );
+});
+
+suite.test("real timers: an answering client stays connected, a silent peer is closed", async (t) => {
+  const { startPingServer, answerPings } = await load(t);
+  const server = await t.step(
+    "startPingServer({ idleMs: 30, pongTimeoutMs: 300 }) (real clock)",
+    () => startPingServer({ hostname: "127.0.0.1", port: 0, idleMs: 30, pongTimeoutMs: 300 }),
+  );
+  t.defer(() => server.close());
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch {
+      // answerPings closed it, as it should.
+    }
+  });
+  const lines: string[] = [];
+  const { running } = await start(
+    t,
+    "answerPings(conn, onLine) on a connection to your server",
+    () => answerPings(conn, (line) => void lines.push(line)),
+  );
+  // Two silent peers in turn: the answering client lives through two full
+  // PING + pongTimeout periods (about twenty PINGs) before it is checked.
+  for (const n of [1, 2]) {
+    const silent = await t.connect(server.addr, `silent ${n}`);
+    await withNote(
+      silent.expect("PING\n", { step: `silent ${n} is PINGed after 30 ms idle`, timeoutMs: 3000 }),
+      "with no clock option the server uses systemClock: its idle timer runs on real time",
+    );
+    await withNote(
+      silent.expectEnd({ step: `silent ${n} is closed 300 ms after its PING`, timeoutMs: 3000 }),
+      "a peer that does not answer a PING within pongTimeoutMs must be closed",
+    );
+  }
+  await t.step("the answering client is still connected: send a line, hear it back", async () => {
+    try {
+      await conn.write(encoder.encode("still here\n"));
+    } catch (error) {
+      t.fail({
+        step: "the answering client is still connected",
+        expected: "the connection to be open",
+        actual: `write failed: ${error}`,
+        note: "your server closed a client that answered every PING: a PONG is proof of life",
+      });
+    }
+  });
+  await pollUntil(t, "the echo reaches the answering client", () => lines, (l) => l.length > 0, {
+    expected: 'the echo "still here"',
+    actual: () => "nothing came back",
+    note: "a client that answers every PING with PONG must stay connected",
+  });
+  t.expectEqual(lines, ["still here"], "lines the answering client received (PINGs aside)");
+  await t.step("server.close() ends every connection", () => server.close());
+  await t.step("answerPings returns once the server is gone", () => running);
+});

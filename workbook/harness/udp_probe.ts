@@ -1,0 +1,241 @@
+/**
+ * The grader's end of a UDP conversation: a datagram socket on 127.0.0.1
+ * whose every datagram, sent or received, goes into the test's transcript,
+ * and whose waits have deadlines and say what did arrive.
+ *
+ * A probe receives in the background from the moment it exists and keeps the
+ * datagrams in arrival order; {@linkcode UdpProbe.next} consumes them one at a
+ * time. "The next datagram this socket gets must be X" is how a suite proves
+ * that something else did *not* arrive before X, without waiting for silence.
+ *
+ * @module
+ */
+import { showBytes, toBytes } from "./bytes.ts";
+import { GradeFailure } from "./failure.ts";
+import { addressText, type ProbeContext, STEP_MS, type WaitOptions } from "./probe.ts";
+
+/** One datagram a probe received. */
+export interface Datagram {
+  bytes: Uint8Array;
+  /** The bytes decoded as UTF-8. */
+  text: string;
+  from: Deno.NetAddr;
+  /** Arrival, in ms since the test began (the transcript's time scale). */
+  at: number;
+}
+
+/** Options of {@linkcode UdpProbe.expectNext}. */
+export interface ExpectDatagramOptions extends WaitOptions {
+  /** Words for the learner when a different datagram arrives (given the one that did). */
+  explain?: (actual: Datagram) => string | undefined;
+  /** Words for the learner when the datagram does not come, or when `explain` has none. */
+  note?: string;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * A recorded UDP socket with deadlines.
+ *
+ * @example
+ * ```ts ignore
+ * const a = openUdpProbe(t, "A");
+ * await a.send("hb", server.addr);
+ * await a.send("hello", server.addr);
+ * await b.expectNext(`${addressText(a.addr)}: hello\n`);
+ * ```
+ */
+export class UdpProbe {
+  readonly label: string;
+  readonly socket: Deno.DatagramConn;
+  readonly #ctx: ProbeContext;
+  readonly #all: Datagram[] = [];
+  #consumed = 0;
+  #closed = false;
+  readonly #pump: Promise<void>;
+  readonly #listeners = new Set<() => void>();
+
+  constructor(label: string, ctx: ProbeContext, options: { hostname?: string } = {}) {
+    this.label = label;
+    this.#ctx = ctx;
+    this.socket = Deno.listenDatagram({
+      hostname: options.hostname ?? "127.0.0.1",
+      port: 0,
+      transport: "udp",
+    });
+    this.#pump = this.#receiveLoop();
+  }
+
+  /** Where this probe receives: send datagrams for it here. */
+  get addr(): Deno.NetAddr {
+    return this.socket.addr as Deno.NetAddr;
+  }
+
+  /** Every datagram received so far, consumed or not. */
+  get received(): readonly Datagram[] {
+    return this.#all;
+  }
+
+  /** Datagrams received and not yet consumed by {@linkcode UdpProbe.next}. */
+  get queued(): readonly Datagram[] {
+    return this.#all.slice(this.#consumed);
+  }
+
+  async #receiveLoop(): Promise<void> {
+    while (!this.#closed) {
+      let bytes: Uint8Array;
+      let from: Deno.Addr;
+      try {
+        [bytes, from] = await this.socket.receive();
+      } catch (error) {
+        if (!this.#closed) {
+          this.#ctx.transcript.record(this.label, "note", { detail: `receive failed: ${error}` });
+        }
+        break;
+      }
+      const datagram = {
+        bytes: bytes.slice(),
+        text: decoder.decode(bytes),
+        from: from as Deno.NetAddr,
+        at: this.#ctx.transcript.now(),
+      };
+      this.#all.push(datagram);
+      this.#ctx.transcript.record(this.label, "received", {
+        bytes,
+        detail: `from ${addressText(from)}`,
+      });
+      for (const listener of [...this.#listeners]) listener();
+    }
+  }
+
+  /** Sends one datagram to `to`. */
+  async send(
+    data: string | Uint8Array,
+    to: { hostname: string; port: number },
+    options: { step?: string } = {},
+  ): Promise<void> {
+    const bytes = toBytes(data);
+    const target: Deno.NetAddr = { transport: "udp", hostname: to.hostname, port: to.port };
+    try {
+      await this.socket.send(bytes, target);
+    } catch (error) {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step: options.step ?? `send ${showBytes(bytes, 60)} from ${this.label}`,
+        expected: `the datagram to leave for ${addressText(target)}`,
+        actual: `send failed: ${error}`,
+      });
+    }
+    this.#ctx.transcript.record(this.label, "sent", {
+      bytes,
+      detail: `to ${addressText(target)}`,
+    });
+  }
+
+  /** The next datagram not yet consumed, waiting for it up to the deadline. */
+  next(options: WaitOptions = {}): Promise<Datagram> {
+    const step = options.step ?? `receive a datagram on ${this.label}`;
+    const timeoutMs = options.timeoutMs ?? STEP_MS;
+    const take = () => this.#consumed < this.#all.length ? this.#all[this.#consumed++] : undefined;
+    const ready = take();
+    if (ready) return Promise.resolve(ready);
+    return new Promise<Datagram>((resolve, reject) => {
+      const finish = (outcome: () => void) => {
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
+        this.#ctx.signal.removeEventListener("abort", onAbort);
+        outcome();
+      };
+      const listener = () => {
+        const datagram = take();
+        if (datagram) finish(() => resolve(datagram));
+      };
+      const onAbort = () => finish(() => reject(this.#ctx.signal.reason));
+      const timer = setTimeout(() =>
+        finish(() =>
+          reject(
+            new GradeFailure({
+              kind: "timeout",
+              step,
+              expected: `a datagram on ${this.label} within ${timeoutMs} ms`,
+              actual: `none arrived; ${this.#sofar()}`,
+            }),
+          )
+        ), timeoutMs);
+      this.#listeners.add(listener);
+      this.#ctx.signal.addEventListener("abort", onAbort);
+      if (this.#ctx.signal.aborted) onAbort();
+    });
+  }
+
+  /** Fails unless the next datagram is exactly `expected`; returns it. */
+  async expectNext(
+    expected: string | Uint8Array,
+    options: ExpectDatagramOptions = {},
+  ): Promise<Datagram> {
+    const want = toBytes(expected);
+    const step = options.step ?? `receive ${showBytes(want, 60)} on ${this.label}`;
+    const got = await this.next({ ...options, step }).catch((error) => {
+      if (error instanceof GradeFailure) {
+        error.details.expected = `${showBytes(want)} on ${this.label} within ${
+          options.timeoutMs ?? STEP_MS
+        } ms`;
+        error.details.note ??= options.note;
+        error.message = error.render();
+      }
+      throw error;
+    });
+    if (!sameBytes(got.bytes, want)) {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step,
+        expected: `the next datagram on ${this.label} to be ${showBytes(want)}`,
+        actual: `${showBytes(got.bytes)} from ${addressText(got.from)}`,
+        note: options.explain?.(got) ?? options.note,
+      });
+    }
+    return got;
+  }
+
+  #sofar(): string {
+    const n = this.#all.length;
+    return n === 0
+      ? `${this.label} had received no datagram at all`
+      : `${this.label} had received ${n} datagram(s), all consumed; the last was ${
+        showBytes(this.#all[n - 1].bytes, 60)
+      }`;
+  }
+
+  /** Closes the socket (idempotent) and waits for the background receiver to stop. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.socket.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#pump;
+  }
+}
+
+/**
+ * A probe recorded in the test's transcript and closed after the test.
+ * `t` is the suite's Grader (only its transcript, signal and defer are used).
+ */
+export function openUdpProbe(
+  t: {
+    transcript: ProbeContext["transcript"];
+    signal: AbortSignal;
+    defer(fn: () => unknown): void;
+  },
+  label: string,
+): UdpProbe {
+  const probe = new UdpProbe(label, { transcript: t.transcript, signal: t.signal });
+  t.defer(() => probe.close());
+  return probe;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
