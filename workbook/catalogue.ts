@@ -385,6 +385,8 @@ export const lessons: readonly Lesson[] = [
       "Broadcast: chain each delivery after the previous one (this.#delivering = this.#delivering.then(...)); inside, copy [...this.clients], Promise.allSettled their writeAll calls, and dropClient every conn whose write was rejected.",
     ],
     seeds: ["socketserver", "BaseRequestHandler", "ThreadingMixIn", "serve_forever/shutdown"],
+    // A server that is serial where it should be concurrent fails seven checks on 2 s waits.
+    budgetMs: 60_000,
   },
   {
     id: "10",
