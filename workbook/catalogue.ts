@@ -121,8 +121,8 @@ export const lessons: readonly Lesson[] = [
     hints: [
       "Every function here is a loop around one call that does less than you asked: write() may take part of the bytes, read() returns whatever has arrived. Loop on what they return, never on what you hoped for.",
       "writeAll: write() resolves to how many bytes it took. for (let offset = 0; offset < bytes.length;) offset += await writer.write(bytes.subarray(offset));",
-      "readUntil: look for the delimiter in this.#pending first (an earlier read may have brought the whole reply already). Not there? Read a chunk with this.#readChunk(), append it with concatBytes, look again. null from a read means EOF: throw new IncompleteReplyError(the bytes you have, delimiter).",
-      "When you find the delimiter at index at, the reply is #pending.slice(0, at + delimiter.length) and #pending becomes #pending.slice(at + delimiter.length) — those bytes are the next reply, never drop them. For a 2-byte delimiter like \\r\\n, search from #pending.length - delimiter.length + 1 after a read, since \\r may have come in the previous one.",
+      "readUntil: look for delim (the delimiter as bytes) in this.#pending first: an earlier read may have brought the whole reply already. Not there? Read a chunk with this.#readChunk(), append it with concatBytes, look again with indexOfBytes. null from a read means EOF: throw new IncompleteReplyError(the bytes you have, delim).",
+      "When you find delim at index at, the reply is #pending.slice(0, at + delim.length) and #pending becomes #pending.slice(at + delim.length) — those bytes are the next reply, never drop them. For a 2-byte delimiter like \\r\\n, search from #pending.length - delim.length + 1 (the length before you append a read), since \\r may have come in the previous read.",
       "Limits: a found reply longer than maxBytes, or #pending.length >= maxBytes with no delimiter in it, is a ReplyTooLongError — throw at once instead of reading more. readToEnd: start from #pending (empty it), read until null, and throw once the total passes maxBytes.",
       "connectTo: try { return await Deno.connect({ hostname, port }); } catch (error) { if (error instanceof Deno.errors.ConnectionRefused) throw new ServerUnavailableError(address, { cause: error }); throw error; }",
       "LineClient.request: writeAll(this.conn, new TextEncoder().encode(line + '\\n')), then this.reader.readUntil(NEWLINE, this.maxReplyBytes), then decode once: new TextDecoder(this.encoding).decode(reply without its last byte). request(): const client = await LineClient.connect(address, options); try { return await client.request(line); } finally { client.close(); }",
@@ -264,10 +264,35 @@ export const lessons: readonly Lesson[] = [
     topic: "chat",
     builds: "a broadcast chat server with nicknames and slow-client protection, and its client",
     files: ["chat_server.ts", "chat_client.ts"],
-    programs: [],
+    programs: [
+      {
+        name: "server",
+        file: "chat_server.ts",
+        about: "the chat server (--max-line BYTES --max-queue BYTES); join with nc and /nick NAME",
+      },
+      {
+        name: "client",
+        file: "chat_client.ts",
+        about: "the chat client: --nick NAME; type lines, /quit or Ctrl-D to leave",
+      },
+      {
+        name: "bench",
+        file: "chat_bench.ts",
+        about: "50 clients × 50 messages through your server; prints delivered count and time",
+      },
+    ],
     permissions: { net: ["127.0.0.1"] },
-    hints: [],
+    hints: [
+      "Work outside in: the suite checks Outbox first, then ChatRoom with stand-in members, then handleClient on one connection, then the whole server, then the client. Each part has its own checks.",
+      "Outbox.offer never awaits: encode line + '\\n', refuse (return false) if queuedBytes + its size > maxQueuedBytes, else push it, add its size, and wake the writer loop. The writer loop sleeps on `await new Promise((resolve) => this.#wake = resolve)` when the queue is empty.",
+      "The writer loop takes the whole queue at once (one writeAll of all the lines), resets queuedBytes, and loops; a write that throws means the client is gone: leave the loop. end() lets it drain then stop; abort() empties the queue and stops it.",
+      "ChatRoom.broadcast: `for (const member of [...this.#members])` — a copy. Skip `except`; when member.send(line) returns false, push the member on a `full` list; after the loop, drop each one. Dropping inside the loop splices the array under the loop and skips the next member.",
+      "join: set the name, push, send the welcome to the newcomer, broadcast `* NAME joined` except the newcomer. leave/drop: remove first (return if it was not in), then tell the others; drop also calls member.hangUp().",
+      "handleClient: `for await (const bytes of readLines(conn, limits.maxLineBytes))`, decode with `new TextDecoder('utf-8', { fatal: true })` inside try/catch; use room.includes(client) for 'joined'. Catch LineTooLongError (reply, finish) and isConnectionGone errors (just finish); in finally: room.leave(client), await client.outbox.end(), close conn.",
+      "runChatClient: start `const receiving = receiveLoop(conn, print, max)` without awaiting it; then loop `await Promise.race([typed.next(), receiving.then(() => 'server closed')])`. A typed line is written with '\\n'; '/quit' or the end of input sends /quit and awaits receiving; 'server closed' calls typed.return() and returns.",
+    ],
     seeds: ["thread-per-connection chat", "broadcast", "client registry", "receive thread"],
+    budgetMs: 120_000,
   },
   {
     id: "07",

@@ -446,10 +446,14 @@ export class Grader {
     return probe;
   }
 
-  /** @internal Fails the test from a grader-side handler. */
-  handlerFailed(error: unknown): void {
+  /**
+   * Fails the running test from background work (a grader-side handler, a
+   * watcher on learner code): the step being awaited fails at once with this
+   * error, explained like any other. Only the first abort counts.
+   */
+  abort(error: unknown, step = "the grader's server"): void {
     if (this.#abort.signal.aborted) return;
-    this.#abort.abort(this.explain(error, "the grader's server"));
+    this.#abort.abort(this.explain(error, step));
   }
 }
 
@@ -483,7 +487,7 @@ export class GraderServer {
         const probe = grader.wrapAccepted(conn, `${label} #${index + 1}`);
         this.conns.push(probe);
         this.#handlers.push(
-          handle(probe, index).catch((error) => grader.handlerFailed(error)),
+          handle(probe, index).catch((error) => grader.abort(error)),
         );
       }
     })();

@@ -1,0 +1,698 @@
+/**
+ * Lesson 09 — a socketserver-style framework, the Deno way.
+ *
+ * One base server owns the loop (`serveForever`, `handleRequest`), the error
+ * policy (`handleError`) and a graceful `shutdown` with a deadline. Four
+ * servers share it and differ only in how a request arrives and how it ends:
+ * a serial TCP server, a concurrent one (a task per connection), a UDP server
+ * and a Unix-stream server. A request handler runs `setup`, `handle` and
+ * `finish` for each request. On top of it: a broadcast echo server done right.
+ *
+ * `deno task lesson 9` grades it over real sockets. Read docs/09-socketserver.md first.
+ *
+ * @module
+ */
+// starter: import { TodoError } from "workbook";
+import { programLogger } from "workbook";
+
+const log = programLogger("socketserver");
+const encoder = new TextEncoder();
+const NEWLINE = 0x0a;
+
+/** How long {@linkcode BaseServer.shutdown} waits for in-flight handlers unless told otherwise. */
+export const DEFAULT_SHUTDOWN_MS = 5_000;
+
+/** The longest line a {@linkcode StreamRequestHandler} reads unless told otherwise. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+
+/** A TCP or UDP address to listen on. The host defaults to loopback, 127.0.0.1. */
+export interface NetAddress {
+  hostname?: string;
+  port: number;
+}
+
+/** One request as the server received it, before a handler exists for it. */
+export interface Incoming<Req> {
+  request: Req;
+  clientAddress: Deno.Addr;
+}
+
+/**
+ * The request a datagram server gives its handler: one datagram, and the way back.
+ * There is no connection: the reply goes out through the server's own socket,
+ * addressed to the client.
+ */
+export interface Datagram {
+  /** The datagram's bytes, exactly as one `send` of the client made them. */
+  readonly data: Uint8Array;
+  /** The server's socket (the one the datagram came in on). */
+  readonly socket: Deno.DatagramConn;
+  /** Sends `data` back to the client as one datagram. */
+  reply(data: Uint8Array | string): Promise<void>;
+}
+
+/** A handler class: the server makes one handler per request, `new Handler(request, clientAddress, server)`. */
+export type HandlerClass<Req> = new (
+  request: Req,
+  clientAddress: Deno.Addr,
+  server: BaseServer<Req>,
+) => BaseRequestHandler<Req>;
+
+/** How {@linkcode BaseServer.shutdown} went. */
+export interface ShutdownReport {
+  /**
+   * `"drained"`: every handler in flight finished before the deadline.
+   * `"cut"`: the deadline passed; the requests still running were closed under their handlers.
+   */
+  outcome: "drained" | "cut";
+  /** How many requests were cut off at the deadline (0 when drained). */
+  cut: number;
+}
+
+/** Writes an address the way people do: `127.0.0.1:4000`, `[::1]:4000`, `unix:/tmp/a.sock`. */
+export function addressText(addr: Deno.Addr): string {
+  switch (addr.transport) {
+    case "tcp":
+    case "udp":
+      return addr.hostname.includes(":")
+        ? `[${addr.hostname}]:${addr.port}`
+        : `${addr.hostname}:${addr.port}`;
+    case "unix":
+    case "unixpacket":
+      // A client of a Unix socket usually has no path of its own.
+      return `unix:${addr.path || "(unnamed)"}`;
+    default:
+      return addr.transport;
+  }
+}
+
+/** Writes all of `data` to `conn`: one `write()` may take only part of it. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array | string): Promise<void> {
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
+  for (let offset = 0; offset < bytes.length;) {
+    offset += await conn.write(bytes.subarray(offset));
+  }
+}
+
+/**
+ * Waits until every promise of `tasks` has settled or `ms` milliseconds have
+ * passed, whichever comes first: `true` when they all settled in time. Its
+ * timer is cleared either way (a forgotten timer keeps a program alive).
+ */
+export async function settledWithin(tasks: Promise<unknown>[], ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([Promise.allSettled(tasks).then(() => true), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Errors of one client's connection, not of the server: accepting goes on after them. */
+export function isClientError(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.ConnectionRefused;
+}
+
+/**
+ * The handler of one request (Python's `BaseRequestHandler`). Subclass it and
+ * override `setup`, `handle` and `finish`; each may be async. The server makes
+ * one handler per request and calls {@linkcode BaseRequestHandler.run}.
+ */
+export class BaseRequestHandler<Req> {
+  /**
+   * @param request what the server received: a `Deno.Conn` for stream servers, a {@linkcode Datagram} for UDP
+   * @param clientAddress who sent it
+   * @param server the server that received it (shared state lives there)
+   */
+  constructor(
+    readonly request: Req,
+    readonly clientAddress: Deno.Addr,
+    readonly server: BaseServer<Req>,
+  ) {}
+
+  /** Prepares the request (register the client, say hello). Default: nothing. */
+  setup(): void | Promise<void> {}
+
+  /** Serves the request. Default: nothing. */
+  handle(): void | Promise<void> {}
+
+  /** Cleans up after the request (unregister the client). Default: nothing. */
+  finish(): void | Promise<void> {}
+
+  /**
+   * Runs the handler's life: `setup()`, then `handle()`, then `finish()`, each
+   * awaited before the next begins.
+   *
+   * - `finish()` runs even when `handle()` throws; `run()` then rejects with
+   *   `handle()`'s error, so the server can report it.
+   * - When `setup()` throws, there is nothing to serve and nothing to undo:
+   *   `handle()` and `finish()` are skipped and `run()` rejects with the error.
+   */
+  async run(): Promise<void> {
+    // #region solution BaseRequestHandler.run
+    await this.setup();
+    try {
+      await this.handle();
+    } finally {
+      await this.finish();
+    }
+    // #endregion solution
+  }
+}
+
+/**
+ * The base every server shares (Python's `BaseServer`): the loop, the error
+ * policy, the bookkeeping of requests in flight, and shutdown. A server only
+ * says how a request arrives ({@linkcode BaseServer.getRequest}), how it ends
+ * ({@linkcode BaseServer.closeRequest}) and how it stops listening
+ * ({@linkcode BaseServer.close}). By default requests are handled one at a
+ * time ({@linkcode BaseServer.processRequest}).
+ */
+export abstract class BaseServer<Req> {
+  /** The class whose instances handle the requests. */
+  readonly handlerClass: HandlerClass<Req>;
+  #stopping = false;
+  /** Every request being handled now: its task (which never rejects) → its request. */
+  readonly #inFlight = new Map<Promise<void>, Req>();
+
+  constructor(handlerClass: HandlerClass<Req>) {
+    this.handlerClass = handlerClass;
+  }
+
+  /** Where the server listens. */
+  abstract get addr(): Deno.Addr;
+
+  /** Waits for the next request. Rejects once the listening endpoint is closed. */
+  protected abstract getRequest(): Promise<Incoming<Req>>;
+
+  /** Ends one request for good: a stream server closes the connection; a datagram needs nothing. */
+  protected abstract closeRequest(request: Req): void;
+
+  /** Releases the listening endpoint (Python's `server_close`). Safe to call twice. */
+  abstract close(): void;
+
+  /** True once {@linkcode BaseServer.shutdown} has begun. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** How many requests are being handled right now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /**
+   * Stops new requests from arriving; shutdown calls it first. Default: close
+   * the listening endpoint now, so a new client is refused at once.
+   */
+  protected stopAccepting(): void {
+    this.close();
+  }
+
+  /**
+   * Handles requests until {@linkcode BaseServer.shutdown} (or `close()`):
+   * call {@linkcode BaseServer.handleRequest} until it says the server is done.
+   * Resolves then; it rejects only on a server-level failure, never because
+   * one request failed.
+   */
+  async serveForever(): Promise<void> {
+    // #region solution BaseServer.serveForever
+    while (await this.handleRequest()) {
+      // next request
+    }
+    // #endregion solution
+  }
+
+  /**
+   * Waits for one request and processes it (Python's `handle_request`).
+   * Resolves `true` when the server can take another request, `false` when it
+   * is done: it is stopping, or its listening endpoint is closed.
+   *
+   * 1. If the server is stopping, resolve `false` without waiting.
+   * 2. `await this.getRequest()`. If that rejects because the server is stopping
+   *    or was closed (`Deno.errors.BadResource`, `Deno.errors.Interrupted`):
+   *    `false`. If it rejects with a client's own error ({@linkcode isClientError}:
+   *    a client that reset before it was accepted): log it and resolve `true`.
+   *    Anything else is a server failure: let it reject.
+   * 3. A request that arrives while the server is already stopping is closed
+   *    unhandled (`closeRequest`) and the answer is `false`.
+   * 4. Otherwise `await this.processRequest(request, clientAddress)` and resolve `true`.
+   */
+  async handleRequest(): Promise<boolean> {
+    // #region solution BaseServer.handleRequest
+    if (this.#stopping) return false;
+    let incoming: Incoming<Req>;
+    try {
+      incoming = await this.getRequest();
+    } catch (error) {
+      if (
+        this.#stopping || error instanceof Deno.errors.BadResource ||
+        error instanceof Deno.errors.Interrupted
+      ) {
+        return false;
+      }
+      if (!isClientError(error)) throw error;
+      log.warn("a client was lost before it was served: {error}", { error });
+      return true;
+    }
+    if (this.#stopping) {
+      this.closeRequest(incoming.request);
+      return false;
+    }
+    await this.processRequest(incoming.request, incoming.clientAddress);
+    return true;
+    // #endregion solution
+  }
+
+  /**
+   * Decides how a request is run. The base runs it to the end before the
+   * loop takes the next one (serial): it returns the request's task.
+   * The concurrent server overrides this.
+   */
+  protected processRequest(request: Req, clientAddress: Deno.Addr): Promise<void> {
+    return this.runRequest(request, clientAddress);
+  }
+
+  /** Makes this request's handler and runs it (Python's `finish_request`). */
+  protected async finishRequest(request: Req, clientAddress: Deno.Addr): Promise<void> {
+    const handler = new this.handlerClass(request, clientAddress, this);
+    await handler.run();
+  }
+
+  /**
+   * Runs one request from start to end and keeps count of it. Returns its
+   * task: a promise that settles when the request is over and NEVER rejects.
+   *
+   * The task: `await this.finishRequest(request, clientAddress)`; if that
+   * throws, pass the error to `this.handleError(error, request, clientAddress)`
+   * (and if the hook itself throws, log that); in every case end with
+   * `this.closeRequest(request)`.
+   *
+   * Bookkeeping: put the task in the in-flight map (task → request) before
+   * returning it, and take it out when it settles. `shutdown()` waits on that map.
+   */
+  protected runRequest(request: Req, clientAddress: Deno.Addr): Promise<void> {
+    // #region solution BaseServer.runRequest
+    const task = (async () => {
+      try {
+        await this.finishRequest(request, clientAddress);
+      } catch (error) {
+        try {
+          this.handleError(error, request, clientAddress);
+        } catch (hookError) {
+          log.error("handleError itself failed: {hookError}", { hookError });
+        }
+      } finally {
+        this.closeRequest(request);
+      }
+    })();
+    this.#inFlight.set(task, request);
+    task.then(() => this.#inFlight.delete(task));
+    return task;
+    // #endregion solution
+  }
+
+  /**
+   * Called with the error of a request whose handler failed (Python's
+   * `handle_error`). Override it to count or report errors; it must not throw.
+   *
+   * The default logs one LogTape record (the module's `log`, made with
+   * `programLogger`) naming the client's address ({@linkcode addressText}):
+   * - at level `warning`, with just the error's text, when the connection was
+   *   lost ({@linkcode isClientError}) or cut off by shutdown (`Interrupted` or
+   *   `BadResource` while {@linkcode BaseServer.stopping}): those are expected;
+   * - at level `error`, with the error itself (its stack helps), for anything else.
+   */
+  handleError(error: unknown, _request: Req, clientAddress: Deno.Addr): void {
+    // #region solution BaseServer.handleError
+    const client = addressText(clientAddress);
+    const cut = this.#stopping &&
+      (error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BadResource);
+    if (isClientError(error) || cut) {
+      log.warn("the request from {client} ended early: {reason}", {
+        client,
+        reason: String(error),
+      });
+    } else {
+      log.error("the request from {client} failed: {error}", { client, error });
+    }
+    // #endregion solution
+  }
+
+  /**
+   * Stops the server gracefully and says how it went. It always resolves,
+   * within about twice `deadlineMs`, whatever the handlers do. The policy:
+   *
+   * 1. Mark the server stopping and stop accepting (`this.stopAccepting()`):
+   *    a new client is refused, and `serveForever()` returns.
+   * 2. Wait up to `deadlineMs` (default {@linkcode DEFAULT_SHUTDOWN_MS}) for
+   *    every request in flight ({@linkcode settledWithin}). If they all end:
+   *    `close()` and resolve `{ outcome: "drained", cut: 0 }`.
+   * 3. Otherwise cut off the requests still in flight: `closeRequest()` each
+   *    (its handler's pending read or write fails, so it ends through its own
+   *    `finish()`), wait up to `deadlineMs` more for them to settle, `close()`,
+   *    and resolve `{ outcome: "cut", cut: <how many were cut> }`.
+   */
+  async shutdown(options: { deadlineMs?: number } = {}): Promise<ShutdownReport> {
+    // #region solution BaseServer.shutdown
+    const deadlineMs = options.deadlineMs ?? DEFAULT_SHUTDOWN_MS;
+    this.#stopping = true;
+    this.stopAccepting();
+    if (await settledWithin([...this.#inFlight.keys()], deadlineMs)) {
+      this.close();
+      log.info("shut down: every request finished");
+      return { outcome: "drained", cut: 0 };
+    }
+    const stuck = [...this.#inFlight];
+    for (const [, request] of stuck) this.closeRequest(request);
+    await settledWithin(stuck.map(([task]) => task), deadlineMs);
+    this.close();
+    log.warn("shut down: {count} request(s) cut off at the {ms} ms deadline", {
+      count: stuck.length,
+      ms: deadlineMs,
+    });
+    return { outcome: "cut", cut: stuck.length };
+    // #endregion solution
+  }
+}
+
+/**
+ * A server of byte streams: each accepted connection is one request, and the
+ * request ends when the connection is closed. TCP and Unix-stream servers
+ * differ only in the listener they give it.
+ */
+export abstract class StreamServer extends BaseServer<Deno.Conn> {
+  readonly listener: Deno.Listener;
+  #closed = false;
+
+  constructor(listener: Deno.Listener, handlerClass: HandlerClass<Deno.Conn>) {
+    super(handlerClass);
+    this.listener = listener;
+  }
+
+  get addr(): Deno.Addr {
+    return this.listener.addr;
+  }
+
+  protected async getRequest(): Promise<Incoming<Deno.Conn>> {
+    const conn = await this.listener.accept();
+    return { request: conn, clientAddress: conn.remoteAddr };
+  }
+
+  protected closeRequest(conn: Deno.Conn): void {
+    try {
+      conn.close();
+    } catch {
+      // The handler closed it already.
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.listener.close();
+  }
+}
+
+/** A TCP server that handles one connection at a time (Python's `TCPServer`). */
+export class TcpServer extends StreamServer {
+  /** Listens on `address` (host 127.0.0.1 unless given; port 0 picks a free port). */
+  constructor(address: NetAddress, handlerClass: HandlerClass<Deno.Conn>) {
+    super(
+      Deno.listen({ hostname: address.hostname ?? "127.0.0.1", port: address.port }),
+      handlerClass,
+    );
+  }
+}
+
+/**
+ * A TCP server with a task per connection (Python's `ThreadingTCPServer`,
+ * the ThreadingMixIn analogue): it starts each request's handler and goes
+ * straight back to accepting, so slow requests overlap.
+ */
+export class ConcurrentTcpServer extends TcpServer {
+  /**
+   * Starts the request's task ({@linkcode BaseServer.runRequest}) and returns
+   * at once, without waiting for it. The task never rejects and the in-flight
+   * map keeps track of it, so nothing is lost by not awaiting it here.
+   */
+  protected override processRequest(request: Deno.Conn, clientAddress: Deno.Addr): Promise<void> {
+    // #region solution ConcurrentTcpServer.processRequest
+    void this.runRequest(request, clientAddress);
+    return Promise.resolve();
+    // #endregion solution
+  }
+}
+
+/** A Unix-domain stream server at a socket path, one connection at a time (Python's `UnixStreamServer`). */
+export class UnixStreamServer extends StreamServer {
+  /** Listens at `path`; Deno removes the socket file when the listener closes. */
+  constructor(path: string, handlerClass: HandlerClass<Deno.Conn>) {
+    super(Deno.listen({ transport: "unix", path }), handlerClass);
+  }
+}
+
+/**
+ * A UDP server (Python's `UDPServer`): each datagram is one request, handled
+ * one at a time. There is no connection to close, and the socket is also the
+ * way every handler replies, so it stays open until shutdown's drain is over.
+ */
+export class UdpServer extends BaseServer<Datagram> {
+  readonly socket: Deno.DatagramConn;
+  #closed = false;
+
+  /** Binds `address` (host 127.0.0.1 unless given; port 0 picks a free port). */
+  constructor(address: NetAddress, handlerClass: HandlerClass<Datagram>) {
+    super(handlerClass);
+    this.socket = Deno.listenDatagram({
+      hostname: address.hostname ?? "127.0.0.1",
+      port: address.port,
+      transport: "udp",
+    });
+  }
+
+  get addr(): Deno.Addr {
+    return this.socket.addr;
+  }
+
+  /**
+   * Receives the next datagram and makes it a request: `data` is its bytes,
+   * `socket` the server's socket, and `reply(data)` sends one datagram back
+   * to the address it came from (strings are sent as UTF-8). The client
+   * address is the sender's.
+   */
+  protected async getRequest(): Promise<Incoming<Datagram>> {
+    // #region solution UdpServer.getRequest
+    const [data, clientAddress] = await this.socket.receive();
+    const socket = this.socket;
+    const request: Datagram = {
+      data,
+      socket,
+      async reply(answer) {
+        await socket.send(
+          typeof answer === "string" ? encoder.encode(answer) : answer,
+          clientAddress,
+        );
+      },
+    };
+    return { request, clientAddress };
+    // #endregion solution
+  }
+
+  protected closeRequest(_request: Datagram): void {
+    // A datagram is over when its handler is: nothing to close.
+  }
+
+  protected override stopAccepting(): void {
+    // Handlers in flight reply through the socket: it closes after the drain
+    // (shutdown calls close()). The loop stops on its own at the next request.
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.socket.close();
+  }
+}
+
+/** Thrown by {@linkcode StreamRequestHandler.readLine} when a line exceeds its limit. */
+export class LineTooLongError extends Error {
+  override name = "LineTooLongError";
+  constructor(readonly maxBytes: number) {
+    super(`a line longer than ${maxBytes} bytes (no newline within the limit)`);
+  }
+}
+
+/**
+ * A handler of a byte stream (Python's `StreamRequestHandler`) with the two
+ * helpers a line protocol needs: a bounded line reader and a write-all.
+ */
+export class StreamRequestHandler extends BaseRequestHandler<Deno.Conn> {
+  #pending: Uint8Array = new Uint8Array(0);
+
+  /**
+   * Reads one `\n`-terminated line (newline included). Resolves `null` at the
+   * end of the stream; bytes after the last newline are not a line and are
+   * dropped. Throws {@linkcode LineTooLongError} when `maxBytes` bytes have
+   * arrived without a newline: a line, newline included, is at most `maxBytes`.
+   */
+  async readLine(maxBytes: number = DEFAULT_MAX_LINE_BYTES): Promise<Uint8Array | null> {
+    const chunk = new Uint8Array(4096);
+    while (true) {
+      const end = this.#pending.indexOf(NEWLINE);
+      if (end >= 0 && end < maxBytes) {
+        const line = this.#pending.slice(0, end + 1);
+        this.#pending = this.#pending.slice(end + 1);
+        return line;
+      }
+      if (end >= 0 || this.#pending.length >= maxBytes) throw new LineTooLongError(maxBytes);
+      const n = await this.request.read(chunk);
+      if (n === null) return null;
+      const joined = new Uint8Array(this.#pending.length + n);
+      joined.set(this.#pending);
+      joined.set(chunk.subarray(0, n), this.#pending.length);
+      this.#pending = joined;
+    }
+  }
+
+  /** Writes all of `data` to the client. */
+  async write(data: Uint8Array | string): Promise<void> {
+    await writeAll(this.request, data);
+  }
+}
+
+/** The echo handler (the `echo` program): sends every byte back, logs who comes and goes. */
+export class EchoHandler extends StreamRequestHandler {
+  override setup(): void {
+    log.info("{client} connected", { client: addressText(this.clientAddress) });
+  }
+
+  override async handle(): Promise<void> {
+    const buffer = new Uint8Array(16 * 1024);
+    while (true) {
+      const n = await this.request.read(buffer);
+      if (n === null) return;
+      await this.write(buffer.subarray(0, n));
+    }
+  }
+
+  override finish(): void {
+    log.info("{client} disconnected", { client: addressText(this.clientAddress) });
+  }
+}
+
+/** The handler of one broadcast client: every line it sends goes to every client. */
+export class BroadcastHandler extends StreamRequestHandler {
+  declare readonly server: BroadcastServer;
+
+  /** Joins the audience: add this client's connection to `this.server.clients`. */
+  override setup(): void {
+    // #region solution BroadcastHandler.setup
+    this.server.clients.add(this.request);
+    log.info("{client} joined ({count} connected)", {
+      client: addressText(this.clientAddress),
+      count: this.server.clients.size,
+    });
+    // #endregion solution
+  }
+
+  /**
+   * Reads lines of at most `this.server.maxLineBytes` bytes and broadcasts
+   * each, whole, with `await this.server.broadcast(line)`, until the client
+   * ends the stream. A line that is too long ({@linkcode LineTooLongError}) is
+   * not broadcast: answer `error: line longer than <max> bytes\n` to this client
+   * alone and return (the server then closes the connection).
+   */
+  override async handle(): Promise<void> {
+    // #region solution BroadcastHandler.handle
+    const max = this.server.maxLineBytes;
+    while (true) {
+      let line: Uint8Array | null;
+      try {
+        line = await this.readLine(max);
+      } catch (error) {
+        if (!(error instanceof LineTooLongError)) throw error;
+        await this.write(`error: line longer than ${max} bytes\n`);
+        return;
+      }
+      if (line === null) return;
+      await this.server.broadcast(line);
+    }
+    // #endregion solution
+  }
+
+  /** Leaves the audience: remove this client's connection from `this.server.clients`. */
+  override finish(): void {
+    // #region solution BroadcastHandler.finish
+    this.server.clients.delete(this.request);
+    log.info("{client} left ({count} connected)", {
+      client: addressText(this.clientAddress),
+      count: this.server.clients.size,
+    });
+    // #endregion solution
+  }
+}
+
+/**
+ * The broadcast echo server: each line a client sends is echoed to every
+ * connected client, the sender included. A concurrent TCP server whose
+ * handler is {@linkcode BroadcastHandler}.
+ */
+export class BroadcastServer extends ConcurrentTcpServer {
+  /** The connections of every client that gets the broadcasts. */
+  readonly clients: Set<Deno.Conn> = new Set();
+  /** The longest line accepted, newline included. */
+  readonly maxLineBytes: number;
+  /** The broadcast being delivered now; the next one starts after it. */
+  #delivering: Promise<void> = Promise.resolve();
+
+  constructor(address: NetAddress, options: { maxLineBytes?: number } = {}) {
+    super(address, BroadcastHandler);
+    this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  }
+
+  /**
+   * Sends `line` to every client in `clients`. Resolves once every write has
+   * succeeded or failed; it never rejects.
+   *
+   * - One broadcast at a time: chain it after the one in progress (`#delivering`),
+   *   so two lines never interleave on a connection and every client sees the
+   *   lines in the same order.
+   * - Write to a snapshot of `clients` taken when the delivery starts: clients
+   *   that join or leave meanwhile do not disturb it.
+   * - Write to all of them side by side and wait for all (`Promise.allSettled`):
+   *   one dead client must not keep the line from the others.
+   * - A client whose write failed is dead: {@linkcode BroadcastServer.dropClient} it.
+   */
+  broadcast(line: Uint8Array): Promise<void> {
+    // #region solution BroadcastServer.broadcast
+    const delivery = this.#delivering.then(async () => {
+      const audience = [...this.clients];
+      const results = await Promise.allSettled(audience.map((conn) => writeAll(conn, line)));
+      results.forEach((result, i) => {
+        if (result.status === "rejected") this.dropClient(audience[i], result.reason);
+      });
+    });
+    this.#delivering = delivery;
+    return delivery;
+    // #endregion solution
+  }
+
+  /**
+   * Removes a dead client from the audience and logs why. Its handler notices
+   * on its own (its next read fails) and ends, and the server closes it.
+   */
+  dropClient(conn: Deno.Conn, reason: unknown): void {
+    if (!this.clients.delete(conn)) return;
+    let peer = "a client";
+    try {
+      peer = addressText(conn.remoteAddr);
+    } catch {
+      // Closed already: no address to show.
+    }
+    log.info("dropped {peer}: {reason}", { peer, reason: String(reason) });
+  }
+}
