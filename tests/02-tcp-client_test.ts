@@ -1,0 +1,655 @@
+/**
+ * Grading suite of lesson 02 — a TCP client that reads the whole reply.
+ * Run it with `deno task lesson 2`.
+ *
+ * Here the learner writes the client and the grader plays the server
+ * (`t.serve`): it cuts its replies into 1-byte and odd-sized writes with a
+ * yield between them, packs two replies into one write, cuts characters of
+ * UTF-8 and GBK in half, reads a 16 MiB request that no single write() can
+ * take, hangs up half-way, and leaves a port with nobody listening. Where the
+ * exact boundaries between reads matter (a two-byte delimiter cut in two), the
+ * reader is fed by a scripted source instead of a socket, so the cut is
+ * certain rather than likely.
+ */
+import {
+  describeError,
+  describeSplit,
+  equalBytes,
+  GradeFailure,
+  type Grader,
+  type GraderServer,
+  isGradeFailure,
+  type Probe,
+  showBytes,
+  showDifference,
+  type SplitMode,
+  toBytes,
+} from "../workbook/harness/mod.ts";
+import { lessonSuite } from "../workbook/harness/mod.ts";
+import type * as Lesson from "../solutions/02-tcp-client/client.ts";
+
+const suite = lessonSuite("02");
+const load = (t: Grader) => t.load<typeof Lesson>();
+
+/** The ways a reply is cut into writes: byte by byte, odd sizes, and random cuts from a seed. */
+const SPLITS: SplitMode[] = ["bytes", [3, 1, 7, 2], { seed: 202 }];
+
+/** Size of the big request: more than the kernel buffers take in one write() on common setups. */
+const BIG_BYTES = 16 * 1024 * 1024;
+/** Budget of a step that moves {@linkcode BIG_BYTES} on a busy 2-core machine. */
+const BIG_STEP_MS = 15_000;
+/** Budget of a whole check that moves {@linkcode BIG_BYTES}. */
+const BIG_TEST_MS = 30_000;
+/** How long the grader waits for the next piece of the big request before calling it stalled. */
+const STALL_MS = 3000;
+/** The grader reads the big request in pieces of this size, checking each. */
+const PIECE_BYTES = 64 * 1024;
+
+/** A reply with 2-, 3- and 4-byte UTF-8 characters: byte splits cut each of them. */
+const UTF8_TEXT = "ack-HÉLLO WÖRLD — 世界 🌍";
+
+/** `ack-你好，世界 說們這` in GBK. 說 is D5 66 and 這 is DF 40: their second byte looks like ASCII. */
+const GBK_TEXT = "ack-你好，世界 說們這";
+const GBK_REPLY = Uint8Array.of(
+  ...[0x61, 0x63, 0x6b, 0x2d, 0xc4, 0xe3, 0xba, 0xc3, 0xa3, 0xac, 0xca, 0xc0, 0xbd, 0xe7],
+  ...[0x20, 0xd5, 0x66, 0x82, 0x83, 0xdf, 0x40, 0x0a],
+);
+
+// ── helpers ─────────────────────────────────────────────────────────────────
+
+/**
+ * Printable ASCII that does not repeat with a short period, so a dropped or
+ * repeated stretch shows up at the exact byte. Never contains `\n`.
+ */
+function pattern(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = 0x20 + ((i + (i >>> 12)) % 95);
+  return bytes;
+}
+
+/** Bytes as hex pairs, for encodings other than UTF-8: `61 63 c4 e3`. */
+function hex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+}
+
+/** The grader's own connection to its server, for learner code that reads or writes a conn. */
+async function dial(t: Grader, server: GraderServer): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect(server.addr);
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch {
+      // Already closed by the learner's code (LineClient.close): fine.
+    }
+  });
+  return conn;
+}
+
+/** A port on 127.0.0.1 where nothing listens: listen on port 0, note the port, close. */
+function deadAddress(): { hostname: string; port: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  return { hostname: "127.0.0.1", port };
+}
+
+/**
+ * A byte source that hands out exactly these chunks, one per read (a chunk
+ * larger than the read buffer is handed out over several reads), then `null`.
+ * Each read yields to the event loop first, like a socket would.
+ */
+function scriptedSource(chunks: (string | Uint8Array)[]): Lesson.ByteReader & { reads: number } {
+  const queue = chunks.map(toBytes);
+  return {
+    reads: 0,
+    async read(buffer: Uint8Array) {
+      this.reads++;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const next = queue.shift();
+      if (next === undefined) return null;
+      const n = Math.min(next.length, buffer.length);
+      buffer.set(next.subarray(0, n));
+      if (n < next.length) queue.unshift(next.subarray(n));
+      return n;
+    },
+  };
+}
+
+/** Adds advice to a failure of learner code (not to "not implemented yet"). */
+async function withNote<T>(note: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (isGradeFailure(error) && error.details.kind !== "todo") {
+      error.details.note = error.details.note ? `${error.details.note}. ${note}` : note;
+      error.message = error.render();
+    }
+    throw error;
+  }
+}
+
+/** Expects learner code to throw an error of class `name`; returns it. */
+async function expectError(
+  t: Grader,
+  step: string,
+  fn: () => unknown,
+  name: string,
+  note?: string,
+): Promise<Error> {
+  const expected = `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}`;
+  const throws = () => t.expectThrows(step, fn, expected);
+  const error = note ? await withNote(note, throws) : await throws();
+  t.check(error instanceof Error && error.name === name, {
+    step: `${step}: the error`,
+    expected,
+    actual: describeError(error),
+    note,
+  });
+  return error as Error;
+}
+
+/** Checks returned bytes against the expected ones, with a caret at the first difference. */
+function expectBytes(
+  t: Grader,
+  actual: Uint8Array,
+  expected: string | Uint8Array,
+  step: string,
+  note?: string,
+) {
+  const want = toBytes(expected);
+  if (!(actual instanceof Uint8Array) || !equalBytes(actual, want)) {
+    t.fail({
+      step,
+      comparison: actual instanceof Uint8Array
+        ? showDifference(want, actual)
+        : `expected: ${showBytes(want)}\nactual:   ${describeError(actual)} (not a Uint8Array)`,
+      note,
+    });
+  }
+}
+
+/**
+ * Reads `expected.length` bytes on the grader's side in pieces, checking each
+ * piece as it comes, so a 16 MiB request never sits in one growing buffer.
+ * A stall means the client stopped writing before the end.
+ */
+async function receiveAll(conn: Probe, expected: Uint8Array, what: string): Promise<void> {
+  for (let offset = 0; offset < expected.length;) {
+    const n = Math.min(PIECE_BYTES, expected.length - offset);
+    let piece: Uint8Array;
+    try {
+      piece = await conn.readBytes(n, { timeoutMs: STALL_MS });
+    } catch (error) {
+      if (!isGradeFailure(error)) throw error;
+      const arrived = offset + conn.unread.length;
+      throw new GradeFailure({
+        kind: error.details.kind,
+        step: `receive ${what}`,
+        expected: `all ${expected.length} bytes`,
+        actual: `${arrived} bytes arrived, then ${
+          conn.ending === undefined
+            ? `nothing more for ${STALL_MS} ms`
+            : "your side closed the connection"
+        }`,
+        note: "write() takes only what fits in the kernel's send buffer and resolves to how many " +
+          "bytes that was; write the rest (bytes.subarray(n)) until nothing is left",
+      });
+    }
+    const want = expected.subarray(offset, offset + n);
+    if (!equalBytes(piece, want)) {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step: `receive ${what}: bytes ${offset}–${offset + n - 1}`,
+        comparison: showDifference(want, piece),
+        note: "after a partial write, go on from where write() stopped — not from the start",
+      });
+    }
+    offset += n;
+  }
+}
+
+// ── Part 1: writeAll ────────────────────────────────────────────────────────
+
+suite.test("writeAll writes every byte when write() takes only a few", async (t) => {
+  const { writeAll } = await load(t);
+  const bytes = pattern(300);
+  const written: number[] = [];
+  let calls = 0;
+  // Like a socket whose send buffer is nearly full: each write takes 1 to 5 bytes.
+  const stingy: Lesson.ByteWriter = {
+    async write(data: Uint8Array) {
+      calls++;
+      // Resolve later, as a socket would; a real macrotask hop now and then keeps this fast.
+      if (calls % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      else await Promise.resolve();
+      const n = Math.min(1 + (calls % 5), data.length);
+      written.push(...data.subarray(0, n));
+      return n;
+    },
+  };
+  await t.step(
+    "writeAll(writer, 300 bytes) with a writer that takes 1 to 5 bytes per write",
+    () => writeAll(stingy, bytes),
+    { timeoutMs: 5000 },
+  );
+  t.check(equalBytes(Uint8Array.from(written), bytes), {
+    step: "the bytes writeAll handed to write()",
+    expected: "all 300 bytes, in order, over about 100 write calls",
+    actual: `${written.length} bytes in ${calls} write call(s)${
+      written.length === bytes.length ? ", not in the order given" : ""
+    }`,
+    note:
+      "write() resolves to how many bytes it took; write the rest (subarray(n)) until none is left",
+  });
+});
+
+suite.test("writeAll pushes a 16 MiB request through a real socket", async (t) => {
+  const { writeAll } = await load(t);
+  const bytes = pattern(BIG_BYTES);
+  const server = t.serve((conn) => receiveAll(conn, bytes, "your 16 MiB through writeAll"));
+  const conn = await dial(t, server);
+  // Count what write() really took, to say so if writeAll stops early.
+  let calls = 0;
+  let taken = 0;
+  const counted: Lesson.ByteWriter = {
+    async write(data: Uint8Array) {
+      calls++;
+      const n = await conn.write(data);
+      taken += n;
+      return n;
+    },
+  };
+  await t.step("writeAll(conn, 16 MiB)", () => writeAll(counted, bytes), {
+    timeoutMs: BIG_STEP_MS,
+  });
+  t.check(taken === BIG_BYTES, {
+    step: "what write() took before writeAll returned",
+    expected: `${BIG_BYTES} bytes`,
+    actual: `${taken} bytes in ${calls} write() call(s)`,
+    note: "the socket took only part of the bytes in a write; loop on write()'s return value",
+  });
+  await t.step("the grader receives all 16 MiB", () => server.settled(), {
+    timeoutMs: BIG_STEP_MS,
+  });
+}, { timeoutMs: BIG_TEST_MS });
+
+// ── Part 2: ReplyReader ─────────────────────────────────────────────────────
+
+for (const split of SPLITS) {
+  suite.test(`readUntil returns a reply that arrives ${describeSplit(split)}`, async (t) => {
+    const { ReplyReader } = await load(t);
+    const reply = toBytes(`${UTF8_TEXT}\n`);
+    const server = t.serve(async (conn) => {
+      await conn.send(reply, { split });
+      // Stay connected: the reply ends at "\n", not when the connection ends.
+    });
+    const reader = new ReplyReader(await dial(t, server));
+    const got = await withNote(
+      "the reply ends at its \\n, however many reads that takes; do not wait for the server to close",
+      () => t.step('reader.readUntil("\\n")', () => reader.readUntil("\n")),
+    );
+    expectBytes(
+      t,
+      got,
+      reply,
+      'the bytes readUntil("\\n") returned',
+      "one read returns what has arrived so far: keep reading until the delimiter is in",
+    );
+  });
+}
+
+suite.test("readUntil keeps what came after the delimiter: two replies in one write", async (t) => {
+  const { ReplyReader } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.send("ack-ONE\nack-TWO\nack-THR");
+    await conn.send("EE\n");
+    await conn.closeWrite();
+  });
+  const reader = new ReplyReader(await dial(t, server));
+  const note = 'the grader wrote "ack-ONE\\nack-TWO\\nack-THR" in ONE write, so one read returns ' +
+    "all of it: the bytes after the first \\n are the next replies. Keep them in the reader " +
+    "for the next readUntil call; do not throw them away";
+  for (const [i, expected] of ["ack-ONE\n", "ack-TWO\n", "ack-THREE\n"].entries()) {
+    const step = `readUntil("\\n"), call ${i + 1} of 3`;
+    const got = await withNote(note, () => t.step(step, () => reader.readUntil("\n")));
+    expectBytes(t, got, expected, `the bytes of ${step}`, note);
+  }
+});
+
+suite.test("readUntil finds a two-byte delimiter cut between two reads", async (t) => {
+  const { ReplyReader } = await load(t);
+  // Read 1 ends in "\r", read 2 starts with "\n". "lone\rcr" has a \r that ends nothing.
+  const chunks = ["one\r", "\ntwo\r\nlone\rcr\r\n"];
+  const reader = new ReplyReader(scriptedSource(chunks));
+  const note = "the delimiter can be split across reads: after a read, search again from " +
+    "(delimiter length − 1) bytes before the new bytes, not only inside the new read";
+  for (const expected of ["one\r\n", "two\r\n", "lone\rcr\r\n"]) {
+    const step = `readUntil("\\r\\n") on reads ${chunks.map((c) => showBytes(c)).join(", ")}`;
+    const got = await t.step(step, () => reader.readUntil("\r\n"));
+    expectBytes(
+      t,
+      got,
+      expected,
+      `the reply "${expected.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}"`,
+      note,
+    );
+  }
+});
+
+suite.test("readUntil refuses a reply longer than maxBytes, without waiting for its end", async (t) => {
+  const { ReplyReader } = await load(t);
+  const exact = "0123456789abcde\n"; // 16 bytes: allowed with maxBytes 16
+  const over = "0123456789abcdef\n"; // 17 bytes: one too many
+  const server = t.serve(async (conn, index) => {
+    if (index === 0) await conn.send(exact + over, { split: "bytes" });
+    // The second connection sends a reply that never ends (the grader stays connected).
+    else await conn.send("x".repeat(4096));
+  });
+  const reader = new ReplyReader(await dial(t, server));
+  const got = await t.step(
+    `readUntil("\\n", 16) on a 16-byte reply`,
+    () => reader.readUntil("\n", 16),
+  );
+  expectBytes(
+    t,
+    got,
+    exact,
+    "the 16-byte reply",
+    "a reply of exactly maxBytes (with its \\n) is fine",
+  );
+  await expectError(
+    t,
+    `readUntil("\\n", 16) on a 17-byte reply`,
+    () => reader.readUntil("\n", 16),
+    "ReplyTooLongError",
+    "maxBytes limits the whole reply, \\n included: 17 bytes with maxBytes 16 is one too many",
+  );
+  const endless = new ReplyReader(await dial(t, server));
+  await expectError(
+    t,
+    'readUntil("\\n", 1024) while the server sends 4096 bytes and no "\\n"',
+    () => endless.readUntil("\n", 1024),
+    "ReplyTooLongError",
+    "once maxBytes bytes are in without the delimiter, the reply can no longer fit: throw " +
+      "then, instead of reading (and keeping) more",
+  );
+});
+
+suite.test("readUntil throws IncompleteReplyError when the server closes mid-reply", async (t) => {
+  const { ReplyReader } = await load(t);
+  const server = t.serve(async (conn, index) => {
+    if (index === 0) await conn.send("ack-HEL", { split: [2, 1] });
+    await conn.closeWrite();
+  });
+  const reader = new ReplyReader(await dial(t, server));
+  const error = await expectError(
+    t,
+    'readUntil("\\n") when the server sends "ack-HEL" and closes',
+    () => reader.readUntil("\n"),
+    "IncompleteReplyError",
+    "read() returning null means the server will send nothing more: a reply without its " +
+      "delimiter is incomplete, not a short reply",
+  ) as Lesson.IncompleteReplyError;
+  expectBytes(
+    t,
+    error.received,
+    "ack-HEL",
+    "error.received",
+    "pass the bytes that did arrive to the error: they help whoever debugs the server",
+  );
+  const silent = new ReplyReader(await dial(t, server));
+  const none = await expectError(
+    t,
+    'readUntil("\\n") when the server closes without sending anything',
+    () => silent.readUntil("\n"),
+    "IncompleteReplyError",
+  ) as Lesson.IncompleteReplyError;
+  expectBytes(t, none.received, "", "error.received when nothing arrived");
+});
+
+suite.test("readToEnd returns the kept bytes and everything until the server closes", async (t) => {
+  const { ReplyReader } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.send("200 OK\nbody part one, "); // a header line and the start of the body, together
+    await conn.send("and part two — 世界.", { split: [5, 1] });
+    await conn.closeWrite();
+  });
+  const reader = new ReplyReader(await dial(t, server));
+  const header = await t.step('readUntil("\\n")', () => reader.readUntil("\n"));
+  expectBytes(t, header, "200 OK\n", "the header line");
+  const body = await withNote(
+    "readToEnd ends when read() returns null (the server closed its side)",
+    () => t.step("readToEnd()", () => reader.readToEnd()),
+  );
+  expectBytes(
+    t,
+    body,
+    "body part one, and part two — 世界.",
+    "the body readToEnd returned",
+    '"body part one, " arrived in the same read as the header: it was kept by the reader and ' +
+      "must come first",
+  );
+});
+
+suite.test("readToEnd refuses more than maxBytes, without waiting for the end", async (t) => {
+  const { ReplyReader } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.send("y".repeat(4096)); // and the grader stays connected
+  });
+  const reader = new ReplyReader(await dial(t, server));
+  await expectError(
+    t,
+    "readToEnd(1024) while the server sends 4096 bytes and stays connected",
+    () => reader.readToEnd(1024),
+    "ReplyTooLongError",
+    "count the bytes as they come and stop once there are more than maxBytes",
+  );
+});
+
+// ── Part 3: connectTo, LineClient, request ──────────────────────────────────
+
+suite.test("connectTo connects, and names the address when the connection is refused", async (t) => {
+  const { connectTo } = await load(t);
+  const server = t.serve(async () => {});
+  const conn = await t.step(
+    `connectTo(${JSON.stringify(server.addr)})`,
+    () => connectTo(server.addr),
+  );
+  const remote = conn.remoteAddr;
+  conn.close();
+  t.check(remote.port === server.addr.port, {
+    step: "the connection connectTo returned",
+    expected: `a connection to 127.0.0.1:${server.addr.port}`,
+    actual: `a connection to ${remote.hostname}:${remote.port}`,
+  });
+  const dead = deadAddress();
+  const error = await expectError(
+    t,
+    `connectTo(${JSON.stringify(dead)}) where nothing listens`,
+    () => connectTo(dead),
+    "ServerUnavailableError",
+    "catch Deno.errors.ConnectionRefused and throw new ServerUnavailableError(address, " +
+      "{ cause: error }) instead",
+  ) as Lesson.ServerUnavailableError;
+  t.check(error.message.includes(`127.0.0.1:${dead.port}`), {
+    step: "the error's message",
+    expected: `a message naming 127.0.0.1:${dead.port}`,
+    actual: JSON.stringify(error.message),
+  });
+  t.check(error.cause instanceof Deno.errors.ConnectionRefused, {
+    step: "the error's cause",
+    expected: "the original Deno.errors.ConnectionRefused",
+    actual: describeError(error.cause),
+    note: "pass { cause: error } so the original error is not lost",
+  });
+});
+
+suite.test("LineClient.request decodes UTF-8 replies cut inside their characters", async (t) => {
+  const { LineClient } = await load(t);
+  const reply = toBytes(`${UTF8_TEXT}\n`);
+  const server = t.serve(async (conn) => {
+    for (const [i, split] of SPLITS.entries()) {
+      await conn.expect(`hello wörld ${i + 1}\n`, {
+        step: `read request ${i + 1} (UTF-8, with \\n)`,
+      });
+      await conn.send(reply, { split });
+    }
+  });
+  const client = new LineClient(await dial(t, server));
+  for (const [i, split] of SPLITS.entries()) {
+    const text = await t.step(
+      `client.request("hello wörld ${i + 1}"), reply sent ${describeSplit(split)}`,
+      () => client.request(`hello wörld ${i + 1}`),
+    );
+    t.expectEqual(
+      text,
+      UTF8_TEXT,
+      `the reply to request ${i + 1}`,
+      "decode the reply once, when all its bytes are in (without its \\n): decoding each read " +
+        "on its own turns a character cut between reads into \\ufffd",
+    );
+  }
+});
+
+suite.test("LineClient.request decodes GBK replies cut between the two bytes of a character", async (t) => {
+  const { LineClient } = await load(t);
+  t.check(new TextDecoder("gbk").decode(GBK_REPLY) === `${GBK_TEXT}\n`, {
+    step: "the grader's GBK fixture",
+    expected: GBK_TEXT,
+    actual: new TextDecoder("gbk").decode(GBK_REPLY),
+  });
+  const splits: SplitMode[] = ["bytes", [5, 2, 3]];
+  const server = t.serve(async (conn) => {
+    for (const split of splits) {
+      await conn.readLine({ step: "read your request" });
+      await conn.send(GBK_REPLY, { split });
+    }
+  });
+  const client = new LineClient(await dial(t, server), { encoding: "gbk" });
+  for (const split of splits) {
+    const text = await t.step(
+      `client.request("nihao") with { encoding: "gbk" }, reply sent ${describeSplit(split)}`,
+      () => client.request("nihao"),
+    );
+    t.expectEqual(
+      text,
+      GBK_TEXT,
+      `the reply decoded as GBK (the grader sent the bytes ${hex(GBK_REPLY)})`,
+      'decode with new TextDecoder(this.encoding): "gbk" is not UTF-8, and a GBK character is ' +
+        "two bytes that a read can cut apart",
+    );
+  }
+});
+
+suite.test("LineClient.request uses a reply that arrived early, with the one before", async (t) => {
+  const { LineClient } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.expect("one\n", { step: "read request 1" });
+    // Both answers in one write: they reach the client in one read.
+    await conn.send("ack-ONE\nack-TWO\n");
+    await conn.expect("two\n", { step: "read request 2" });
+    await conn.expect("three\n", { step: "read request 3" });
+    await conn.send("ack-THREE\n");
+  });
+  const client = new LineClient(await dial(t, server));
+  const note = 'the grader answered requests 1 and 2 in ONE write ("ack-ONE\\nack-TWO\\n"): ' +
+    "the reply to request 2 had already arrived with the reply to request 1. Read every reply " +
+    "through the client's one ReplyReader, which keeps those bytes";
+  for (const [line, expected] of [["one", "ack-ONE"], ["two", "ack-TWO"], ["three", "ack-THREE"]]) {
+    const text = await withNote(
+      note,
+      () => t.step(`client.request("${line}")`, () => client.request(line)),
+    );
+    t.expectEqual(text, expected, `the reply to "${line}"`, note);
+  }
+});
+
+suite.test("LineClient.request sends a 16 MiB request line whole", async (t) => {
+  const { LineClient } = await load(t);
+  const line = pattern(BIG_BYTES);
+  const server = t.serve(async (conn) => {
+    await receiveAll(conn, line, "your 16 MiB request line");
+    await conn.expect("\n", { step: "read the \\n after the 16 MiB line" });
+    await conn.send(`ack-${BIG_BYTES}\n`);
+  });
+  const client = new LineClient(await dial(t, server));
+  const text = await t.step(
+    "client.request(a 16 MiB line)",
+    () => client.request(new TextDecoder().decode(line)),
+    { timeoutMs: BIG_STEP_MS },
+  );
+  t.expectEqual(text, `ack-${BIG_BYTES}`, "the reply to the 16 MiB line");
+}, { timeoutMs: BIG_TEST_MS });
+
+suite.test("LineClient.request throws IncompleteReplyError when the server hangs up mid-reply", async (t) => {
+  const { LineClient } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.readLine({ step: "read your request" });
+    await conn.send("ack-HEL", { split: "bytes" });
+    await conn.closeWrite();
+  });
+  const client = new LineClient(await dial(t, server));
+  const error = await expectError(
+    t,
+    'client.request("hello") when the server sends "ack-HEL" and closes',
+    () => client.request("hello"),
+    "IncompleteReplyError",
+    "a reply cut short is an error, not a reply: let readUntil's IncompleteReplyError through",
+  ) as Lesson.IncompleteReplyError;
+  expectBytes(t, error.received, "ack-HEL", "error.received");
+});
+
+suite.test("request asks on a fresh connection and closes it", async (t) => {
+  const { request } = await load(t);
+  const server = t.serve(async (conn, index) => {
+    await conn.expect(`hello ${index + 1}\n`, {
+      step: `read the request on connection ${index + 1}`,
+    });
+    await conn.send(index === 0 ? `${UTF8_TEXT}\n` : GBK_REPLY, { split: [2, 3] });
+    await conn.expectEnd({
+      step: `wait for your client to close connection ${index + 1} after the reply`,
+      cleanly: true,
+    });
+  });
+  const utf8 = await t.step(`request(server, "hello 1")`, () => request(server.addr, "hello 1"));
+  t.expectEqual(utf8, UTF8_TEXT, "the reply to request 1 (UTF-8, the default)");
+  const gbk = await t.step(
+    `request(server, "hello 2", { encoding: "gbk" })`,
+    () => request(server.addr, "hello 2", { encoding: "gbk" }),
+  );
+  t.expectEqual(gbk, GBK_TEXT, "the reply to request 2 (GBK)", "pass the options on to the client");
+  await t.step("the grader's server sees both connections closed", () => server.settled());
+});
+
+suite.test("request reports a refused connection as ServerUnavailableError", async (t) => {
+  const { request } = await load(t);
+  const dead = deadAddress();
+  const error = await expectError(
+    t,
+    `request(${JSON.stringify(dead)}, "hello") where nothing listens`,
+    () => request(dead, "hello"),
+    "ServerUnavailableError",
+    "connect through connectTo (LineClient.connect does), which names the address",
+  );
+  t.check(error.message.includes(`127.0.0.1:${dead.port}`), {
+    step: "the error's message",
+    expected: `a message naming 127.0.0.1:${dead.port}`,
+    actual: JSON.stringify(error.message),
+  });
+});
+
+suite.test("request closes its connection when the server hangs up without replying", async (t) => {
+  const { request } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.readLine({ step: "read your request" });
+    await conn.close();
+  });
+  const error = await expectError(
+    t,
+    'request(server, "hello") when the server closes without replying',
+    () => request(server.addr, "hello"),
+    "IncompleteReplyError",
+  ) as Lesson.IncompleteReplyError;
+  expectBytes(t, error.received, "", "error.received when nothing arrived");
+  // A connection request() left open fails this check as "left something open".
+});
