@@ -395,17 +395,19 @@ export class Grader {
   /**
    * Starts a grader-side TCP server on 127.0.0.1 port 0 for lessons where the
    * learner writes the client. `handle` scripts each accepted connection; a
-   * failure inside it fails the running step at once.
+   * failure inside it fails the running step at once. With `read: false`
+   * accepted probes do not read until `startReading()` (a slow server).
    */
   serve(
     handle: (conn: Probe, index: number) => Promise<void>,
-    options: { hostname?: string; label?: string } = {},
+    options: { hostname?: string; label?: string; read?: boolean } = {},
   ): GraderServer {
     const server = new GraderServer(
       this,
       handle,
       options.hostname ?? "127.0.0.1",
       options.label ?? "server",
+      options.read ?? true,
     );
     this.defer(() => server.close());
     return server;
@@ -438,8 +440,10 @@ export class Grader {
   }
 
   /** @internal Wraps a recorded connection accepted by a grader-side server. */
-  wrapAccepted(conn: Deno.Conn, label: string): Probe {
-    const probe = new Probe(conn, label, { transcript: this.transcript, signal: this.signal });
+  wrapAccepted(conn: Deno.Conn, label: string, read = true): Probe {
+    const probe = new Probe(conn, label, { transcript: this.transcript, signal: this.signal }, {
+      read,
+    });
     this.transcript.record(label, "accept", {
       detail: `${addressText(conn.remoteAddr)} → ${addressText(conn.localAddr)}`,
     });
@@ -473,6 +477,7 @@ export class GraderServer {
     handle: (conn: Probe, index: number) => Promise<void>,
     hostname: string,
     label: string,
+    read: boolean,
   ) {
     const listener = Deno.listen({ hostname, port: 0 });
     this.listener = listener;
@@ -484,7 +489,7 @@ export class GraderServer {
         } catch {
           return; // listener closed
         }
-        const probe = grader.wrapAccepted(conn, `${label} #${index + 1}`);
+        const probe = grader.wrapAccepted(conn, `${label} #${index + 1}`, read);
         this.conns.push(probe);
         this.#handlers.push(
           handle(probe, index).catch((error) => grader.abort(error)),

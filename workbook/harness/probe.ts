@@ -11,7 +11,6 @@
  */
 import net from "node:net";
 import {
-  concatBytes,
   describeSplit,
   equalBytes,
   indexOfBytes,
@@ -64,7 +63,11 @@ export class Probe {
   readonly label: string;
   readonly conn: Deno.Conn;
   readonly #ctx: ProbeContext;
-  #unread: Uint8Array = new Uint8Array(0);
+  // Received bytes not yet consumed live in #buffer[#start, #end); it grows by
+  // doubling, so a large transfer costs linear time, not a copy per arrival.
+  #buffer = new Uint8Array(0);
+  #start = 0;
+  #end = 0;
   #receivedTotal = 0;
   #sentTotal = 0;
   #ending: Ending;
@@ -97,7 +100,21 @@ export class Probe {
 
   /** Received bytes not yet consumed by an expect/read call. */
   get unread(): Uint8Array {
-    return this.#unread;
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  #append(chunk: Uint8Array): void {
+    if (this.#end + chunk.length > this.#buffer.length) {
+      const live = this.#end - this.#start;
+      const size = Math.max(4096, 2 * (live + chunk.length));
+      const target = size > this.#buffer.length ? new Uint8Array(size) : this.#buffer;
+      target.set(this.#buffer.subarray(this.#start, this.#end), 0);
+      this.#buffer = target;
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buffer.set(chunk, this.#end);
+    this.#end += chunk.length;
   }
 
   /** Starts the background reader (for probes made with `{ read: false }`). */
@@ -130,7 +147,7 @@ export class Probe {
       }
       const chunk = buffer.slice(0, n);
       this.#receivedTotal += n;
-      this.#unread = this.#unread.length ? concatBytes([this.#unread, chunk]) : chunk;
+      this.#append(chunk);
       this.#ctx.transcript.record(this.label, "received", { bytes: chunk });
       this.#notify();
     }
@@ -146,7 +163,7 @@ export class Probe {
     const got = this.#receivedTotal === 0
       ? "your side had sent 0 bytes"
       : `your side had sent ${this.#receivedTotal} byte(s) in all; not yet consumed: ${
-        showBytes(this.#unread)
+        showBytes(this.unread)
       }`;
     const end = this.#ending === "eof"
       ? ", then closed its sending side (EOF)"
@@ -207,8 +224,8 @@ export class Probe {
   }
 
   #take(n: number): Uint8Array {
-    const out = this.#unread.slice(0, n);
-    this.#unread = this.#unread.subarray(n);
+    const out = this.#buffer.slice(this.#start, this.#start + n);
+    this.#start += n;
     return out;
   }
 
@@ -256,14 +273,14 @@ export class Probe {
     const want = toBytes(expected);
     const step = options.step ?? `read ${showBytes(want, 60)} on ${this.label}`;
     const got = await this.#waitFor(
-      () => this.#unread.length >= want.length ? this.#take(want.length) : undefined,
+      () => this.unread.length >= want.length ? this.#take(want.length) : undefined,
       step,
       `the ${want.length} byte(s) ${showBytes(want, 60)}`,
       options,
     ).catch((error) => {
       // Show what did arrive against what was expected, with the caret.
-      if (error instanceof GradeFailure && this.#unread.length > 0) {
-        error.details.comparison = showDifference(want, this.#unread) + "\n" +
+      if (error instanceof GradeFailure && this.unread.length > 0) {
+        error.details.comparison = showDifference(want, this.unread) + "\n" +
           `(${error.details.actual})`;
         error.message = error.render();
       }
@@ -282,11 +299,15 @@ export class Probe {
     const delim = toBytes(delimiter);
     const max = options.maxBytes ?? 1 << 20;
     const step = options.step ?? `read up to ${showBytes(delim)} on ${this.label}`;
+    let scanned = 0;
     const got = await this.#waitFor(
       () => {
-        const at = indexOfBytes(this.#unread, delim);
+        const unread = this.unread;
+        // Search only what arrived since the last look (each byte is searched once).
+        const at = indexOfBytes(unread, delim, Math.max(0, scanned - delim.length + 1));
         if (at >= 0) return this.#take(at + delim.length);
-        if (this.#unread.length > max) return null;
+        scanned = unread.length;
+        if (unread.length > max) return null;
         return undefined;
       },
       step,
@@ -298,7 +319,7 @@ export class Probe {
         kind: "mismatch",
         step,
         expected: `${showBytes(delim)} within ${max} bytes`,
-        actual: `${this.#unread.length} bytes without it: ${showBytes(this.#unread, 60)}`,
+        actual: `${this.unread.length} bytes without it: ${showBytes(this.unread, 60)}`,
       });
     }
     return got;
@@ -312,7 +333,7 @@ export class Probe {
   /** Reads exactly `n` bytes. */
   readBytes(n: number, options: WaitOptions = {}): Promise<Uint8Array> {
     return this.#waitFor(
-      () => this.#unread.length >= n ? this.#take(n) : undefined,
+      () => this.unread.length >= n ? this.#take(n) : undefined,
       options.step ?? `read ${n} bytes on ${this.label}`,
       `${n} bytes`,
       options,
@@ -328,7 +349,7 @@ export class Probe {
       "the connection to be closed by your side (EOF)",
       options,
     );
-    return this.#take(this.#unread.length);
+    return this.#take(this.unread.length);
   }
 
   /**
@@ -338,17 +359,17 @@ export class Probe {
   async expectEnd(options: WaitOptions & { cleanly?: boolean } = {}): Promise<void> {
     const step = options.step ?? `wait for your side to close ${this.label}`;
     await this.#waitFor(
-      () => this.#ending !== undefined || this.#unread.length > 0 ? true : undefined,
+      () => this.#ending !== undefined || this.unread.length > 0 ? true : undefined,
       step,
       "the connection to be closed by your side (EOF)",
       options,
     );
-    if (this.#unread.length > 0) {
+    if (this.unread.length > 0) {
       throw new GradeFailure({
         kind: "mismatch",
         step,
         expected: "end of stream, no more bytes",
-        actual: `more bytes: ${showBytes(this.#unread)}`,
+        actual: `more bytes: ${showBytes(this.unread)}`,
       });
     }
     if (options.cleanly && this.#ending !== "eof") {
