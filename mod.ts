@@ -22,6 +22,11 @@ export {
   lessons,
 } from "./workbook/catalogue.ts";
 export { isTodoError, TodoError } from "./workbook/toolkit/todo.ts";
+export {
+  type ProcNetTcpFile,
+  ProcNetUnavailableError,
+  readProcNet,
+} from "./workbook/toolkit/procnet.ts";
 export { LOG_ROOT, programLogger, resetLogging, setupLogging } from "./workbook/toolkit/log.ts";
 export {
   DEFAULT_HOST,

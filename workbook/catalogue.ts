@@ -226,7 +226,7 @@ export const lessons: readonly Lesson[] = [
       {
         name: "server",
         file: "reply_server.ts",
-        about: "replies after the client half-closes; --mode forget never closes, hangup closes first",
+        about: "replies once the client half-closes; --mode forget | hangup (closes first)",
       },
       {
         name: "request",
@@ -256,6 +256,7 @@ export const lessons: readonly Lesson[] = [
       "SO_REUSEADDR",
     ],
     platforms: ["linux"],
+    budgetMs: 45_000,
   },
   {
     id: "06",

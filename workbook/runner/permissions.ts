@@ -56,6 +56,7 @@ export function gradingFlags(lesson: Lesson, places: GradingPlaces): string[] {
     `--allow-write=${unique(write).join(",")}`,
     `--allow-env=${HARNESS_ENV.join(",")}`,
   ];
+  if (p.run?.length) flags.push(`--allow-run=${p.run.join(",")}`);
   if (p.ffi) flags.push("--allow-ffi");
   return flags;
 }
@@ -67,6 +68,7 @@ export function programFlags(lesson: Lesson, root: string, targetRoot: string): 
     `--allow-net=${p.net.join(",")}`,
     `--allow-read=${unique([root, targetRoot, ...(p.read ?? [])]).join(",")}`,
   ];
+  if (p.run?.length) flags.push(`--allow-run=${p.run.join(",")}`);
   if (p.ffi) flags.push("--allow-ffi");
   return flags;
 }
