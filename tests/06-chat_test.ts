@@ -1,0 +1,1158 @@
+/**
+ * Grading suite of lesson 06 — a multi-client chat server and its client.
+ * Run it with `deno task lesson 6`.
+ *
+ * First the parts on their own, with grader-made stand-ins: your Outbox
+ * writing to a writer the grader holds back, your ChatRoom with members that
+ * record what they are sent, your handleClient on one connection. Then the
+ * whole server over real sockets (several clients, byte-at-a-time and
+ * coalesced writes, clients that vanish or stop reading), your client
+ * against the grader's server and against yours, and a load check.
+ */
+import net from "node:net";
+import {
+  GradeFailure,
+  type Grader,
+  isGradeFailure,
+  lessonSuite,
+  type Probe,
+  showBytes,
+} from "../workbook/harness/mod.ts";
+import type * as ServerLesson from "../solutions/06-chat/chat_server.ts";
+import type * as ClientLesson from "../solutions/06-chat/chat_client.ts";
+
+const suite = lessonSuite("06");
+const loadServer = (t: Grader) => t.load<typeof ServerLesson>("chat_server.ts");
+const loadClient = (t: Grader) => t.load<typeof ClientLesson>("chat_client.ts");
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The lines the server must send (docs/06-chat.md, "The protocol"). */
+const say = {
+  welcome: (name: string) => `* welcome ${name}\n`,
+  joined: (name: string) => `* ${name} joined\n`,
+  youAreNow: (name: string) => `* you are now ${name}\n`,
+  renamed: (from: string, to: string) => `* ${from} is now ${to}\n`,
+  message: (name: string, text: string) => `${name}> ${text}\n`,
+  left: (name: string) => `* ${name} left\n`,
+  dropped: (name: string) => `* ${name} dropped (too slow)\n`,
+  bye: "* bye\n",
+  joinFirst: "! join first: /nick NAME\n",
+  badName: "! bad name: use 1 to 16 letters, digits, _ or -\n",
+  nameTaken: (name: string) => `! name taken: ${name}\n`,
+  unknownCommand: (command: string) => `! unknown command ${command} (try /nick NAME or /quit)\n`,
+  invalidUtf8: "! invalid UTF-8, line ignored\n",
+  tooLong: (max: number) => `! line too long (max ${max} bytes), bye\n`,
+};
+
+/** Same lines without the newline: what a room member is sent, what a client prints. */
+const bare = (line: string) => line.replace(/\n$/, "");
+
+// ── small tools ─────────────────────────────────────────────────────────────
+
+/** Adds a note to a failure of the grader's own waits (a line that never came, say). */
+async function noted<T>(note: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
+      error.details.note = note;
+      error.message = error.render();
+    }
+    throw error;
+  }
+}
+
+/** Waits, to a deadline, for a condition on your code's state (readiness, not a fixed sleep). */
+async function eventually(
+  t: Grader,
+  step: string,
+  condition: () => boolean,
+  details: { expected: string; actual: () => string; note?: string },
+  timeoutMs = 2000,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    t.throwIfInterrupted();
+    if (performance.now() > deadline) {
+      t.fail({
+        step,
+        expected: `${details.expected} within ${timeoutMs} ms`,
+        actual: details.actual(),
+        note: details.note,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * Starts a long-running call of learner code (a client, a handler) as a step
+ * that is awaited later. Waits one turn so a starter's TodoError or a crash
+ * fails the check at once, under its own step.
+ */
+async function running<T>(
+  t: Grader,
+  step: string,
+  fn: () => Promise<T>,
+  timeoutMs: number,
+): Promise<{ done: Promise<T> }> {
+  const task = t.step(step, fn, { timeoutMs });
+  task.catch(() => {}); // awaited by the check later
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([task, new Promise((resolve) => timer = setTimeout(resolve, 0))]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return { done: task };
+}
+
+/** `wait`, unless `task` (learner code running meanwhile) fails or returns first. */
+function whileRunning<T>(task: Promise<unknown>, what: string, wait: Promise<T>): Promise<T> {
+  return Promise.race([
+    wait,
+    task.then(() => {
+      throw new GradeFailure({
+        kind: "mismatch",
+        step: what,
+        expected: "your code to keep running meanwhile",
+        actual: "it returned",
+      });
+    }),
+  ]);
+}
+
+/** A promise with its resolve function outside. */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+// ── the server over real sockets ───────────────────────────────────────────
+
+type ChatServer = ServerLesson.ChatServer;
+
+async function startServer(
+  t: Grader,
+  options: ServerLesson.ChatServerOptions = {},
+): Promise<ChatServer> {
+  const { startChatServer } = await loadServer(t);
+  const server = await t.step(
+    `startChatServer(${JSON.stringify({ hostname: "127.0.0.1", port: 0, ...options })})`,
+    () => startChatServer({ hostname: "127.0.0.1", port: 0, ...options }),
+  );
+  t.defer(() => server.close());
+  return server;
+}
+
+/**
+ * Connects `name`, joins with `/nick name` (written as `split` says), waits
+ * for the welcome and for every one of `others` to be told.
+ */
+async function join(
+  t: Grader,
+  server: ChatServer,
+  name: string,
+  others: Probe[],
+  split: "whole" | "bytes" = "whole",
+): Promise<Probe> {
+  const probe = await t.connect(server.addr, name);
+  await probe.send(`/nick ${name}\n`, { split });
+  await noted(
+    "the first `/nick NAME` joins the chat: reply `* welcome NAME` to that client only",
+    () =>
+      probe.expect(say.welcome(name), {
+        step: `${name} sends "/nick ${name}" and is welcomed`,
+      }),
+  );
+  for (const other of others) {
+    await noted(
+      "everyone already in the room is told `* NAME joined`; the newcomer is not",
+      () => other.expect(say.joined(name), { step: `${other.label} is told that ${name} joined` }),
+    );
+  }
+  return probe;
+}
+
+/** `from` sends `text` (as `split` says); each of `to` must receive `from> text`. */
+async function chat(
+  from: Probe,
+  text: string,
+  to: Probe[],
+  split: "whole" | "bytes" = "whole",
+): Promise<void> {
+  await from.send(`${text}\n`, { split });
+  for (const other of to) {
+    await noted(
+      "each message goes to every other joined client as `name> text`, in the order sent; " +
+        "never back to its sender",
+      () =>
+        other.expect(say.message(from.label, text), {
+          step: `${other.label} receives ${from.label}'s ${JSON.stringify(text)}`,
+        }),
+    );
+  }
+}
+
+/**
+ * A client the grader can reset (RST) at a moment of its choosing, after it
+ * has joined, the way a crashed or unplugged client vanishes. (Uses node:net,
+ * whose resetAndDestroy() sets SO_LINGER to 0.)
+ */
+class ResettableClient {
+  readonly #socket: net.Socket;
+  readonly #closed: Promise<void>;
+  #received = "";
+  #listeners = new Set<() => void>();
+
+  private constructor(socket: net.Socket, readonly label: string, readonly t: Grader) {
+    this.#socket = socket;
+    this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
+    socket.on("error", () => {/* the reset we asked for, or the server's */});
+    socket.on("data", (chunk: Uint8Array) => {
+      t.transcript.record(label, "received", { bytes: chunk });
+      this.#received += decoder.decode(chunk, { stream: true });
+      for (const listener of this.#listeners) listener();
+    });
+  }
+
+  static async connect(t: Grader, addr: Deno.NetAddr, label: string): Promise<ResettableClient> {
+    const socket = net.connect({ host: addr.hostname, port: addr.port });
+    const client = new ResettableClient(socket, label, t);
+    t.defer(() => client.reset());
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    t.transcript.record(label, "connect", {
+      detail: `${socket.localAddress}:${socket.localPort} → ${addr.hostname}:${addr.port}`,
+    });
+    return client;
+  }
+
+  async send(text: string): Promise<void> {
+    const bytes = encoder.encode(text);
+    await new Promise<void>((resolve, reject) =>
+      this.#socket.write(bytes, (error) => error ? reject(error) : resolve())
+    );
+    this.t.transcript.record(this.label, "sent", { bytes });
+  }
+
+  /** Waits until `text` has arrived (anywhere in what this client received). */
+  waitFor(text: string, step: string, timeoutMs = 2000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!this.#received.includes(text)) return;
+        clearTimeout(timer);
+        this.#listeners.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#listeners.delete(check);
+        reject(
+          new GradeFailure({
+            kind: "timeout",
+            step,
+            expected: `${showBytes(text)} within ${timeoutMs} ms`,
+            actual: `received so far: ${showBytes(this.#received)}`,
+          }),
+        );
+      }, timeoutMs);
+      this.#listeners.add(check);
+      check();
+    });
+  }
+
+  /** Resets the connection (RST, not FIN) and waits until the socket is gone. */
+  async reset(): Promise<void> {
+    if (this.#socket.destroyed) return this.#closed;
+    this.#socket.resetAndDestroy();
+    this.t.transcript.record(this.label, "reset");
+    await this.#closed;
+  }
+}
+
+// ── stand-ins for the parts on their own ────────────────────────────────────
+
+/** A writer the grader holds back: writes wait until released, and take 5 bytes at most. */
+class HeldWriter {
+  readonly chunks: Uint8Array[] = [];
+  #held = true;
+  #waiting: (() => void)[] = [];
+  failWith: Error | undefined;
+  pending = 0;
+
+  get text(): string {
+    return decoder.decode(
+      this.chunks.reduce((all, c) => {
+        const out = new Uint8Array(all.length + c.length);
+        out.set(all);
+        out.set(c, all.length);
+        return out;
+      }, new Uint8Array(0)),
+    );
+  }
+
+  release(): void {
+    this.#held = false;
+    for (const wake of this.#waiting.splice(0)) wake();
+  }
+
+  async write(data: Uint8Array): Promise<number> {
+    this.pending++;
+    try {
+      while (this.#held) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      if (this.failWith) throw this.failWith;
+      const n = Math.min(data.length, 5);
+      this.chunks.push(data.slice(0, n));
+      return n;
+    } finally {
+      this.pending--;
+    }
+  }
+}
+
+/** A room member that records what it is sent; `full` makes its queue refuse. */
+class Recorder implements ServerLesson.Member {
+  name = "";
+  readonly got: string[] = [];
+  full = false;
+  hangUps = 0;
+  constructor(readonly label: string) {}
+
+  send(line: string): boolean {
+    if (this.full) return false;
+    this.got.push(line);
+    return true;
+  }
+
+  hangUp(): void {
+    this.hangUps++;
+  }
+
+  /** What it got since the last call. */
+  take(): string[] {
+    return this.got.splice(0);
+  }
+}
+
+// ── Outbox ──────────────────────────────────────────────────────────────────
+
+suite.test("Outbox queues without waiting, writes every line in order, refuses past its limit", async (t) => {
+  const { Outbox } = await loadServer(t);
+  const writer = new HeldWriter();
+  const outbox = await t.step("new Outbox(writer, 20)", () => new Outbox(writer, 20));
+  t.defer(() => {
+    outbox.abort();
+    writer.release();
+  });
+  const first = await t.step(
+    'outbox.offer("one") while the writer is held back',
+    () => outbox.offer("one"),
+  );
+  t.check(first === true, {
+    step: 'outbox.offer("one")',
+    expected: "true (the line is queued, at once)",
+    actual: String(first),
+    note: "offer() must never wait for the socket: return a boolean, not a promise",
+  });
+  await eventually(t, 'the writer loop starts writing "one\\n"', () => writer.pending > 0, {
+    expected: "your writer loop to call writer.write() after offer() woke it",
+    actual: () => "no write was started",
+    note: "offer() queues the line and wakes the loop; the loop takes the queue and writes it",
+  });
+  const accepted = await t.step('outbox.offer("two"), offer("six")', () => [
+    outbox.offer("two"),
+    outbox.offer("six"),
+  ]);
+  t.expectEqual(accepted, [true, true], 'offer("two") and offer("six") (8 bytes queued of 20)');
+  const refused = await t.step(
+    'outbox.offer("fourteen bytes") with 8 of 20 bytes queued',
+    () => outbox.offer("fourteen bytes"),
+  );
+  t.check(refused === false, {
+    step:
+      'outbox.offer("fourteen bytes") (15 bytes with its \\n) with "two\\n" and "six\\n" waiting',
+    expected: "false: 8 + 15 bytes would take the queue past maxQueuedBytes = 20",
+    actual: String(refused),
+    note: "a bounded queue refuses a line that does not fit; the room then drops that client",
+  });
+  writer.release();
+  await eventually(t, "the writer catches up", () => writer.text === "one\ntwo\nsix\n", {
+    expected: 'the writer to receive exactly "one\\ntwo\\nsix\\n"',
+    actual: () => `it received ${showBytes(writer.text)}`,
+    note: "write() may take only part of the bytes (this one takes 5 at most): loop until " +
+      "all are written, and add a \\n to each line; the refused line is not written",
+  });
+  t.expectEqual(outbox.queuedBytes, 0, "outbox.queuedBytes after everything was written");
+  await t.step("outbox.end() resolves once the queue is written", () => outbox.end());
+  const afterEnd = await t.step('outbox.offer("late") after end()', () => outbox.offer("late"));
+  t.check(afterEnd === true && !writer.text.includes("late"), {
+    step: 'outbox.offer("late") after end()',
+    expected: "true, and nothing written (an ended outbox takes no more lines)",
+    actual: `${afterEnd}; the writer received ${showBytes(writer.text)}`,
+  });
+});
+
+suite.test("Outbox: abort() throws the queue away; a failed write stops it quietly", async (t) => {
+  const { Outbox } = await loadServer(t);
+  const writer = new HeldWriter();
+  const outbox = await t.step("new Outbox(writer, 1000)", () => new Outbox(writer, 1000));
+  t.defer(() => {
+    outbox.abort();
+    writer.release();
+  });
+  await t.step('outbox.offer("first")', () => outbox.offer("first"));
+  await eventually(t, 'the writer loop starts writing "first\\n"', () => writer.pending > 0, {
+    expected: "a write to start",
+    actual: () => "none started",
+  });
+  await t.step('offer("second"), offer("third"), then abort()', () => {
+    outbox.offer("second");
+    outbox.offer("third");
+    outbox.abort();
+  });
+  writer.release();
+  await t.step("outbox.done settles after abort()", () => outbox.done, { timeoutMs: 2000 });
+  t.expectEqual(
+    writer.text,
+    "first\n",
+    "what reached the writer",
+    "abort() drops what is queued: only the write already under way finishes",
+  );
+
+  const broken = new HeldWriter();
+  broken.failWith = new Deno.errors.ConnectionReset("the grader's writer fails on purpose");
+  broken.release();
+  const failing = await t.step(
+    "new Outbox(a writer whose writes fail)",
+    () => new Outbox(broken, 1000),
+  );
+  await t.step('offer("anyone there?") to it', () => failing.offer("anyone there?"));
+  await t.step(
+    "outbox.done settles (resolves, not rejects) after the write failed",
+    () => failing.done,
+    { timeoutMs: 2000 },
+  );
+});
+
+// ── ChatRoom ────────────────────────────────────────────────────────────────
+
+suite.test("ChatRoom: join, messages, rename and leave reach the right members", async (t) => {
+  const { ChatRoom } = await loadServer(t);
+  const room = new ChatRoom();
+  const [a, b, c] = [new Recorder("a"), new Recorder("b"), new Recorder("c")];
+  const expectGot = (step: string, expected: Record<string, string[]>, note?: string) => {
+    const actual = Object.fromEntries([a, b, c].map((m) => [m.label, m.take()]));
+    t.expectEqual(actual, expected, `what each member was sent by ${step}`, note);
+  };
+  await t.step('room.join(a, "alice")', () => room.join(a, "alice"));
+  expectGot(
+    'room.join(a, "alice")',
+    { a: [bare(say.welcome("alice"))], b: [], c: [] },
+    "the newcomer gets `* welcome NAME` and nothing else: `* NAME joined` is broadcast to the " +
+      "others, with the newcomer as `except` (broadcast never sends back to `except`)",
+  );
+  await t.step('room.join(b, "bob"), room.join(c, "carol")', () => {
+    room.join(b, "bob");
+    room.join(c, "carol");
+  });
+  expectGot(
+    'room.join(b, "bob") then room.join(c, "carol")',
+    {
+      a: [bare(say.joined("bob")), bare(say.joined("carol"))],
+      b: [bare(say.welcome("bob")), bare(say.joined("carol"))],
+      c: [bare(say.welcome("carol"))],
+    },
+    "the newcomer gets `* welcome NAME`, everyone already in gets `* NAME joined`",
+  );
+  t.expectEqual(room.names, ["alice", "bob", "carol"], "room.names after three joins");
+  await t.step('room.broadcast("alice> hi", a)', () => room.broadcast("alice> hi", a));
+  expectGot(
+    'room.broadcast("alice> hi", a)',
+    { a: [], b: ["alice> hi"], c: ["alice> hi"] },
+    "broadcast(line, except) sends to every member but `except` (the sender)",
+  );
+  await t.step('room.rename(b, "robert")', () => room.rename(b, "robert"));
+  expectGot('room.rename(b, "robert")', {
+    a: [bare(say.renamed("bob", "robert"))],
+    b: [bare(say.youAreNow("robert"))],
+    c: [bare(say.renamed("bob", "robert"))],
+  });
+  const left = await t.step("room.leave(c)", () => room.leave(c));
+  t.expectEqual(left, true, "room.leave(c) returns");
+  expectGot("room.leave(c)", { a: [bare(say.left("carol"))], b: [bare(say.left("carol"))], c: [] });
+  const again = await t.step("room.leave(c) a second time", () => room.leave(c));
+  t.expectEqual(again, false, "room.leave(c) for a member no longer in the room returns");
+  expectGot("the second room.leave(c)", { a: [], b: [], c: [] }, "nobody is told twice");
+  t.expectEqual(room.names, ["alice", "robert"], "room.names after the rename and the leave");
+});
+
+suite.test("ChatRoom.broadcast drops a full member after its loop, and skips nobody", async (t) => {
+  const { ChatRoom } = await loadServer(t);
+  const room = new ChatRoom();
+  const members = ["alice", "slow", "bob", "carol"].map((name) => new Recorder(name));
+  const [alice, slow, bob, carol] = members;
+  await t.step("join alice, slow, bob and carol, in that order", () => {
+    for (const member of members) room.join(member, member.label);
+  });
+  for (const member of members) member.take();
+  slow.full = true;
+  await t.step(
+    'room.broadcast("alice> x", alice) while slow\'s queue is full',
+    () => room.broadcast("alice> x", alice),
+  );
+  const sorted = (lines: string[]) => [...lines].sort();
+  const expected = sorted(["alice> x", bare(say.dropped("slow"))]);
+  t.expectEqual(
+    sorted(bob.take()),
+    expected,
+    "what bob was sent (bob joined right after slow)",
+    "bob must get alice's line and the notice that slow was dropped. Removing slow from the " +
+      "registry while a for…of loop walks it makes the loop skip the next member (bob): walk a " +
+      "copy ([...members]) and drop the full members after the loop",
+  );
+  t.expectEqual(sorted(carol.take()), expected, "what carol was sent");
+  t.expectEqual(alice.take(), [bare(say.dropped("slow"))], "what alice (the sender) was sent");
+  t.expectEqual(slow.take(), [], "what slow was sent", "a full queue takes nothing");
+  t.expectEqual(slow.hangUps, 1, "slow.hangUp() calls", "a dropped member is hung up on, once");
+  t.expectEqual(room.names, ["alice", "bob", "carol"], "room.names after the drop");
+  await t.step("room.drop(slow) again, then room.leave(slow)", () => {
+    room.drop(slow);
+    room.leave(slow);
+  });
+  t.expectEqual(
+    [alice, bob, carol].map((m) => m.take()),
+    [[], [], []],
+    "what the others were sent after dropping or removing slow again",
+    "a member that is not in the room any more is not announced again",
+  );
+  t.expectEqual(slow.hangUps, 1, "slow.hangUp() calls after the second drop");
+});
+
+// ── handleClient on one connection ──────────────────────────────────────────
+
+suite.test("handleClient serves one connection: join, talk, errors, /quit", async (t) => {
+  const { ChatRoom, handleClient } = await loadServer(t);
+  const room = new ChatRoom();
+  const zed = new Recorder("zed");
+  room.join(zed, "zed");
+  zed.take();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  t.defer(() => listener.close());
+  const accepted = listener.accept();
+  const alice = await t.connect(listener.addr, "alice");
+  const conn = await accepted;
+  const { done: handling } = await running(
+    t,
+    "handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 })",
+    () => handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 }),
+    5000,
+  );
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch { /* closed by handleClient */ }
+    return handling.catch(() => {});
+  });
+  const expectReply = (line: string, step: string, note?: string) =>
+    noted(note ?? "replies go to this client only", () => alice.expect(line, { step }));
+  await alice.send("hello?\n");
+  await expectReply(
+    say.joinFirst,
+    'alice says "hello?" before joining',
+    "text before the first /nick is refused",
+  );
+  await alice.send("/nick alice\n");
+  await expectReply(say.welcome("alice"), "alice sends /nick alice");
+  await alice.send("hi zed\n/dance\n");
+  await expectReply(say.unknownCommand("/dance"), 'alice sends "hi zed" and "/dance" in one write');
+  await eventually(t, "zed's lines", () => zed.got.length >= 2, {
+    expected: "zed (a member of the room) to be sent two lines",
+    actual: () => `zed was sent ${JSON.stringify(zed.got)}`,
+  });
+  t.expectEqual(zed.take(), [bare(say.joined("alice")), "alice> hi zed"], "what zed was sent");
+  await alice.send("/quit\n");
+  await expectReply(say.bye, "alice sends /quit");
+  await noted(
+    "after `* bye`, handleClient closes the connection (FIN)",
+    () => alice.expectEnd({ cleanly: true, step: "the server closes alice's connection" }),
+  );
+  await t.step("handleClient returns after /quit", () => handling);
+  t.expectEqual(zed.take(), [bare(say.left("alice"))], "what zed was sent when alice quit");
+  t.expectEqual(room.names, ["zed"], "room.names after alice quit");
+});
+
+// ── the whole server ────────────────────────────────────────────────────────
+
+suite.test("three clients chat: each message reaches the two others in order, never its sender", async (t) => {
+  const server = await startServer(t);
+  const alice = await join(t, server, "alice", []);
+  const bob = await join(t, server, "bob", [alice], "bytes");
+  const carol = await join(t, server, "carol", [alice, bob]);
+  await chat(alice, "hello everyone", [bob, carol]);
+  await chat(bob, "héllo 世界, typed one byte at a time", [alice, carol], "bytes");
+  await carol.send("one\ntwo\nthree\n");
+  for (const other of [alice, bob]) {
+    await noted(
+      "three lines in one write are three messages, in order",
+      () =>
+        other.expect(
+          say.message("carol", "one") + say.message("carol", "two") + say.message("carol", "three"),
+          { step: `${other.label} receives carol's three lines (sent in one write)` },
+        ),
+    );
+  }
+  await chat(alice, "and the last word", [bob, carol]);
+  await chat(bob, "no, mine", [alice, carol]);
+  await t.step("server.close()", () => server.close());
+  for (const probe of [alice, bob, carol]) {
+    await noted(
+      "close() closes every client's connection",
+      () => probe.readToEnd({ step: `${probe.label}'s connection ends after server.close()` }),
+    );
+  }
+});
+
+suite.test("/nick: names are checked, renames are announced", async (t) => {
+  const server = await startServer(t);
+  const alice = await join(t, server, "alice", []);
+  const bob = await join(t, server, "bob", [alice]);
+  const carol = await t.connect(server.addr, "carol");
+  const attempts: [string, string][] = [
+    ["hi all", say.joinFirst],
+    ["/nick bob", say.nameTaken("bob")],
+    ["/nick bad name!", say.badName],
+    ["/nick", say.badName],
+    ["/nick seventeen-chars-x", say.badName],
+    ["/dance", say.unknownCommand("/dance")],
+  ];
+  for (const [line, reply] of attempts) {
+    await carol.send(`${line}\n`);
+    await noted(
+      "names are 1 to 16 letters, digits, _ or -, and unique; text before joining is refused",
+      () => carol.expect(reply, { step: `carol (not joined yet) sends ${JSON.stringify(line)}` }),
+    );
+  }
+  await carol.send("/nick carol\n");
+  await carol.expect(say.welcome("carol"), { step: "carol sends /nick carol" });
+  for (const other of [alice, bob]) {
+    await noted(
+      "nothing carol sent before joining reaches anyone",
+      () => other.expect(say.joined("carol"), { step: `${other.label} is told that carol joined` }),
+    );
+  }
+  await bob.send("/nick robert\n", { split: "bytes" });
+  await noted(
+    "the renamed client gets `* you are now NEW`",
+    () => bob.expect(say.youAreNow("robert"), { step: "bob sends /nick robert" }),
+  );
+  for (const other of [alice, carol]) {
+    await noted(
+      "the others get `* OLD is now NEW`",
+      () =>
+        other.expect(say.renamed("bob", "robert"), {
+          step: `${other.label} is told that bob is now robert`,
+        }),
+    );
+  }
+  await alice.send("/nick robert\n");
+  await alice.expect(say.nameTaken("robert"), { step: "alice asks for robert's new name" });
+  await bob.send("thanks\n");
+  for (const other of [alice, carol]) {
+    await noted(
+      "messages carry the sender's current name",
+      () =>
+        other.expect(say.message("robert", "thanks"), {
+          step: `${other.label} receives robert's "thanks"`,
+        }),
+    );
+  }
+  await carol.send("/nick bob\n");
+  await noted(
+    "a name is free again once its owner renamed",
+    () => carol.expect(say.youAreNow("bob"), { step: "carol takes the name bob, now free" }),
+  );
+});
+
+suite.test("/quit: a bye and a clean close; the others are told and chat on", async (t) => {
+  const server = await startServer(t);
+  const alice = await join(t, server, "alice", []);
+  const bob = await join(t, server, "bob", [alice]);
+  const carol = await join(t, server, "carol", [alice, bob]);
+  await bob.send("last words\n/quit\n");
+  for (const other of [alice, carol]) {
+    await noted(
+      "a line sent just before /quit is still delivered; then the others get `* NAME left`",
+      () =>
+        other.expect(say.message("bob", "last words") + say.left("bob"), {
+          step: `${other.label} receives bob's last words, then that bob left`,
+        }),
+    );
+  }
+  await noted(
+    "/quit gets `* bye`, then the server closes the connection",
+    () => bob.expect(say.bye, { step: "bob receives * bye" }),
+  );
+  await noted(
+    "close the connection after writing `* bye`: await the outbox's end(), then close",
+    () => bob.expectEnd({ cleanly: true, step: "the server closes bob's connection (FIN)" }),
+  );
+  await chat(alice, "still here", [carol]);
+  await join(t, server, "bob", [alice, carol]);
+});
+
+suite.test("a client that vanishes (reset or EOF) is removed; the others are told and chat on", async (t) => {
+  const server = await startServer(t);
+  const alice = await join(t, server, "alice", []);
+  const bob = await join(t, server, "bob", [alice]);
+  const carol = await ResettableClient.connect(t, server.addr, "carol");
+  await carol.send("/nick carol\n");
+  await carol.waitFor(say.welcome("carol"), "carol sends /nick carol and is welcomed");
+  for (const other of [alice, bob]) {
+    await other.expect(say.joined("carol"), { step: `${other.label} is told that carol joined` });
+  }
+  await carol.reset();
+  for (const other of [alice, bob]) {
+    await noted(
+      "a read that fails with ConnectionReset means the client is gone: remove it and tell the " +
+        "others, like an EOF",
+      () => other.expect(say.left("carol"), { step: `${other.label} is told that carol left` }),
+    );
+  }
+  const dave = await join(t, server, "dave", [alice, bob]);
+  await dave.close(); // EOF, without /quit
+  for (const other of [alice, bob]) {
+    await noted(
+      "read() returning null (EOF) means the client is gone: remove it and tell the others",
+      () => other.expect(say.left("dave"), { step: `${other.label} is told that dave left` }),
+    );
+  }
+  await t.reset(server.addr, "mallory");
+  await t.reset(server.addr, "trudy", "/nick tru");
+  await chat(alice, "anyone still here?", [bob]);
+  await chat(bob, "me", [alice]);
+  await eventually(
+    t,
+    "server.room.names",
+    () => JSON.stringify(server.room.names) === JSON.stringify(["alice", "bob"]),
+    {
+      expected: 'the registry to hold ["alice", "bob"]',
+      actual: () => `it holds ${JSON.stringify(server.room.names)}`,
+      note: "clients that vanished must leave the registry",
+    },
+  );
+  await join(t, server, "carol", [alice, bob]);
+});
+
+suite.test("invalid UTF-8 gets a reply and goes no further; split characters arrive whole", async (t) => {
+  const server = await startServer(t);
+  const alice = await join(t, server, "alice", []);
+  const bob = await join(t, server, "bob", [alice]);
+  const badLines = [
+    new Uint8Array([0x62, 0x61, 0x64, 0x20, 0xff, 0x0a]), // "bad \xff"
+    new Uint8Array([0x63, 0x75, 0x74, 0x20, 0xe4, 0xb8, 0x0a]), // "cut " + 2 of 3 bytes of 世
+  ];
+  for (const line of badLines) {
+    await alice.send(line);
+    await noted(
+      "decode each complete line with new TextDecoder('utf-8', { fatal: true }): invalid " +
+        "bytes throw, and the client gets `! invalid UTF-8, line ignored`",
+      () =>
+        alice.expect(say.invalidUtf8, {
+          step: `alice sends ${showBytes(line)} (not UTF-8)`,
+        }),
+    );
+  }
+  await noted(
+    "an invalid line is not sent on: bob's next line is alice's next valid message",
+    () => chat(alice, "ok: 世界 ✓ ß", [bob], "bytes"),
+  );
+});
+
+suite.test("an oversized line gets a reply, then the server closes that connection", async (t) => {
+  const max = 64;
+  const server = await startServer(t, { maxLineBytes: max });
+  const alice = await join(t, server, "alice", []);
+  const bob = await join(t, server, "bob", [alice]);
+  await chat(alice, "x".repeat(max), [bob]);
+  await alice.send("y".repeat(3 * max)); // no newline: the server must not wait for one
+  await noted(
+    "readLines throws LineTooLongError as soon as a line is too long: reply " +
+      "`! line too long (max N bytes), bye`, then close",
+    () =>
+      alice.expect(say.tooLong(max), { step: `alice sends ${3 * max} bytes without a newline` }),
+  );
+  await alice.expectEnd({ step: "the server closes alice's connection" });
+  await noted(
+    "the others see an ordinary leave",
+    () => bob.expect(say.left("alice"), { step: "bob is told that alice left" }),
+  );
+  const carol = await join(t, server, "carol", [bob]);
+  await chat(bob, "carry on", [carol]);
+});
+
+suite.test("a client that stops reading is dropped; the others never wait for it", async (t) => {
+  const server = await startServer(t, { maxLineBytes: 64 * 1024, maxQueuedBytes: 256 * 1024 });
+  const alice = await join(t, server, "alice", []);
+  const slow = await t.connect(server.addr, "slow", { read: false });
+  await slow.send("/nick slow\n");
+  await alice.expect(say.joined("slow"), { step: "alice is told that slow joined" });
+  const bob = await join(t, server, "bob", [alice]);
+  // slow reads nothing from now on. Its socket buffers fill (a few MB on loopback), then its
+  // outbox; alice and bob must not notice, until slow is dropped.
+  const filler = "x".repeat(60_000);
+  const maxMessages = 600; // 36 MB: far beyond any kernel buffer plus a 256 KiB queue
+  let dropped = false;
+  let sent = 0;
+  for (let i = 1; i <= maxMessages && !dropped; i++) {
+    const text = `${String(i).padStart(4, "0")} ${filler}`;
+    await alice.send(`${text}\n`, { step: `alice sends message #${i} (60 kB)` });
+    sent += text.length + 1;
+    while (true) {
+      const line = decoder.decode(
+        await noted(
+          `one client that does not read must not stall the others: bob waited for alice's ` +
+            `message #${i} while ${(sent / 1e6).toFixed(1)} MB went to slow unread. Queue ` +
+            `lines per client (offer) and let each client's own writer loop wait for its ` +
+            `socket; never await a client's write in the broadcast loop`,
+          () =>
+            bob.readUntil("\n", {
+              step: `bob receives alice's message #${i}`,
+              timeoutMs: 5000,
+              maxBytes: 128 * 1024,
+            }),
+        ),
+      );
+      if (line === say.dropped("slow")) {
+        dropped = true;
+        continue;
+      }
+      if (line === say.message("alice", text)) break;
+      t.fail({
+        step: `bob receives alice's message #${i}`,
+        expected: showBytes(say.message("alice", text), 40),
+        actual: showBytes(line, 80),
+        note: "every other client gets every message, in order, also while a slow one is dropped",
+      });
+    }
+  }
+  t.check(dropped, {
+    step: "wait for slow to be dropped",
+    expected: `\`* slow dropped (too slow)\` once slow's outbox (256 KiB) is full`,
+    actual: `alice sent ${maxMessages} messages (${(sent / 1e6).toFixed(1)} MB) that slow never ` +
+      `read, and slow is still in the room`,
+    note: "bound each client's outbox: offer() returns false past maxQueuedBytes, and the room " +
+      "drops that client",
+  });
+  await noted(
+    "the sender is told too",
+    () => alice.expect(say.dropped("slow"), { step: "alice is told that slow was dropped" }),
+  );
+  slow.startReading();
+  await noted(
+    "dropping a client hangs up on it: close its connection",
+    () => slow.readToEnd({ step: "the server closes slow's connection", timeoutMs: 10_000 }),
+  );
+  await chat(bob, "that was slow", [alice]);
+  t.expectEqual(server.room.names, ["alice", "bob"], "server.room.names after the drop");
+}, { timeoutMs: 45_000 });
+
+// ── the client ──────────────────────────────────────────────────────────────
+
+/** Lines typed by the grader, as an async iterable for the client's `input`. */
+class Typed implements AsyncIterable<string> {
+  #lines: string[] = [];
+  #ended = false;
+  #waiting: ((result: IteratorResult<string>) => void) | undefined;
+  /** Set when the client called `return()` on the iterator (it is done with the input). */
+  returned = false;
+
+  type(line: string): void {
+    if (this.#waiting) {
+      const wake = this.#waiting;
+      this.#waiting = undefined;
+      wake({ value: line, done: false });
+    } else this.#lines.push(line);
+  }
+
+  end(): void {
+    this.#ended = true;
+    const wake = this.#waiting;
+    this.#waiting = undefined;
+    wake?.({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<string> {
+    return {
+      next: () => {
+        const line = this.#lines.shift();
+        if (line !== undefined) return Promise.resolve({ value: line, done: false });
+        if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.#waiting = resolve);
+      },
+      return: () => {
+        this.returned = true;
+        this.end();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+/** What the client printed, with a wait for the next lines. */
+class Printed {
+  readonly lines: string[] = [];
+  #seen = 0;
+  readonly print = (line: string) => void this.lines.push(line);
+
+  /** Waits for `expected` to be the next lines printed. */
+  async expect(t: Grader, expected: string[], step: string, note?: string): Promise<void> {
+    const want = this.#seen + expected.length;
+    await eventually(t, step, () => this.lines.length >= want, {
+      expected: `your client to print ${JSON.stringify(expected)}`,
+      actual: () => `it printed ${JSON.stringify(this.lines.slice(this.#seen))}`,
+      note,
+    });
+    t.expectEqual(this.lines.slice(this.#seen, want), expected, step, note);
+    this.#seen = want;
+  }
+}
+
+suite.test("your client prints what arrives while it waits for input, and sends what is typed", async (t) => {
+  const { runChatClient } = await loadClient(t);
+  const accepted = deferred<Probe>();
+  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
+  const typed = new Typed();
+  const printed = new Printed();
+  const { done: client } = await running(
+    t,
+    `runChatClient({ port: ${server.addr.port}, nick: "alice", … })`,
+    () => runChatClient({ ...server.addr, nick: "alice", input: typed, print: printed.print }),
+    10_000,
+  );
+  const conn = await whileRunning(client, "your client connects", accepted.promise);
+  await noted(
+    "the client joins first: its first line is `/nick NAME`",
+    () => conn.expect("/nick alice\n", { step: "your client's first line" }),
+  );
+  await conn.send(say.welcome("alice") + say.message("bob", "héllo 世界"), { split: "bytes" });
+  await printed.expect(
+    t,
+    ["* welcome alice", "bob> héllo 世界"],
+    "lines from the server (sent 1 byte at a time) are printed while nothing is typed",
+    "the receive loop runs on its own, concurrently with the send loop: lines arrive while " +
+      "your client waits for input. Decode whole lines, so split characters stay whole",
+  );
+  typed.type("hi bob");
+  await conn.expect("hi bob\n", { step: 'the user types "hi bob"' });
+  await conn.send(say.message("bob", "one") + say.message("carol", "two"));
+  await printed.expect(t, ["bob> one", "carol> two"], "two lines in one write are printed");
+  typed.type("/quit");
+  await conn.expect("/quit\n", { step: 'the user types "/quit"' });
+  await conn.send(say.bye);
+  await conn.closeWrite();
+  const end = await t.step(
+    "runChatClient returns after /quit and the server's close",
+    () => client,
+  );
+  t.expectEqual(end, "quit", "runChatClient's result");
+  await printed.expect(t, ["* bye"], "the last line is printed");
+  await conn.expectEnd({ step: "your client closes its connection" });
+});
+
+suite.test("your client stops when the server goes away, without waiting for input", async (t) => {
+  const { runChatClient } = await loadClient(t);
+  const accepted = deferred<Probe>();
+  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
+  const typed = new Typed();
+  const printed = new Printed();
+  const { done: client } = await running(
+    t,
+    `runChatClient({ port: ${server.addr.port}, nick: "alice", … })`,
+    () => runChatClient({ ...server.addr, nick: "alice", input: typed, print: printed.print }),
+    10_000,
+  );
+  const conn = await whileRunning(client, "your client connects", accepted.promise);
+  await conn.expect("/nick alice\n", { step: "your client's first line" });
+  await conn.send(say.welcome("alice"));
+  await printed.expect(t, ["* welcome alice"], "the welcome is printed");
+  await conn.closeWrite(); // the server goes away; the user types nothing
+  const end = await noted(
+    "race the next typed line against the end of the receive loop: when the server closes, " +
+      "the client is over even if the user never types again",
+    () =>
+      t.step("runChatClient returns although nothing is typed", () => client, { timeoutMs: 2000 }),
+  );
+  t.expectEqual(end, "server closed", "runChatClient's result");
+  await conn.expectEnd({ step: "your client closes its connection" });
+  t.check(typed.returned, {
+    step: "your client lets go of its input",
+    expected: "iterator.return() called on the input (so stdin can be released)",
+    actual: "it was not called",
+  });
+});
+
+suite.test("when input ends (Ctrl-D), your client says /quit and waits for the server", async (t) => {
+  const { runChatClient } = await loadClient(t);
+  const accepted = deferred<Probe>();
+  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
+  const typed = new Typed();
+  const printed = new Printed();
+  const { done: client } = await running(
+    t,
+    `runChatClient({ port: ${server.addr.port}, nick: "bob", … })`,
+    () => runChatClient({ ...server.addr, nick: "bob", input: typed, print: printed.print }),
+    10_000,
+  );
+  const conn = await whileRunning(client, "your client connects", accepted.promise);
+  await conn.expect("/nick bob\n", { step: "your client's first line" });
+  typed.type("bye for now");
+  typed.end();
+  await noted(
+    "the end of input means the same as typing /quit",
+    () => conn.expect("bye for now\n/quit\n", { step: "the last typed line, then /quit" }),
+  );
+  await conn.send(say.bye);
+  await conn.closeWrite();
+  t.expectEqual(await t.step("runChatClient returns", () => client), "quit", "its result");
+  await conn.expectEnd({ step: "your client closes its connection" });
+});
+
+suite.test("your clients on your server: join, talk, leave", async (t) => {
+  const { runChatClient } = await loadClient(t);
+  const server = await startServer(t);
+  const zed = await join(t, server, "zed", []);
+  const start = async (nick: string) => {
+    const typed = new Typed();
+    const printed = new Printed();
+    const { done } = await running(
+      t,
+      `runChatClient({ port: ${server.addr.port}, nick: "${nick}", … })`,
+      () => runChatClient({ ...server.addr, nick, input: typed, print: printed.print }),
+      15_000,
+    );
+    return { typed, printed, done };
+  };
+  const alice = await start("alice");
+  await whileRunning(alice.done, "alice joins", zed.expect(say.joined("alice")));
+  await alice.printed.expect(t, [bare(say.welcome("alice"))], "alice prints her welcome");
+  const bob = await start("bob");
+  await whileRunning(bob.done, "bob joins", zed.expect(say.joined("bob")));
+  await bob.printed.expect(t, [bare(say.welcome("bob"))], "bob prints his welcome");
+  await alice.printed.expect(t, [bare(say.joined("bob"))], "alice prints that bob joined");
+  alice.typed.type("hi bob");
+  await zed.expect(say.message("alice", "hi bob"), { step: 'zed receives alice\'s "hi bob"' });
+  await bob.printed.expect(t, ["alice> hi bob"], "bob prints alice's message");
+  await zed.send("hello both\n");
+  await alice.printed.expect(t, ["zed> hello both"], "alice prints zed's message");
+  await bob.printed.expect(t, ["zed> hello both"], "bob prints zed's message");
+  bob.typed.type("/quit");
+  t.expectEqual(await t.step("bob's runChatClient returns", () => bob.done), "quit", "its result");
+  await bob.printed.expect(t, [bare(say.bye)], "bob prints * bye");
+  await zed.expect(say.left("bob"), { step: "zed is told that bob left" });
+  await alice.printed.expect(t, [bare(say.left("bob"))], "alice prints that bob left");
+  alice.typed.end();
+  t.expectEqual(await t.step("alice's runChatClient returns", () => alice.done), "quit", "result");
+  await zed.expect(say.left("alice"), { step: "zed is told that alice left" });
+});
+
+// ── load ────────────────────────────────────────────────────────────────────
+
+const LOAD_CLIENTS = 50;
+const LOAD_MESSAGES = 50;
+
+suite.test(
+  `load: ${LOAD_CLIENTS} clients × ${LOAD_MESSAGES} messages, none lost, each sender's order kept`,
+  async (t) => {
+    const server = await startServer(t, { maxQueuedBytes: 4 * 1024 * 1024 });
+    const names = Array.from({ length: LOAD_CLIENTS }, (_, i) => `u${String(i).padStart(2, "0")}`);
+    const clients: Probe[] = [];
+    for (const name of names) {
+      const probe = await t.connect(server.addr, name, { timeoutMs: 5000 });
+      await probe.send(`/nick ${name}\n`);
+      await probe.expect(say.welcome(name), {
+        step: `${name} joins (${clients.length + 1} of ${LOAD_CLIENTS})`,
+        timeoutMs: 5000,
+      });
+      clients.push(probe);
+    }
+    const text = (k: number) => `m${String(k).padStart(2, "0")}`;
+    // What each client must receive in all: its welcome, a join notice for everyone who
+    // came after it, then every message of everyone else.
+    const expectedBytes = names.map((name, i) => {
+      let n = say.welcome(name).length;
+      for (const later of names.slice(i + 1)) n += say.joined(later).length;
+      for (const other of names) {
+        if (other === name) continue;
+        for (let k = 0; k < LOAD_MESSAGES; k++) n += say.message(other, text(k)).length;
+      }
+      return n;
+    });
+    await t.step(`each client sends ${LOAD_MESSAGES} messages, all at once`, async () => {
+      await Promise.all(clients.map(async (probe) => {
+        for (let k = 0; k < LOAD_MESSAGES; k++) {
+          await probe.send(`${text(k)}\n`, { step: `${probe.label} sends ${text(k)}` });
+        }
+      }));
+    }, { timeoutMs: 20_000 });
+    const deadline = 30_000;
+    await Promise.allSettled(
+      clients.map((probe, i) => probe.waitReceived(expectedBytes[i], { timeoutMs: deadline })),
+    );
+    t.throwIfInterrupted();
+    // Check what arrived: per sender, exactly m00..m49 in order; never one's own.
+    const problems: string[] = [];
+    let delivered = 0;
+    for (const [i, probe] of clients.entries()) {
+      const lines = decoder.decode(probe.unread).split("\n").slice(0, -1);
+      const bySender = new Map<string, string[]>();
+      let joins = 0;
+      for (const line of lines) {
+        if (line.startsWith("* ") && line.endsWith(" joined")) {
+          joins++;
+          continue;
+        }
+        const match = line.match(/^(u\d\d)> (m\d\d)$/);
+        if (!match) {
+          problems.push(`${names[i]} received an unexpected line ${JSON.stringify(line)}`);
+          continue;
+        }
+        bySender.set(match[1], [...(bySender.get(match[1]) ?? []), match[2]]);
+      }
+      if (joins !== LOAD_CLIENTS - 1 - i) {
+        problems.push(`${names[i]} was told of ${joins} joins, not ${LOAD_CLIENTS - 1 - i}`);
+      }
+      if (bySender.has(names[i])) {
+        problems.push(`${names[i]} received its own messages back`);
+      }
+      for (const sender of names) {
+        if (sender === names[i]) continue;
+        const got = bySender.get(sender) ?? [];
+        delivered += got.length;
+        const want = Array.from({ length: LOAD_MESSAGES }, (_, k) => text(k));
+        if (got.join() === want.join()) continue;
+        const missing = want.filter((m) => !got.includes(m));
+        problems.push(
+          missing.length
+            ? `${names[i]} got ${got.length} of ${sender}'s ${LOAD_MESSAGES} messages ` +
+              `(missing ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""})`
+            : `${names[i]} got ${sender}'s messages out of order: ${got.join(" ")}`,
+        );
+      }
+    }
+    const total = LOAD_CLIENTS * (LOAD_CLIENTS - 1) * LOAD_MESSAGES;
+    t.check(problems.length === 0, {
+      step: `check what the ${LOAD_CLIENTS} clients received`,
+      expected: `${total} messages delivered: every client gets each other client's ` +
+        `${LOAD_MESSAGES} messages, in the order they were sent`,
+      actual: `${delivered} delivered; ${problems.length} problem(s), e.g.:\n  ` +
+        problems.slice(0, 6).join("\n  "),
+      note: "each client's messages are read and broadcast in order by its own handler; nothing " +
+        "may be lost or duplicated between the registry and the outboxes",
+    });
+  },
+  { timeoutMs: 60_000 },
+);
