@@ -9,7 +9,6 @@
  * coalesced writes, clients that vanish or stop reading), your client
  * against the grader's server and against yours, and a load check.
  */
-import net from "node:net";
 import {
   GradeFailure,
   type Grader,
@@ -24,7 +23,6 @@ import type * as ClientLesson from "../solutions/06-chat/chat_client.ts";
 const suite = lessonSuite("06");
 const loadServer = (t: Grader) => t.load<typeof ServerLesson>("chat_server.ts");
 const loadClient = (t: Grader) => t.load<typeof ClientLesson>("chat_client.ts");
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** The lines the server must send (docs/06-chat.md, "The protocol"). */
@@ -193,84 +191,6 @@ async function chat(
           step: `${other.label} receives ${from.label}'s ${JSON.stringify(text)}`,
         }),
     );
-  }
-}
-
-/**
- * A client the grader can reset (RST) at a moment of its choosing, after it
- * has joined, the way a crashed or unplugged client vanishes. (Uses node:net,
- * whose resetAndDestroy() sets SO_LINGER to 0.)
- */
-class ResettableClient {
-  readonly #socket: net.Socket;
-  readonly #closed: Promise<void>;
-  #received = "";
-  #listeners = new Set<() => void>();
-
-  private constructor(socket: net.Socket, readonly label: string, readonly t: Grader) {
-    this.#socket = socket;
-    this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
-    socket.on("error", () => {/* the reset we asked for, or the server's */});
-    socket.on("data", (chunk: Uint8Array) => {
-      t.transcript.record(label, "received", { bytes: chunk });
-      this.#received += decoder.decode(chunk, { stream: true });
-      for (const listener of this.#listeners) listener();
-    });
-  }
-
-  static async connect(t: Grader, addr: Deno.NetAddr, label: string): Promise<ResettableClient> {
-    const socket = net.connect({ host: addr.hostname, port: addr.port });
-    const client = new ResettableClient(socket, label, t);
-    t.defer(() => client.reset());
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", resolve);
-      socket.once("error", reject);
-    });
-    t.transcript.record(label, "connect", {
-      detail: `${socket.localAddress}:${socket.localPort} → ${addr.hostname}:${addr.port}`,
-    });
-    return client;
-  }
-
-  async send(text: string): Promise<void> {
-    const bytes = encoder.encode(text);
-    await new Promise<void>((resolve, reject) =>
-      this.#socket.write(bytes, (error) => error ? reject(error) : resolve())
-    );
-    this.t.transcript.record(this.label, "sent", { bytes });
-  }
-
-  /** Waits until `text` has arrived (anywhere in what this client received). */
-  waitFor(text: string, step: string, timeoutMs = 2000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!this.#received.includes(text)) return;
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#listeners.delete(check);
-        reject(
-          new GradeFailure({
-            kind: "timeout",
-            step,
-            expected: `${showBytes(text)} within ${timeoutMs} ms`,
-            actual: `received so far: ${showBytes(this.#received)}`,
-          }),
-        );
-      }, timeoutMs);
-      this.#listeners.add(check);
-      check();
-    });
-  }
-
-  /** Resets the connection (RST, not FIN) and waits until the socket is gone. */
-  async reset(): Promise<void> {
-    if (this.#socket.destroyed) return this.#closed;
-    this.#socket.resetAndDestroy();
-    this.t.transcript.record(this.label, "reset");
-    await this.#closed;
   }
 }
 
@@ -708,9 +628,10 @@ suite.test("a client that vanishes (reset or EOF) is removed; the others are tol
   const server = await startServer(t);
   const alice = await join(t, server, "alice", []);
   const bob = await join(t, server, "bob", [alice]);
-  const carol = await ResettableClient.connect(t, server.addr, "carol");
+  // A resettable probe: carol joins, then vanishes with a reset, like a crashed client.
+  const carol = await t.connect(server.addr, "carol", { resettable: true });
   await carol.send("/nick carol\n");
-  await carol.waitFor(say.welcome("carol"), "carol sends /nick carol and is welcomed");
+  await carol.expect(say.welcome("carol"), { step: "carol sends /nick carol and is welcomed" });
   for (const other of [alice, bob]) {
     await other.expect(say.joined("carol"), { step: `${other.label} is told that carol joined` });
   }

@@ -22,6 +22,7 @@ import {
   connectAndReset,
   connectWithRetry,
   Probe,
+  type ProbeConn,
   STEP_MS,
 } from "./probe.ts";
 import { readEnv, scratchDir, shownPath, SOCKET_SLOTS, socketSlot, targetFile } from "./target.ts";
@@ -348,16 +349,23 @@ export class Grader {
     this.fail({ step, expected, actual: "it returned normally, without an error" });
   }
 
-  /** Opens a recorded connection to learner code, retrying while refused (readiness). */
+  /**
+   * Opens a recorded connection to learner code, retrying while refused
+   * (readiness). With `resettable: true` the probe can later `reset()` (RST).
+   */
   async connect(
     address: Deno.Addr | ConnectAddress,
     label = `conn ${++this.#connections}`,
-    options: { read?: boolean; timeoutMs?: number } = {},
+    options: { read?: boolean; timeoutMs?: number; resettable?: boolean } = {},
   ): Promise<Probe> {
     const target = toConnectAddress(address);
-    let conn: Deno.Conn;
+    let conn: ProbeConn;
     try {
-      conn = await connectWithRetry(target, { timeoutMs: options.timeoutMs, signal: this.signal });
+      conn = await connectWithRetry(target, {
+        timeoutMs: options.timeoutMs,
+        signal: this.signal,
+        resettable: options.resettable,
+      });
     } catch (error) {
       this.fail({
         step: `connect ${label} to ${addressText(target)}`,

@@ -96,3 +96,25 @@ Deno.test("expectThrows returns the learner's error and fails when nothing is th
   assert.match(failure.message, /it returned normally, without an error/);
   await t.cleanup();
 });
+
+Deno.test("a resettable probe talks, then resets: the peer sees ECONNRESET", async () => {
+  const t = new Grader(lesson, "engine test");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const accepted = listener.accept();
+    const client = await t.connect(listener.addr, "A", { resettable: true });
+    const server = await accepted;
+    await server.write(new TextEncoder().encode("welcome\n"));
+    await client.expect("welcome\n");
+    await client.send("bye\n");
+    const buffer = new Uint8Array(16);
+    assert.equal(await server.read(buffer), 4);
+    await client.reset();
+    await assert.rejects(() => server.read(buffer), Deno.errors.ConnectionReset);
+    server.close();
+    assert.match(t.transcript.format(), /→ RST \(grader reset the connection on purpose\)/);
+  } finally {
+    await t.cleanup();
+    listener.close();
+  }
+});

@@ -61,7 +61,7 @@ export interface ProbeContext {
  */
 export class Probe {
   readonly label: string;
-  readonly conn: Deno.Conn;
+  readonly conn: ProbeConn;
   readonly #ctx: ProbeContext;
   // Received bytes not yet consumed live in #buffer[#start, #end); it grows by
   // doubling, so a large transfer costs linear time, not a copy per arrival.
@@ -76,7 +76,7 @@ export class Probe {
   #pump?: Promise<void>;
   readonly #listeners = new Set<() => void>();
 
-  constructor(conn: Deno.Conn, label: string, ctx: ProbeContext, options: { read?: boolean } = {}) {
+  constructor(conn: ProbeConn, label: string, ctx: ProbeContext, options: { read?: boolean } = {}) {
     this.conn = conn;
     this.label = label;
     this.#ctx = ctx;
@@ -394,8 +394,23 @@ export class Probe {
 
   /** Shuts down the grader's sending side (half-close); reading goes on. */
   async closeWrite(): Promise<void> {
-    await (this.conn as Deno.TcpConn).closeWrite();
+    await this.conn.closeWrite();
     this.#ctx.transcript.record(this.label, "half-close");
+  }
+
+  /**
+   * Resets the connection (RST, not FIN) the way a crashed client vanishes.
+   * Only probes opened with `{ resettable: true }` can: `Deno.Conn` cannot
+   * send a reset.
+   */
+  async reset(): Promise<void> {
+    if (!this.conn.reset) throw new Error(`${this.label} was not opened with { resettable: true }`);
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.conn.reset();
+    this.#ctx.transcript.record(this.label, "reset");
+    this.#notify();
+    await this.#pump;
   }
 
   /** Closes the connection (idempotent) and waits for the background reader to stop. */
@@ -413,6 +428,115 @@ export class Probe {
   }
 }
 
+/**
+ * The part of a connection a {@linkcode Probe} uses: a `Deno.Conn`, or a
+ * `node:net` socket seen through {@linkcode ResettableConn} (which can reset).
+ */
+export interface ProbeConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  readonly localAddr: Deno.Addr;
+  readonly remoteAddr: Deno.Addr;
+  /** Sends RST and releases the socket; only resettable connections have it. */
+  reset?(): Promise<void>;
+}
+
+/**
+ * A `node:net` socket behind the `Deno.Conn` read/write interface, so a probe
+ * can reset it later (`resetAndDestroy()` sets SO_LINGER to 0 and closes).
+ * It reads only while a read is pending, like a `Deno.Conn`, so a probe that
+ * stops reading still pushes back on the sender.
+ */
+export class ResettableConn implements ProbeConn {
+  readonly #socket: net.Socket;
+  readonly #closed: Promise<void>;
+  #chunks: Uint8Array[] = [];
+  #ended = false;
+  #failure?: Error;
+  #wake?: () => void;
+  readonly localAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.NetAddr;
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    this.localAddr = netAddr(socket.localAddress, socket.localPort);
+    this.remoteAddr = netAddr(socket.remoteAddress, socket.remotePort);
+    this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
+    socket.pause();
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(new Uint8Array(chunk));
+      socket.pause();
+      this.#wake?.();
+    });
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake?.();
+    });
+    socket.on("error", (error: Error & { code?: string }) => {
+      this.#failure = error.code === "ECONNRESET"
+        ? new Deno.errors.ConnectionReset(error.message)
+        : error;
+      this.#wake?.();
+    });
+    socket.on("close", () => this.#wake?.());
+  }
+
+  /** Connects to `address` (rejects like `Deno.connect` when refused). */
+  static connect(address: { hostname: string; port: number }): Promise<ResettableConn> {
+    const socket = net.connect({ host: address.hostname, port: address.port, allowHalfOpen: true });
+    return new Promise((resolve, reject) => {
+      socket.once("connect", () => resolve(new ResettableConn(socket)));
+      socket.once("error", (error: Error & { code?: string }) => {
+        socket.destroy();
+        reject(
+          error.code === "ECONNREFUSED" ? new Deno.errors.ConnectionRefused(error.message) : error,
+        );
+      });
+    });
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#failure) throw this.#failure;
+      if (this.#ended || this.#socket.destroyed) return null;
+      const woken = new Promise<void>((resolve) => this.#wake = resolve);
+      this.#socket.resume();
+      await woken;
+    }
+    const chunk = this.#chunks[0];
+    const n = Math.min(buffer.length, chunk.length);
+    buffer.set(chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n);
+    return n;
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.#socket.write(bytes, (error) => error ? reject(error) : resolve(bytes.length))
+    );
+  }
+
+  closeWrite(): Promise<void> {
+    return new Promise((resolve) => this.#socket.end(() => resolve()));
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  async reset(): Promise<void> {
+    if (!this.#socket.destroyed) this.#socket.resetAndDestroy();
+    await this.#closed;
+  }
+}
+
+function netAddr(hostname: string | undefined, port: number | undefined): Deno.NetAddr {
+  return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
+}
+
 /** Text of an address for transcripts: `127.0.0.1:4000`, `[::1]:4000`, `unix:/tmp/x.sock`. */
 export function addressText(addr: Deno.Addr | ConnectAddress): string {
   if ("path" in addr) return `unix:${addr.path}`;
@@ -428,14 +552,15 @@ export function addressText(addr: Deno.Addr | ConnectAddress): string {
  */
 export async function connectWithRetry(
   address: ConnectAddress,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
-): Promise<Deno.Conn> {
+  options: { timeoutMs?: number; signal?: AbortSignal; resettable?: boolean } = {},
+): Promise<ProbeConn> {
   const deadline = performance.now() + (options.timeoutMs ?? STEP_MS);
   let delay = 2;
   while (true) {
     try {
-      return "path" in address
-        ? await Deno.connect({ transport: "unix", path: address.path })
+      if ("path" in address) return await Deno.connect({ transport: "unix", path: address.path });
+      return options.resettable
+        ? await ResettableConn.connect(address)
         : await Deno.connect({ hostname: address.hostname, port: address.port });
     } catch (error) {
       const retriable = error instanceof Deno.errors.ConnectionRefused ||
