@@ -440,7 +440,7 @@ export const lessons: readonly Lesson[] = [
     ],
     permissions: { net: ["127.0.0.1"], ffi: true },
     hints: [
-      "Start with makeNonBlocking: sys.fcntl(fd, F_GETFL) gives { value: flags, errno }; write back flags | O_NONBLOCK with sys.fcntl(fd, F_SETFL, …). value -1 means failure: throw new ErrnoError(\"fcntl\", errno).",
+      'Start with makeNonBlocking: sys.fcntl(fd, F_GETFL) gives { value: flags, errno }; write back flags | O_NONBLOCK with sys.fcntl(fd, F_SETFL, …). value -1 means failure: throw new ErrnoError("fcntl", errno).',
       "tryAccept and tryRead are one raw call each (sys.accept4, sys.read) plus a look at errno: EAGAIN (same number as EWOULDBLOCK) → null, EINTR → call again, anything else → throw. read's 0 is end of stream, a real answer: return it.",
       "Linux does not copy O_NONBLOCK from a listener to the sockets accept returns. Ask for it in the call: sys.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC).",
       "The polling loop: while (accepted < clients || open.size > 0) and not aborted: one tryAccept if you still need clients, one tryRead on every open fd, then `await new Promise((r) => setTimeout(r, 0))`. Count into the stats object you were given, right where each call returns.",
@@ -450,6 +450,8 @@ export const lessons: readonly Lesson[] = [
     ],
     seeds: ["blocking I/O", "non-blocking I/O", "multiplexing", "signal-driven", "async I/O"],
     platforms: ["linux"],
+    // A loop that spins and swallows the watchdog's errors runs each polling check out (8 s).
+    budgetMs: 45_000,
   },
   {
     id: "11",
@@ -458,11 +460,33 @@ export const lessons: readonly Lesson[] = [
     topic: "select/poll/epoll",
     builds: "one-threaded echo servers on select, poll and epoll, and a small event loop",
     files: ["multiplex.ts"],
-    programs: [],
+    programs: [
+      {
+        name: "echo",
+        file: "multiplex.ts",
+        about: "your echo server; --mode select|poll|epoll|epoll-et (default epoll)",
+      },
+      {
+        name: "bench",
+        file: "bench.ts",
+        about:
+          "cost of one wait vs idle fds (select/poll/epoll), and echo throughput vs Deno.listen",
+      },
+    ],
     permissions: { net: ["127.0.0.1"], ffi: true },
-    hints: [],
+    hints: [
+      'Start with serveReady: read once if readable and the client wantsRead, then flush if it wantsWrite; return false on "reset" or when the client is done. Every level-triggered server uses it.',
+      "Every server has the same shape: while (!state.closing) { build what to watch from state.clients; state.watched = those fds; wait; handle the wake pipe (drain), the listener (acceptOne() until null), then each ready client }. Return state.server(loop()).",
+      "select has no worker-thread binding: call select(readFds, writeFds, 0) (just look), then await pause(0) after a busy round or a growing pause while idle, so the grader's clients on the same thread can run. Check every new fd against FD_SETSIZE: close the ones >= 1024 and count state.refused++.",
+      "A client you are done with must leave everything: state.closeClient(fd) closes AND forgets it. With epoll, EPOLL_CTL_DEL before that. A closed fd left in the select sets is EBADF; in a pollfd list it is POLLNVAL.",
+      "Ask for POLLOUT / EPOLLOUT / the write set only while client.wantsWrite; without it, echo that did not fit into the socket is never sent. POLLHUP and POLLERR come unasked: treat them as readable.",
+      "Edge-triggered: register clients once with EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET and serve them with serveEdge, which reads until EAGAIN (readReady = false) and flushes until blocked (writeReady = false). The ET listener too: accept until acceptOne() returns null.",
+      "EventLoop: #watchers maps fd → { mask, callback }; runOnce waits with epollWaitAsync(epfd, 64, time to the first timer), looks each fd up again before its callback (skip it if gone), then fires due timers. setTimer and stop write a byte into the wake pipe while #waiting is set.",
+    ],
     seeds: ["select", "poll", "epoll", "level- and edge-triggered", "FD_SETSIZE"],
     platforms: ["linux"],
+    // A stalled server makes a check wait out its longest deadline (10 s for 1 MiB).
+    budgetMs: 120_000,
   },
   {
     id: "12",

@@ -5,6 +5,7 @@
  */
 export * from "./bytes.ts";
 export * from "./failure.ts";
+export * from "./freeze_guard.ts";
 export * from "./grader.ts";
 export * from "./probe.ts";
 export * from "./target.ts";

@@ -1,0 +1,1063 @@
+/**
+ * Grading suite of lesson 10 — I/O models: blocking, non-blocking,
+ * synchronous, asynchronous. Run it with `deno task lesson 10`.
+ *
+ * The libc checks use descriptors the grader makes itself where it can, so
+ * each function is graded on its own. Learner code that blocks the main
+ * thread (a descriptor without O_NONBLOCK) or never yields (a busy poll)
+ * would freeze the grader too; a watchdog thread (workbook/harness/
+ * freeze_guard.ts) notices, shuts the sockets down so the stuck call returns,
+ * and the check then names the freeze. Timing is never graded here: the
+ * serial/concurrent behaviour is observed with grader-controlled latches, and
+ * the timings are printed by `deno task run 10 bench`.
+ */
+import {
+  type Grader,
+  isGradeFailure,
+  lessonSuite,
+  type Probe,
+  showBytes,
+} from "../workbook/harness/mod.ts";
+import { clientInThread, FreezeGuard } from "../workbook/harness/freeze_guard.ts";
+import {
+  accept,
+  close,
+  connectTcp,
+  createTcpSocket,
+  EAGAIN,
+  ECONNRESET,
+  ENOTSOCK,
+  ErrnoError,
+  errnoName,
+  F_GETFL,
+  F_SETFL,
+  ffiAvailable,
+  getpeername,
+  getsockname,
+  isNonBlocking,
+  listenTcp,
+  O_NONBLOCK,
+  pipe,
+  poll,
+  POLLIN,
+  send,
+  setLinger,
+  SHUT_WR,
+  shutdown,
+  sys,
+} from "workbook/libc";
+import type * as Lesson from "../solutions/10-io-models/io_models.ts";
+
+const suite = lessonSuite("10");
+const load = (t: Grader) => t.load<typeof Lesson>();
+
+// Open libc now, outside any test: the library handle would count as a leak inside one.
+const ffi = ffiAvailable();
+const noFfi = ffi.ok ? undefined : `the libc FFI bindings cannot be used here: ${ffi.reason}`;
+
+/** `O_APPEND` (not in the bindings: sockets never need it; the flag check below does). */
+const O_APPEND = 0o2000;
+const encoder = new TextEncoder();
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+/** Closes a raw descriptor, ignoring "already closed" (learner code may have closed it). */
+function closeFd(fd: number): void {
+  sys.close(fd);
+}
+
+/** The status flags of a descriptor, as `fcntl(F_GETFL)` reports them. */
+function statusFlags(fd: number): number {
+  const r = sys.fcntl(fd, F_GETFL);
+  if (r.value === -1) throw new ErrnoError("fcntl", r.errno, `F_GETFL fd ${fd}`);
+  return r.value;
+}
+
+function describeFlags(flags: number): string {
+  const names = [
+    flags & O_NONBLOCK ? "O_NONBLOCK" : "",
+    flags & O_APPEND ? "O_APPEND" : "",
+  ].filter(Boolean);
+  return `0o${flags.toString(8)} (${
+    names.length ? names.join(" | ") : "neither O_NONBLOCK nor O_APPEND"
+  })`;
+}
+
+/** Waits (blocking the grader briefly, at most `ms`) until `fd` is readable. */
+function waitReadable(fd: number, ms = 1000): boolean {
+  return poll([{ fd, events: POLLIN }], ms)[0] !== 0;
+}
+
+/** One macrotask turn: timers and I/O callbacks get to run. */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** A started learner promise whose outcome can be looked at without awaiting it. */
+interface Tracked<T> {
+  promise: Promise<T>;
+  settled: boolean;
+  value?: T;
+  error?: unknown;
+  failed: boolean;
+}
+
+function track<T>(promise: Promise<T>): Tracked<T> {
+  const tracked: Tracked<T> = { promise, settled: false, failed: false };
+  promise.then(
+    (value) => Object.assign(tracked, { settled: true, value }),
+    (error) => Object.assign(tracked, { settled: true, failed: true, error }),
+  );
+  return tracked;
+}
+
+/** A gate a grader handler waits at until the grader opens it. */
+class Gate {
+  readonly promise: Promise<void>;
+  open!: () => void;
+  constructor() {
+    this.promise = new Promise((resolve) => this.open = resolve);
+  }
+}
+
+/** What the learner's polling loop had done: the stats, in one line. */
+function showStats(stats: Lesson.PollingStats): string {
+  return `{ rounds: ${stats.rounds}, acceptCalls: ${stats.acceptCalls}, wastedAccepts: ${stats.wastedAccepts}, ` +
+    `readCalls: ${stats.readCalls}, wastedReads: ${stats.wastedReads} }`;
+}
+
+const YIELD_NOTE = "Between rounds, give the event loop a turn with a macrotask: " +
+  "`await new Promise((r) => setTimeout(r, 0))`. `await Promise.resolve()` or `await null` is " +
+  "not enough: a resolved promise continues before timers and sockets get their turn, so the loop " +
+  "still never lets go";
+
+/** Fails with the freeze the watchdog saw, in words that fit what the learner's code did. */
+function failFrozen(
+  t: Grader,
+  guard: FreezeGuard,
+  step: string,
+  what: string,
+  stats?: Lesson.PollingStats,
+): never {
+  const calls = stats ? stats.acceptCalls + stats.readCalls : 0;
+  const spinning = stats !== undefined && calls > 1000;
+  t.fail({
+    kind: "timeout",
+    step,
+    expected: spinning
+      ? `${what} to give the event loop a turn between rounds`
+      : `each accept and read call of ${what} to return at once`,
+    actual:
+      `the whole program was frozen for ${
+        (guard.longestFreezeMs / 1000).toFixed(1)
+      } s: no timer ran, no connection moved. The grader's watchdog thread had to shut your ` +
+      `sockets down to get control back` +
+      (stats ? `; by then your loop had made ${calls} calls: ${showStats(stats)}` : ""),
+    note: spinning
+      ? `that is a busy poll that never yields: the grader's clients live in the same program, ` +
+        `so they could not even connect while your loop spun. ${YIELD_NOTE}`
+      : "your code was stuck inside ONE call: an accept or read on a descriptor without " +
+        "O_NONBLOCK waits until something arrives, and nothing could arrive while it waited. " +
+        "The listener needs O_NONBLOCK, and so does every connection you accept (Linux does " +
+        "not copy it from the listener: pass SOCK_NONBLOCK to accept4)",
+  });
+}
+
+/**
+ * Waits, a macrotask at a time, until `condition()` holds. Fails when the
+ * deadline passes, when the learner's server ended (or failed) early, or
+ * when the watchdog had to rescue a frozen event loop.
+ */
+async function waitUntil(
+  t: Grader,
+  step: string,
+  condition: () => boolean,
+  options: {
+    expected: string;
+    actual: () => string;
+    note?: string;
+    serving?: Tracked<unknown>;
+    servingName?: string;
+    guard?: FreezeGuard;
+    stats?: Lesson.PollingStats;
+    timeoutMs?: number;
+  },
+): Promise<void> {
+  const deadline = performance.now() + (options.timeoutMs ?? 2000);
+  for (;;) {
+    if (options.guard?.rescued) failFrozen(t, options.guard, step, "your loop", options.stats);
+    if (condition()) return;
+    const serving = options.serving;
+    if (serving?.failed) throw t.explain(serving.error, step);
+    if (serving?.settled) {
+      t.fail({
+        step,
+        expected: options.expected,
+        actual: `your ${options.servingName ?? "server"} had already returned; ${options.actual()}`,
+        note: options.note,
+      });
+    }
+    if (performance.now() > deadline) {
+      t.fail({
+        kind: "timeout",
+        step,
+        expected: `${options.expected} within ${options.timeoutMs ?? 2000} ms`,
+        actual: options.actual(),
+        note: options.note,
+      });
+    }
+    await turn();
+    t.throwIfInterrupted();
+  }
+}
+
+/** A step that threw EAGAIN gets the expected value and advice; other failures pass through. */
+function explainEagain(error: unknown, expected: string, note: string): unknown {
+  if (isGradeFailure(error) && error.details.kind === "threw" && /EAGAIN/.test(error.message)) {
+    error.details.expected ??= expected;
+    error.details.note ??= note;
+    error.message = error.render();
+  }
+  return error;
+}
+
+/** Adds advice to a failure raised by a probe or a step, keeping its details. */
+async function noted<T>(promise: Promise<T>, note: string): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
+      error.details.note = note;
+      error.message = error.render();
+    }
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Part 1: non-blocking descriptors
+// ---------------------------------------------------------------------------
+
+suite.test("makeNonBlocking sets O_NONBLOCK and keeps the flags already set", async (t) => {
+  const { makeNonBlocking } = await load(t);
+  const [readEnd, writeEnd] = pipe();
+  t.defer(() => closeFd(readEnd));
+  t.defer(() => closeFd(writeEnd));
+  // A flag the learner's code must not wipe out: F_SETFL replaces the whole set.
+  sys.fcntl(writeEnd, F_SETFL, statusFlags(writeEnd) | O_APPEND);
+  const before = statusFlags(writeEnd);
+  await t.step(
+    `makeNonBlocking(${writeEnd}) on a pipe with O_APPEND set`,
+    () => makeNonBlocking(writeEnd),
+  );
+  const after = statusFlags(writeEnd);
+  t.check((after & O_NONBLOCK) !== 0, {
+    step: "fcntl(F_GETFL) after makeNonBlocking",
+    expected: "O_NONBLOCK set",
+    actual: describeFlags(after),
+    note: "read the flags with F_GETFL, OR in O_NONBLOCK, write them back with F_SETFL",
+  });
+  t.check(after === (before | O_NONBLOCK), {
+    step: "fcntl(F_GETFL) after makeNonBlocking",
+    expected: `the old flags plus O_NONBLOCK: ${describeFlags(before | O_NONBLOCK)}`,
+    actual: describeFlags(after),
+    note: "F_SETFL replaces every flag it can change: pass the flags F_GETFL gave you with " +
+      "O_NONBLOCK added (flags | O_NONBLOCK), or you switch off what someone else set",
+  });
+
+  const socket = createTcpSocket();
+  t.defer(() => closeFd(socket));
+  await t.step(`makeNonBlocking(${socket}) on a new TCP socket`, () => makeNonBlocking(socket));
+  t.check(isNonBlocking(socket), {
+    step: "fcntl(F_GETFL) on the socket",
+    expected: "O_NONBLOCK set",
+    actual: describeFlags(statusFlags(socket)),
+  });
+
+  const error = await t.expectThrows(
+    "makeNonBlocking(1000000), a descriptor that does not exist",
+    () => makeNonBlocking(1_000_000),
+    "an ErrnoError (EBADF)",
+  );
+  t.check(error instanceof Error && error.name === "ErrnoError", {
+    step: "the error makeNonBlocking(1000000) threw",
+    expected: 'an ErrnoError (new ErrnoError("fcntl", errno))',
+    actual: String(error),
+  });
+}, { skip: noFfi });
+
+suite.test(
+  "listenNonBlocking listens on 127.0.0.1, and accept answers EAGAIN at once",
+  async (t) => {
+    const { listenNonBlocking } = await load(t);
+    const listener = await t.step("listenNonBlocking(0)", () => listenNonBlocking(0));
+    t.defer(() => closeFd(listener.fd));
+    const local = getsockname(listener.fd);
+    t.check(local.address === "127.0.0.1" && local.port === listener.port && listener.port > 0, {
+      step: "getsockname() on your listener's fd",
+      expected: `127.0.0.1 and the port you returned (${listener.port}), not 0`,
+      actual: `${local.address}:${local.port}`,
+      note: "bind 127.0.0.1 and port 0, then ask getsockname which port the kernel chose",
+    });
+    t.check(isNonBlocking(listener.fd), {
+      step: "fcntl(F_GETFL) on your listener's fd",
+      expected: "O_NONBLOCK set",
+      actual: `${describeFlags(statusFlags(listener.fd))}: your listener is BLOCKING`,
+      note: "sockets start blocking. An accept() on this listener with nobody waiting would " +
+        "freeze the whole program until a client came (the grader checked the flag instead of " +
+        "trying). Call your makeNonBlocking(fd) after listen",
+    });
+    const r = sys.accept4(listener.fd, null, null, 0);
+    if (r.value !== -1) closeFd(r.value);
+    t.check(r.value === -1 && r.errno === EAGAIN, {
+      step: "accept4() on your listener while nobody connects",
+      expected: "-1 with errno EAGAIN, at once",
+      actual: `${r.value}${r.value === -1 ? ` with errno ${errnoName(r.errno)}` : ""}`,
+    });
+    const client = connectTcp("127.0.0.1", listener.port, { timeoutMs: 1000 });
+    t.defer(() => closeFd(client));
+    t.check(waitReadable(listener.fd), {
+      step: "poll() your listener after the grader connected",
+      expected: "readable: a connection waits to be accepted",
+      actual: "not readable within 1 s",
+      note: "did you call listen() on the socket?",
+    });
+    const conn = accept(listener.fd);
+    if (conn !== null) closeFd(conn);
+    t.check(conn !== null, {
+      step: "accept4() on your listener after the grader connected",
+      expected: "the grader's connection",
+      actual: "EAGAIN",
+    });
+  },
+  { skip: noFfi },
+);
+
+suite.test(
+  "tryAccept answers null when nobody waits, and a NON-blocking connection when someone does",
+  async (t) => {
+    const { tryAccept } = await load(t);
+    const listener = listenTcp({ nonBlocking: true });
+    t.defer(() => closeFd(listener.fd));
+    const eagainNote = 'EAGAIN is not a failure on a non-blocking socket: it means "nothing yet, ' +
+      'come back later". Return null for it (and EWOULDBLOCK, the same number on Linux)';
+    let nobody: number | null;
+    try {
+      nobody = await t.step(
+        "tryAccept(listener) while nobody connects",
+        () => tryAccept(listener.fd),
+      );
+    } catch (error) {
+      throw explainEagain(error, "null: nobody is waiting yet", eagainNote);
+    }
+    t.expectEqual(nobody, null, "tryAccept(listener) while nobody connects", eagainNote);
+
+    const client = connectTcp("127.0.0.1", listener.port, { timeoutMs: 1000 });
+    t.defer(() => closeFd(client));
+    waitReadable(listener.fd);
+    const fd = await t.step(
+      "tryAccept(listener) after the grader connected",
+      () => tryAccept(listener.fd),
+    );
+    t.check(typeof fd === "number" && fd >= 0, {
+      step: "tryAccept(listener) after the grader connected",
+      expected: "the new connection's descriptor (a number >= 0)",
+      actual: String(fd),
+    });
+    t.defer(() => closeFd(fd!));
+    t.check(getpeername(fd!).port === getsockname(client).port, {
+      step: "getpeername() on the descriptor tryAccept returned",
+      expected: `the grader's client (port ${getsockname(client).port})`,
+      actual: `port ${getpeername(fd!).port}`,
+    });
+    t.check(isNonBlocking(fd!), {
+      step: "fcntl(F_GETFL) on the connection tryAccept returned",
+      expected: "O_NONBLOCK set on the accepted connection",
+      actual: `${describeFlags(statusFlags(fd!))}: the connection is BLOCKING`,
+      note: "on Linux a socket returned by accept does NOT inherit O_NONBLOCK from its " +
+        "listener: the first read on it with no data would freeze the whole program. Ask for it " +
+        "in the call: accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC)",
+    });
+    const again = await t.step(
+      "tryAccept(listener) once the queue is empty",
+      () => tryAccept(listener.fd),
+    );
+    if (typeof again === "number" && again >= 0) closeFd(again);
+    t.expectEqual(again, null, "tryAccept(listener) once the queue is empty", eagainNote);
+
+    const [readEnd, writeEnd] = pipe();
+    t.defer(() => closeFd(readEnd));
+    t.defer(() => closeFd(writeEnd));
+    const error = await t.expectThrows(
+      `tryAccept(${readEnd}), the read end of a pipe (not a socket)`,
+      () => tryAccept(readEnd),
+      'an ErrnoError (ENOTSOCK): only EAGAIN means "try later"',
+    );
+    t.check(error instanceof Error && (error as ErrnoError).errno === ENOTSOCK, {
+      step: "the error tryAccept threw for a pipe",
+      expected: `new ErrnoError("accept4", errno) with errno ENOTSOCK (${ENOTSOCK})`,
+      actual: String(error),
+    });
+  },
+  { skip: noFfi },
+);
+
+suite.test(
+  "tryRead tells no data yet (null), data, end of stream (0) and a reset apart",
+  async (t) => {
+    const { tryRead } = await load(t);
+    const listener = listenTcp({ nonBlocking: true });
+    t.defer(() => closeFd(listener.fd));
+    const client = connectTcp("127.0.0.1", listener.port, { timeoutMs: 1000 });
+    t.defer(() => closeFd(client));
+    waitReadable(listener.fd);
+    const conn = accept(listener.fd, { nonBlocking: true })!;
+    t.defer(() => closeFd(conn));
+    const buffer = new Uint8Array(64);
+
+    let idle: number | null;
+    try {
+      idle = await t.step(
+        "tryRead(conn) before the grader sent anything",
+        () => tryRead(conn, buffer),
+      );
+    } catch (error) {
+      throw explainEagain(
+        error,
+        "null: no data yet",
+        'EAGAIN on a non-blocking socket means "no data yet, come back later": return null',
+      );
+    }
+    t.expectEqual(idle, null, "tryRead(conn) before the grader sent anything");
+
+    send(client, encoder.encode("hello"));
+    waitReadable(conn);
+    const n = await t.step(
+      'tryRead(conn) after the grader sent "hello"',
+      () => tryRead(conn, buffer),
+    );
+    t.expectEqual(n, 5, 'tryRead(conn) after the grader sent "hello"');
+    t.expectEqual(
+      showBytes(buffer.subarray(0, 5)),
+      showBytes("hello"),
+      "the bytes tryRead put in the buffer",
+    );
+    const drained = await t.step(
+      "tryRead(conn) again: nothing more was sent",
+      () => tryRead(conn, buffer),
+    );
+    t.expectEqual(drained, null, "tryRead(conn) again: nothing more was sent");
+
+    shutdown(client, SHUT_WR);
+    waitReadable(conn);
+    const end = await t.step(
+      "tryRead(conn) after the grader shut down its side (FIN)",
+      () => tryRead(conn, buffer),
+    );
+    t.expectEqual(
+      end,
+      0,
+      "tryRead(conn) after the grader shut down its side (FIN)",
+      "read() returning 0 is end of stream, a real answer: keep it apart from null (EAGAIN). " +
+        "Careful with `if (!n)`: it is true for both",
+    );
+
+    const resetter = connectTcp("127.0.0.1", listener.port, { timeoutMs: 1000 });
+    waitReadable(listener.fd);
+    const victim = accept(listener.fd, { nonBlocking: true })!;
+    t.defer(() => closeFd(victim));
+    setLinger(resetter, 0);
+    close(resetter); // RST
+    waitReadable(victim);
+    const error = await t.expectThrows(
+      "tryRead(conn) after the grader reset the connection (RST)",
+      () => tryRead(victim, buffer),
+      "an ErrnoError (ECONNRESET)",
+    );
+    t.check(error instanceof Error && (error as ErrnoError).errno === ECONNRESET, {
+      step: "the error tryRead threw after a reset",
+      expected: `new ErrnoError("read", errno) with errno ECONNRESET (${ECONNRESET})`,
+      actual: String(error),
+    });
+  },
+  { skip: noFfi },
+);
+
+// ---------------------------------------------------------------------------
+// Part 1: the polling loop
+// ---------------------------------------------------------------------------
+
+/** Starts the learner's polling server on a grader-made listener, watched by a FreezeGuard. */
+async function startPolling(t: Grader, clients: number) {
+  const { pollingEchoServer } = await load(t);
+  const listener = listenTcp({ nonBlocking: true });
+  t.defer(() => closeFd(listener.fd));
+  const guard = await FreezeGuard.start({ port: listener.port });
+  t.defer(() => guard.stop());
+  const stats: Lesson.PollingStats = {
+    rounds: 0,
+    acceptCalls: 0,
+    wastedAccepts: 0,
+    readCalls: 0,
+    wastedReads: 0,
+  };
+  const stop = new AbortController();
+  const step = `pollingEchoServer({ listener, clients: ${clients}, stats, signal })`;
+  const serving = await t.step(step, async () => {
+    const started = track(pollingEchoServer({ listener, clients, stats, signal: stop.signal }));
+    await turn();
+    if (guard.rescued) failFrozen(t, guard, step, "pollingEchoServer", stats);
+    if (started.failed) throw started.error;
+    return started;
+  });
+  // Runs before the probes close (defers run latest first, probes come later): stop the loop.
+  t.defer(async () => {
+    stop.abort();
+    await serving.promise.catch(() => {});
+  });
+  const watch = { serving, servingName: "pollingEchoServer", guard, stats };
+  const useful = () => stats.readCalls - stats.wastedReads;
+  const accepted = () => stats.acceptCalls - stats.wastedAccepts;
+  return { listener, guard, stats, stop, serving, watch, useful, accepted };
+}
+
+const COUNT_NOTE = "count as you go, in the stats object you were given: acceptCalls and " +
+  "readCalls for every call, wastedAccepts and wastedReads for each one that answered EAGAIN " +
+  "(null)";
+
+const ECHO_NOTE = "each round, read every open connection once and send back what the read " +
+  "returned (sendAllNonBlocking does the sending)";
+
+const EOF_NOTE = "read() returning 0 means the client closed: close that connection (and forget " +
+  'it). null means "no data yet" — keep them apart: `if (!n)` is true for both';
+
+suite.test(
+  "pollingEchoServer polls: counts EAGAIN while nobody is there, then echoes 3 clients",
+  async (t) => {
+    const { listener, stats, serving, watch, useful, accepted } = await startPolling(t, 3);
+    const address = { hostname: "127.0.0.1", port: listener.port };
+
+    await waitUntil(
+      t,
+      "nobody has connected yet: your loop keeps calling accept",
+      () => stats.wastedAccepts >= 3,
+      {
+        ...watch,
+        expected: "wastedAccepts to reach 3 (every accept that answers EAGAIN is wasted)",
+        actual: () => `your stats: ${showStats(stats)}`,
+        note: COUNT_NOTE,
+      },
+    );
+    t.check(stats.acceptCalls === stats.wastedAccepts && stats.readCalls === 0, {
+      step: "your stats while nobody has connected",
+      expected: "acceptCalls === wastedAccepts (every accept so far found nobody) and readCalls 0",
+      actual: showStats(stats),
+      note: COUNT_NOTE,
+    });
+
+    const a = await t.connect(address, "A");
+    await waitUntil(t, "A connected: one of your accept calls takes it", () => accepted() === 1, {
+      ...watch,
+      expected: "acceptCalls - wastedAccepts to become 1",
+      actual: () => `your stats: ${showStats(stats)}`,
+      note: COUNT_NOTE,
+    });
+    const wastedBefore = stats.wastedReads;
+    await waitUntil(
+      t,
+      "A is connected and silent: your loop keeps reading it",
+      () => stats.wastedReads >= wastedBefore + 3,
+      {
+        ...watch,
+        expected: `wastedReads to grow by 3 (from ${wastedBefore})`,
+        actual: () => `your stats: ${showStats(stats)}`,
+        note: "each round, read every open connection once; a read that answers EAGAIN (null) " +
+          "is wasted. " + COUNT_NOTE,
+      },
+    );
+    t.check(stats.readCalls === stats.wastedReads, {
+      step: "your stats while A is silent",
+      expected: "readCalls === wastedReads: every read so far answered EAGAIN (null)",
+      actual: showStats(stats),
+      note: COUNT_NOTE,
+    });
+
+    await a.send("ping\n", { split: "bytes" });
+    await noted(
+      a.expect("ping\n", { step: "read the echo of ping\\n (sent a byte at a time) on A" }),
+      ECHO_NOTE,
+    );
+    t.check(useful() >= 1 && useful() <= 5, {
+      step: "your stats after echoing 5 bytes to A",
+      expected: "between 1 and 5 reads that found data (readCalls - wastedReads)",
+      actual: `${useful()}: ${showStats(stats)}`,
+      note: "only the reads that answered EAGAIN (null) are wasted; a read that returned bytes " +
+        "is not",
+    });
+
+    const b = await t.connect(address, "B");
+    const c = await t.connect(address, "C");
+    const binary = Uint8Array.from({ length: 40 }, (_, i) => (i * 37 + 1) & 0xff);
+    await b.send("hello from B\n");
+    await c.send(binary, { split: [3, 1, 7] });
+    await noted(b.expect("hello from B\n"), ECHO_NOTE);
+    await noted(c.expect(binary, { step: "read the echo of C's 40 bytes" }), ECHO_NOTE);
+    t.check(accepted() === 3, {
+      step: "your stats once A, B and C are all echoed",
+      expected: "acceptCalls - wastedAccepts === 3",
+      actual: showStats(stats),
+      note: COUNT_NOTE,
+    });
+    const acceptCallsWithThree = stats.acceptCalls;
+
+    const usefulBefore = useful();
+    await a.closeWrite();
+    await noted(
+      a.expectEnd({
+        step: "A shut down its side: your server reads 0 (end of stream) and closes A",
+      }),
+      EOF_NOTE,
+    );
+    t.check(useful() === usefulBefore + 1, {
+      step: "your stats after A's end of stream (B and C stayed silent)",
+      expected: `readCalls - wastedReads to grow by exactly 1, the read that returned 0: ${
+        usefulBefore + 1
+      }`,
+      actual: `${useful()}: ${showStats(stats)}`,
+      note: "a read that returns 0 found something — the end of the stream — so it is not " +
+        "wasted. Only EAGAIN (null) is",
+    });
+
+    await b.close();
+    await c.closeWrite();
+    await noted(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
+    const result = await t.step(
+      "your pollingEchoServer returns once its 3 clients have all closed",
+      () => serving.promise,
+    );
+    t.expectEqual(
+      result && { ...result },
+      { ...stats },
+      "the stats pollingEchoServer returned",
+      "return the stats object you counted in",
+    );
+    t.check(stats.acceptCalls === acceptCallsWithThree, {
+      step: "your stats at the end",
+      expected:
+        `no accept calls once the 3rd client was accepted (acceptCalls stays ${acceptCallsWithThree})`,
+      actual: showStats(stats),
+      note: "stop calling accept once `clients` clients have been accepted: every call after " +
+        "that can only be wasted",
+    });
+  },
+  { skip: noFfi, timeoutMs: 8000 },
+);
+
+suite.test(
+  "pollingEchoServer stops when its signal is aborted and closes what it holds",
+  async (t) => {
+    const { listener, stats, stop, serving, watch, accepted } = await startPolling(t, 2);
+    const a = await t.connect({ hostname: "127.0.0.1", port: listener.port }, "A");
+    await waitUntil(t, "A connected: one of your accept calls takes it", () => accepted() === 1, {
+      ...watch,
+      expected: "acceptCalls - wastedAccepts to become 1",
+      actual: () => `your stats: ${showStats(stats)}`,
+      note: COUNT_NOTE,
+    });
+    await a.send("before the stop\n");
+    await noted(a.expect("before the stop\n"), ECHO_NOTE);
+    stop.abort();
+    const result = await t.step(
+      "pollingEchoServer returns after signal.abort()",
+      () => serving.promise,
+    );
+    await noted(
+      a.expectEnd({ step: "your server closes A when it stops" }),
+      "close every connection still open when you stop: a finally around the loop",
+    );
+    t.expectEqual(result && { ...result }, { ...stats }, "the stats pollingEchoServer returned");
+  },
+  { skip: noFfi, timeoutMs: 8000 },
+);
+
+// ---------------------------------------------------------------------------
+// Part 2: the blocking way
+// ---------------------------------------------------------------------------
+
+suite.test(
+  "blockingEchoOnce serves a client running on another thread, and nothing else runs meanwhile",
+  async (t) => {
+    const { blockingEchoOnce } = await load(t);
+    const listener = listenTcp(); // blocking, as the function expects
+    t.defer(() => closeFd(listener.fd));
+    const guard = await FreezeGuard.start({ port: listener.port, afterMs: 2000 });
+    t.defer(() => guard.stop());
+    const payload = encoder.encode("a request from another thread\n");
+    const client = clientInThread({
+      port: listener.port,
+      payload,
+      transcript: t.transcript,
+      label: "thread client",
+      timeoutMs: 5000,
+    });
+    t.defer(() => client.stop());
+    let timerRan = false;
+    const timer = setTimeout(() => timerRan = true, 0);
+    t.defer(() => clearTimeout(timer));
+
+    const step = "blockingEchoOnce(listener): blocking calls on the main thread";
+    const stuckNote =
+      "the grader's client (on its own thread) had connected, sent its request and " +
+      "shut down its side, so accept, then reads until one returns 0, then send and close " +
+      "would all have returned. Read until read() returns 0 (end of stream), send it all back, close";
+    let outcome: { n: number; ms: number; timerRan: boolean };
+    try {
+      outcome = await t.step(step, () => {
+        const started = performance.now();
+        const n = blockingEchoOnce(listener.fd);
+        return { n, ms: performance.now() - started, timerRan };
+      }, { timeoutMs: 8000 });
+    } catch (error) {
+      if (guard.rescued) {
+        t.fail({
+          kind: "timeout",
+          step,
+          expected: "your call to return once the client was served",
+          actual:
+            `it was still blocked after ${(guard.longestFreezeMs / 1000).toFixed(1)} s; the ` +
+            `grader's watchdog shut the sockets down to wake it, and then it threw ${error}`,
+          note: stuckNote,
+        });
+      }
+      throw error;
+    }
+    t.transcript.record("main thread", "note", {
+      detail: `blockingEchoOnce held the main thread for ${outcome.ms.toFixed(1)} ms`,
+    });
+    t.check(!guard.rescued, {
+      step,
+      expected: "your call to return once the client was served",
+      actual: `it blocked for ${(guard.longestFreezeMs / 1000).toFixed(1)} s, until the grader's ` +
+        "watchdog shut the sockets down",
+      note: stuckNote,
+    });
+    const result = await t.step("the thread client's conversation ends", () => client.result, {
+      timeoutMs: 8000,
+    });
+    t.check(result.outcome === "eof", {
+      step: "the thread client's conversation",
+      expected: "the echo, then end of stream (your code closes the connection)",
+      actual: `${result.outcome} after receiving ${showBytes(result.received)}`,
+    });
+    t.expectEqual(
+      showBytes(result.received),
+      showBytes(payload),
+      "the bytes the thread client got back",
+    );
+    t.expectEqual(outcome.n, payload.length, "blockingEchoOnce's return value (bytes echoed)");
+    t.check(!outcome.timerRan, {
+      step: "a 0 ms timer set just before your call",
+      expected: "still waiting when your call returned: a blocking call holds the whole event loop",
+      actual: "it had already run",
+      note: "blockingEchoOnce must stay synchronous: plain blocking libc calls, no await",
+    });
+  },
+  { skip: noFfi, timeoutMs: 8000 },
+);
+
+// ---------------------------------------------------------------------------
+// Part 3: serial and concurrent servers
+// ---------------------------------------------------------------------------
+
+/**
+ * A listener the grader hands to learner servers: it counts the accept()
+ * calls and remembers those made while a grader handler was still running.
+ */
+class WatchedListener implements Deno.Listener<Deno.TcpConn, Deno.NetAddr> {
+  readonly inner: Deno.TcpListener;
+  readonly #busy: () => number;
+  acceptCalls = 0;
+  acceptsWhileBusy = 0;
+  acceptRejected = false;
+
+  constructor(busy: () => number) {
+    this.inner = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#busy = busy;
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.inner.addr;
+  }
+
+  accept(): Promise<Deno.TcpConn> {
+    this.acceptCalls++;
+    if (this.#busy() > 0) this.acceptsWhileBusy++;
+    return this.inner.accept().catch((error) => {
+      this.acceptRejected = true;
+      throw error;
+    });
+  }
+
+  close(): void {
+    try {
+      this.inner.close();
+    } catch {
+      // closed already
+    }
+  }
+
+  ref(): void {
+    this.inner.ref();
+  }
+
+  unref(): void {
+    this.inner.unref();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<Deno.TcpConn> {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.accept();
+      } catch (error) {
+        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+          return;
+        }
+        throw error;
+      }
+      yield conn;
+    }
+  }
+}
+
+/** Grader handlers that wait at gates: who is running, who ran, the most at once. */
+function gatedHandlers(options: { failFirst?: boolean } = {}) {
+  const state = { active: 0, maxActive: 0, started: [] as number[], gates: [] as Gate[] };
+  const handler = async (conn: Deno.Conn) => {
+    const index = state.started.length;
+    state.started.push((conn.remoteAddr as Deno.NetAddr).port);
+    const gate = new Gate();
+    state.gates.push(gate);
+    state.active++;
+    state.maxActive = Math.max(state.maxActive, state.active);
+    try {
+      if (options.failFirst && index === 0) {
+        throw new Error("the grader's handler failed on purpose");
+      }
+      await gate.promise;
+      await conn.write(encoder.encode("done\n"));
+    } finally {
+      state.active--;
+    }
+  };
+  const openAll = () => state.gates.forEach((gate) => gate.open());
+  return { state, handler, openAll };
+}
+
+/** Starts a learner server on a watched listener; cleans up whatever happens. */
+async function startServing(
+  t: Grader,
+  step: string,
+  start: () => Promise<void>,
+  listener: WatchedListener,
+  openAll: () => void,
+): Promise<Tracked<void>> {
+  t.defer(() => listener.close());
+  const serving = await t.step(step, async () => {
+    const started = track(start());
+    await turn();
+    if (started.failed) throw started.error;
+    return started;
+  });
+  t.defer(async () => {
+    openAll();
+    listener.close();
+    await serving.promise.catch(() => {});
+  });
+  return serving;
+}
+
+function portOf(probe: Probe): number {
+  return (probe.conn.localAddr as Deno.NetAddr).port;
+}
+
+suite.test("serveConcurrent has all 5 slow requests in flight at once", async (t) => {
+  const { serveConcurrent } = await load(t);
+  const h = gatedHandlers();
+  const listener = new WatchedListener(() => h.state.active);
+  const serving = await startServing(
+    t,
+    "serveConcurrent(listener, handler)",
+    () => serveConcurrent(listener, h.handler),
+    listener,
+    h.openAll,
+  );
+  const clients: Probe[] = [];
+  for (let i = 1; i <= 5; i++) clients.push(await t.connect(listener.addr, `client ${i}`));
+  await waitUntil(
+    t,
+    "5 clients connected; each handler waits at a gate the grader keeps shut",
+    () => h.state.active === 5,
+    {
+      serving,
+      servingName: "serveConcurrent",
+      expected: "5 handlers running at the same time",
+      actual: () =>
+        `at most ${h.state.maxActive} ran at once (${h.state.started.length} started, ` +
+        `accept() called ${listener.acceptCalls} times)`,
+      note: "start each handler WITHOUT awaiting it and go straight back to accept(). With " +
+        "`await handler(conn)` in the loop, each client waits for the one before: that is the " +
+        "serial server, and N slow clients take N times as long",
+    },
+  );
+  h.openAll();
+  for (const client of clients) {
+    await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
+    await noted(
+      client.expectEnd({ step: `your server closes ${client.label} after its handler` }),
+      "close each connection once its handler has settled (a finally)",
+    );
+  }
+  listener.close();
+  await t.step("serveConcurrent returns after the listener is closed", () => serving.promise);
+});
+
+suite.test("serveSerial runs one handler at a time and accepts the next client only after it", async (t) => {
+  const { serveSerial } = await load(t);
+  const h = gatedHandlers();
+  const listener = new WatchedListener(() => h.state.active);
+  const serving = await startServing(
+    t,
+    "serveSerial(listener, handler)",
+    () => serveSerial(listener, h.handler),
+    listener,
+    h.openAll,
+  );
+  const clients: Probe[] = [];
+  for (const label of ["A", "B", "C"]) clients.push(await t.connect(listener.addr, label));
+  for (const [i, client] of clients.entries()) {
+    await waitUntil(t, `the handler for ${client.label} starts`, () => h.state.started.length > i, {
+      serving,
+      servingName: "serveSerial",
+      expected: `the handler for ${client.label} to start`,
+      actual: () => `${h.state.started.length} handler(s) started`,
+      note: "after a handler settles, close its connection and accept the next",
+    });
+    t.check(listener.acceptsWhileBusy === 0 && h.state.maxActive === 1, {
+      step: `while the handler for ${client.label} runs`,
+      expected: "no accept() call and no other handler until it has finished",
+      actual: `accept() was called ${listener.acceptsWhileBusy} time(s) while a handler ran; ` +
+        `at most ${h.state.maxActive} handler(s) ran at once`,
+      note: "the serial server awaits each handler before it accepts again: " +
+        "`await handler(conn)` inside the loop",
+    });
+    t.check(h.state.started[i] === portOf(client), {
+      step: `while the handler for ${client.label} runs`,
+      expected: `it serves ${client.label} (port ${portOf(client)}), the oldest waiting client`,
+      actual: `the handler got the connection from port ${h.state.started[i]}`,
+    });
+    h.state.gates[i].open();
+    await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
+    await noted(
+      client.expectEnd({ step: `your server closes ${client.label} after its handler` }),
+      "close each connection once its handler has settled (a finally)",
+    );
+  }
+  listener.close();
+  await t.step("serveSerial returns after the listener is closed", () => serving.promise);
+  t.expectEqual(h.state.maxActive, 1, "the most handlers that ran at once");
+});
+
+suite.test("serveConcurrent, once its listener is closed, returns only after its running handlers", async (t) => {
+  const { serveConcurrent } = await load(t);
+  const h = gatedHandlers();
+  const listener = new WatchedListener(() => h.state.active);
+  const serving = await startServing(
+    t,
+    "serveConcurrent(listener, handler)",
+    () => serveConcurrent(listener, h.handler),
+    listener,
+    h.openAll,
+  );
+  const a = await t.connect(listener.addr, "A");
+  const b = await t.connect(listener.addr, "B");
+  await waitUntil(
+    t,
+    "A and B connected; their handlers wait at the grader's gates",
+    () => h.state.active === 2,
+    {
+      serving,
+      servingName: "serveConcurrent",
+      expected: "2 handlers running at the same time",
+      actual: () => `at most ${h.state.maxActive} ran at once`,
+    },
+  );
+  listener.close();
+  await waitUntil(
+    t,
+    "the grader closed the listener: your pending accept() fails",
+    () => listener.acceptRejected,
+    {
+      expected: "your server's pending accept() to reject",
+      actual: () => `accept() was called ${listener.acceptCalls} times and none rejected yet`,
+    },
+  );
+  for (let i = 0; i < 10; i++) await turn();
+  t.check(!serving.settled, {
+    step: "10 event-loop turns after the listener closed, with 2 handlers still running",
+    expected: "serveConcurrent still waiting for its 2 handlers",
+    actual: serving.failed ? `it had failed: ${serving.error}` : "it had already returned",
+    note: "keep each running handler's promise (a Set) and, when the accept loop ends, " +
+      "`await Promise.all(running)` — otherwise the caller thinks the server is done while " +
+      "connections are still open",
+  });
+  h.openAll();
+  for (const client of [a, b]) {
+    await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
+    await client.expectEnd({ step: `your server closes ${client.label} after its handler` });
+  }
+  await t.step("serveConcurrent returns once both handlers have finished", () => serving.promise);
+});
+
+for (const kind of ["serveSerial", "serveConcurrent"] as const) {
+  suite.test(`${kind} closes the connection of a handler that throws, and keeps serving`, async (t) => {
+    const lesson = await load(t);
+    const h = gatedHandlers({ failFirst: true });
+    const listener = new WatchedListener(() => h.state.active);
+    const serving = await startServing(
+      t,
+      `${kind}(listener, a handler that throws for the first client)`,
+      () => lesson[kind](listener, h.handler),
+      listener,
+      h.openAll,
+    );
+    const a = await t.connect(listener.addr, "A");
+    await noted(
+      a.expectEnd({ step: "the handler threw for A: your server closes A" }),
+      "close the connection in a finally, so a failing handler does not leave it open",
+    );
+    const b = await t.connect(listener.addr, "B");
+    await waitUntil(t, "B connected: its handler starts", () => h.state.started.length === 2, {
+      serving,
+      servingName: kind,
+      expected: "a handler for B",
+      actual: () => `${h.state.started.length} handler(s) started`,
+      note: "catch the handler's error (log it) and go on accepting: one failing client must " +
+        "not stop the server",
+    });
+    h.openAll();
+    await b.expect("done\n", { step: "read the handler's reply on B" });
+    await b.expectEnd({ step: "your server closes B after its handler" });
+    listener.close();
+    await noted(
+      t.step(`${kind} returns after the listener is closed`, () => serving.promise),
+      "catch each handler's error inside the server: it must not end the loop or escape",
+    );
+  });
+}
