@@ -263,7 +263,7 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
     }),
   );
   const jobs = (await Promise.all(selected.map(lessonJobs))).flat();
-  await pool(jobs, options.jobs ?? 2, print);
+  await pool(jobs, options.jobs ?? 4, print);
   const passed = outcomes.filter((o) => o.ok).length;
   const failed = outcomes.length - passed;
   console.log(
