@@ -495,11 +495,26 @@ export const lessons: readonly Lesson[] = [
     topic: "coroutines",
     builds: "generator coroutines, a scheduler, and a tiny gevent on the lesson-11 event loop",
     files: ["coroutines.ts"],
-    programs: [],
+    programs: [
+      {
+        name: "echo",
+        file: "coroutines.ts",
+        about: "the green echo server: one coroutine per connection, one thread",
+      },
+    ],
     permissions: { net: ["127.0.0.1"], ffi: true },
-    hints: [],
+    hints: [
+      "A generator is a coroutine you resume by hand: gen.next(value) runs it to its next yield and the value comes out of that yield; gen.throw(error) makes that yield throw. Everything in this lesson is a loop that decides whose next() to call.",
+      "trampoline: keep `current` and `handover`; loop: skip dead greenlets to their parent, return at MAIN, resume current (start(value).next() the first time, then next(value) or throw(error)), then follow what it yielded (a SwitchRequest), or hand its return value / its error to its parent.",
+      "step(task): resume with task.resume inside try/catch (a throw → finish(task, 'failed', …), never out of step). Then: done → finish 'done'; nothing yielded → makeReady (back of the queue); sleep → addSleeper; join → ready at once if the other ended, else into other.joiners.",
+      "addSleeper inserts by wakeAt (clock.now() + ms), after every sleeper due at the same time or earlier; wakeSleepers takes from the front while wakeAt <= clock.now(). finish() makes every joiner ready with the result, or with { ok: false, error }.",
+      "run(): loop { wakeSleepers(); one round over the tasks ready now; if some are ready again: await this.poll(); else if sleepers or I/O waiters: await this.idle(ms to the first sleeper, or Infinity); else return }.",
+      "Hub.waitIo: waiting.set(fd, task), task.state = 'waiting', loop.watch(fd, { readable: true } or { writable: true }, () => { loop.unwatch(fd); forget; makeReady(task, { ok: true, value: undefined }) }). The green calls are loops: try the non-blocking call; on null, yield readable(fd) / writable(fd).",
+      "The echo server: an acceptor coroutine (const fd = yield* greenAccept(listener.fd); hub.spawn(() => serveConnection(fd))) and serveConnection (greenRead until 0, greenWriteAll each chunk; ECONNRESET/EPIPE → just end; close the fd in finally). close(): hub.kill every task, await their settled.",
+    ],
     seeds: ["greenlet switch", "gevent", "monkey-patching", "async/await"],
     platforms: ["linux"],
+    budgetMs: 60_000,
   },
 ];
 
