@@ -9,14 +9,6 @@ const suite = lessonSuite("01");
 const load = (t: { load<T>(): Promise<T> }) => t.load<typeof Lesson>();
 
 /** IPv6 loopback may be switched off on a machine; then the IPv6 check is skipped, saying so. */
-function ipv6Missing(): string | undefined {
-  try {
-    Deno.listen({ hostname: "::1", port: 0 }).close();
-    return undefined;
-  } catch (error) {
-    return `IPv6 loopback (::1) is not available on this machine: ${error}`;
-  }
-}
 
 suite.test("formatAddress writes IPv4, IPv6 and Unix addresses", async (t) => {
   const { formatAddress } = await load(t);
@@ -67,7 +59,7 @@ suite.test("listenTcp on 127.0.0.1 gets an ephemeral port", async (t) => {
 
 suite.test("listenTcp on ::1 speaks IPv6", async (t) => {
   await checkTcpListener(t, "::1");
-}, { skip: ipv6Missing() });
+}, { requires: ["ipv6"] });
 
 suite.test("listenUnix makes a socket file that clients can reach", async (t) => {
   const { listenUnix } = await load(t);

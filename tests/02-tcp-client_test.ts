@@ -24,6 +24,7 @@ import {
   showDifference,
   type SplitMode,
   toBytes,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import { lessonSuite } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/02-tcp-client/client.ts";
@@ -115,19 +116,6 @@ function scriptedSource(chunks: (string | Uint8Array)[]): Lesson.ByteReader & { 
   };
 }
 
-/** Adds advice to a failure of learner code (not to "not implemented yet"). */
-async function withNote<T>(note: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo") {
-      error.details.note = error.details.note ? `${error.details.note}. ${note}` : note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
 /** Expects learner code to throw an error of class `name`; returns it. */
 async function expectError(
   t: Grader,
@@ -138,7 +126,7 @@ async function expectError(
 ): Promise<Error> {
   const expected = `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}`;
   const throws = () => t.expectThrows(step, fn, expected);
-  const error = note ? await withNote(note, throws) : await throws();
+  const error = note ? await withNote(throws, note, "after") : await throws();
   t.check(error instanceof Error && error.name === name, {
     step: `${step}: the error`,
     expected,
@@ -285,8 +273,9 @@ for (const split of SPLITS) {
     });
     const reader = new ReplyReader(await dial(t, server));
     const got = await withNote(
-      "the reply ends at its \\n, however many reads that takes; do not wait for the server to close",
       () => t.step('reader.readUntil("\\n")', () => reader.readUntil("\n")),
+      "the reply ends at its \\n, however many reads that takes; do not wait for the server to close",
+      "after",
     );
     expectBytes(
       t,
@@ -311,7 +300,7 @@ suite.test("readUntil keeps what came after the delimiter: two replies in one wr
     "for the next readUntil call; do not throw them away";
   for (const [i, expected] of ["ack-ONE\n", "ack-TWO\n", "ack-THREE\n"].entries()) {
     const step = `readUntil("\\n"), call ${i + 1} of 3`;
-    const got = await withNote(note, () => t.step(step, () => reader.readUntil("\n")));
+    const got = await withNote(() => t.step(step, () => reader.readUntil("\n")), note, "after");
     expectBytes(t, got, expected, `the bytes of ${step}`, note);
   }
 });
@@ -418,8 +407,9 @@ suite.test("readToEnd returns the kept bytes and everything until the server clo
   const header = await t.step('readUntil("\\n")', () => reader.readUntil("\n"));
   expectBytes(t, header, "200 OK\n", "the header line");
   const body = await withNote(
-    "readToEnd ends when read() returns null (the server closed its side)",
     () => t.step("readToEnd()", () => reader.readToEnd()),
+    "readToEnd ends when read() returns null (the server closed its side)",
+    "after",
   );
   expectBytes(
     t,
@@ -557,8 +547,9 @@ suite.test("LineClient.request uses a reply that arrived early, with the one bef
     "through the client's one ReplyReader, which keeps those bytes";
   for (const [line, expected] of [["one", "ack-ONE"], ["two", "ack-TWO"], ["three", "ack-THREE"]]) {
     const text = await withNote(
-      note,
       () => t.step(`client.request("${line}")`, () => client.request(line)),
+      note,
+      "after",
     );
     t.expectEqual(text, expected, `the reply to "${line}"`, note);
   }

@@ -6,7 +6,7 @@
  * and the line with its ASCII letters upper-cased; a line longer than 1024
  * bytes gets an error line and the connection is closed.
  */
-import { type Grader, isGradeFailure, lessonSuite, type Probe } from "../workbook/harness/mod.ts";
+import { type Grader, lessonSuite, type Probe, withNote } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/03-tcp-server/server.ts";
 
 const suite = lessonSuite("03");
@@ -30,19 +30,6 @@ function ack(lines: string | Uint8Array): Uint8Array {
     lineStart = byte === 0x0a;
   }
   return new Uint8Array(out);
-}
-
-/** Adds advice to a failure raised by a probe or a step, keeping its details. */
-async function noted<T>(promise: Promise<T>, note: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
 }
 
 const CLOSE_WAIT_NOTE = "after the client has finished sending (EOF) and got its replies, your " +
@@ -151,7 +138,7 @@ suite.test("handleConnection answers each line, then closes at end of stream", a
   const { client, ending } = await handOver(t);
   await whileServing(ending, async () => {
     await client.send("hello\nworld\n");
-    await noted(
+    await withNote(
       client.expect(ack("hello\nworld\n"), { step: "the replies to two lines sent in one write" }),
       PER_LINE_NOTE,
     );
@@ -162,7 +149,7 @@ suite.test("handleConnection answers each line, then closes at end of stream", a
       step: "the reply to a line ending in \\r\\n (the \\r is just a byte of the line)",
     });
     await client.closeWrite();
-    await noted(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+    await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
   });
   t.expectEqual(await ending, "eof", "what handleConnection returned after the client's EOF");
 });
@@ -172,20 +159,20 @@ suite.test("handleConnection replies once per line when bytes arrive one at a ti
   await whileServing(ending, async () => {
     const text = "hello, world\nsecond line\n";
     await client.send(text, { split: "bytes" });
-    await noted(
+    await withNote(
       client.expect(ack(text), { step: "the replies to two lines sent byte by byte" }),
       PER_LINE_NOTE,
     );
     const more = "héllo wörld\nthree lines, ";
     await client.send(more + "and a half\nin odd pieces\n", { split: { seed: 3, maxChunk: 5 } });
-    await noted(
+    await withNote(
       client.expect(ack(more + "and a half\nin odd pieces\n"), {
         step: "the replies to lines sent in random pieces",
       }),
       PER_LINE_NOTE,
     );
     await client.closeWrite();
-    await noted(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+    await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
   });
   t.expectEqual(await ending, "eof", "what handleConnection returned after the client's EOF");
 });
@@ -196,14 +183,14 @@ suite.test("a half-closing client still gets every reply, the last line too", as
     await client.send("first\nlast words");
     await client.expect(ack("first\n"), { step: "the reply to the complete line" });
     await client.closeWrite();
-    await noted(
+    await withNote(
       client.expect(ack("last words\n"), {
         step: "after the client's half-close, the reply to its last line (it had no \\n)",
       }),
       "end of stream ends the last line: answer it as if it ended in \\n, then close. " +
         "A half-closed client still reads, so do not drop what is left",
     );
-    await noted(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+    await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
   });
   t.expectEqual(await ending, "eof", "what handleConnection returned after the client's EOF");
 });
@@ -218,7 +205,7 @@ suite.test("handleConnection passes non-ASCII and invalid UTF-8 bytes through", 
     });
     const invalid = new Uint8Array([0x6f, 0x6b, 0xff, 0xfe, 0x20, 0xc3, 0x0a]);
     await client.send(invalid);
-    await noted(
+    await withNote(
       client.expect(ack(invalid), { step: "the reply to a line that is not valid UTF-8" }),
       "upper-case the bytes 0x61–0x7a only and copy the rest: the protocol is bytes, not text",
     );
@@ -233,21 +220,21 @@ suite.test(`handleConnection refuses a line longer than ${MAX_LINE} bytes`, asyn
   await whileServing(ending, async () => {
     const longest = "abcdefghij".repeat(MAX_LINE / 10 + 1).slice(0, MAX_LINE) + "\n";
     await client.send(longest, { split: { seed: 7, maxChunk: 300 } });
-    await noted(
+    await withNote(
       client.expect(ack(longest), { step: `the reply to a line of exactly ${MAX_LINE} bytes` }),
       `${MAX_LINE} bytes (not counting \\n) is still allowed: refuse only from ${
         MAX_LINE + 1
       } bytes on`,
     );
     await client.send("x".repeat(MAX_LINE + 1), { split: { seed: 8, maxChunk: 300 } });
-    await noted(
+    await withNote(
       client.expect(LINE_TOO_LONG, {
         step: `the answer to ${MAX_LINE + 1} bytes without a \\n`,
       }),
       `once a line has more than ${MAX_LINE} bytes and no \\n, write the error line and close: ` +
         "a server that keeps buffering lets one client use up all its memory",
     );
-    await noted(
+    await withNote(
       client.expectEnd({ step: "your side closes after the error line" }),
       "close the connection after the error line",
     );
@@ -263,7 +250,7 @@ suite.test('handleConnection returns "reset" when the client resets, and closes'
   await t.reset(listener.addr, "R", "hello\n");
   const conn = await accepted;
   t.defer(() => closeQuietly(conn));
-  const ending = await noted(
+  const ending = await withNote(
     t.step("handleConnection(conn) after the client reset", () => handleConnection(conn)),
     "a reset client is routine: catch Deno.errors.ConnectionReset (and BrokenPipe, " +
       'ConnectionAborted) around your reads and writes, and return "reset"',
@@ -301,7 +288,7 @@ async function roundTrip(client: Probe, line: string, step?: string): Promise<vo
 /** Half-closes and waits for the server to close its side. */
 async function leave(client: Probe): Promise<void> {
   await client.closeWrite();
-  await noted(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+  await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
 }
 
 for (const kind of ["serial", "concurrent"] as const) {
@@ -311,11 +298,11 @@ for (const kind of ["serial", "concurrent"] as const) {
     await a.send("hello over tcp\nbyte by byte\n", { split: "bytes" });
     await a.expect(ack("hello over tcp\nbyte by byte\n"));
     await leave(a);
-    const b = await noted(
+    const b = await withNote(
       t.connect(server.addr, "B"),
       "the server must go back to accept() after a client leaves",
     );
-    await noted(
+    await withNote(
       roundTrip(b, "the next client\n"),
       "after a client leaves, the server must go back to accept() and serve the next one",
     );
@@ -340,7 +327,7 @@ suite.test("the serial server serves one client at a time: B waits until A leave
       "(startConcurrentServer is the one that serves clients at the same time)",
   });
   await leave(a);
-  await noted(
+  await withNote(
     b.expect(ack("b waits\n"), { step: "B's reply, once A has left" }),
     "once A has left, the serial server must accept B and answer the line that waited",
   );
@@ -358,7 +345,7 @@ suite.test("the serial server keeps accepting after clients reset", async (t) =>
   const b = await t.connect(server.addr, "B");
   await b.send("b waits\n");
   await leave(a);
-  await noted(
+  await withNote(
     b.expect(ack("b waits\n"), { step: "B's reply, after A left and R1, R2 reset in the queue" }),
     "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
       "catch that around accept() and accept again — one client must never stop the server",
@@ -367,7 +354,7 @@ suite.test("the serial server keeps accepting after clients reset", async (t) =>
   // This one resets after the server accepted it: handleConnection meets the reset.
   await t.reset(server.addr, "R3", "partial li");
   const c = await t.connect(server.addr, "C");
-  await noted(
+  await withNote(
     roundTrip(c, "c after a reset\n"),
     "a client that resets must not stop the server: catch errors around handleConnection too",
   );
@@ -379,7 +366,7 @@ suite.test("the concurrent server answers B while A is connected and silent", as
   const server = await startServer(t, "concurrent");
   const a = await t.connect(server.addr, "A");
   const b = await t.connect(server.addr, "B");
-  await noted(
+  await withNote(
     roundTrip(b, "b is not kept waiting\n", "B's reply while A is connected and silent"),
     "client A is connected and has sent nothing, so a server that awaits handleConnection(A) " +
       "before it accepts again never reaches B: start each handler without await",
@@ -409,7 +396,7 @@ suite.test(`the concurrent server serves ${CLIENTS} clients at once`, async (t) 
   }
   await Promise.all(clients.map((c) => c.closeWrite()));
   for (const c of clients) {
-    await noted(c.expectEnd({ cleanly: true, timeoutMs: 4000 }), CLOSE_WAIT_NOTE);
+    await withNote(c.expectEnd({ cleanly: true, timeoutMs: 4000 }), CLOSE_WAIT_NOTE);
   }
   await t.step("server.close()", () => server.close());
 }, { timeoutMs: 15000 });
@@ -425,8 +412,8 @@ suite.test("the concurrent server survives clients that reset", async (t) => {
   const keepServing = "a client that resets must not stop the server: the handler runs " +
     "without await, so it needs its own try/catch (or .catch) — an unhandled rejection kills " +
     "the whole program";
-  await noted(roundTrip(b, "b after three resets\n"), keepServing);
-  await noted(roundTrip(a, "a is still served\n"), keepServing);
+  await withNote(roundTrip(b, "b after three resets\n"), keepServing);
+  await withNote(roundTrip(a, "a is still served\n"), keepServing);
   await leave(a);
   await leave(b);
   await t.step("server.close()", () => server.close());
@@ -445,14 +432,14 @@ for (const kind of ["serial", "concurrent"] as const) {
     await clients[0].send("half a li"); // a line in progress when the server closes
     // Connected but not yet served (serial: waits in the queue) or silent (concurrent).
     clients.push(await t.connect(server.addr, "waiting"));
-    await noted(
+    await withNote(
       t.step("server.close()", () => server.close()),
       "close() must close the listener and every live connection (a pending read() then fails " +
         "with Interrupted), then wait for the handlers: a handler still reading from an open " +
         "connection never finishes",
     );
     for (const c of clients) {
-      await noted(
+      await withNote(
         c.expectEnd({ step: `${c.label} is closed by server.close()` }),
         "close() must close every live connection, not only the listener",
       );

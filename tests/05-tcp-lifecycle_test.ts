@@ -18,6 +18,7 @@ import {
   type Probe,
   showBytes,
   showDifference,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import { isDeepStrictEqual } from "node:util";
 import type * as Lesson from "../solutions/05-tcp-lifecycle/tcp_states.ts";
@@ -37,29 +38,6 @@ const STATE_DEADLINE_MS = 2500;
 const LOOK_INTERVAL_MS = 15;
 
 /** IPv6 loopback may be off on a machine; then the IPv6 checks are skipped, saying so. */
-function ipv6Missing(): string | undefined {
-  try {
-    Deno.listen({ hostname: "::1", port: 0 }).close();
-    return undefined;
-  } catch (error) {
-    return `IPv6 loopback (::1) is not available on this machine: ${error}`;
-  }
-}
-
-/** Adds advice to a failure raised by a step, keeping its details. */
-async function noted<T>(promise: Promise<T>, note: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (
-      isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note?.includes(note)
-    ) {
-      error.details.note = error.details.note ? `${note}. ${error.details.note}` : note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
 
 // ---------------------------------------------------------------- samples
 
@@ -560,7 +538,7 @@ suite.test("socketsOnPort reads /proc/net/tcp6 too: a connection over ::1", asyn
     want(c.serverEnd, "ESTABLISHED"),
     want(c.clientEnd, "ESTABLISHED"),
   ], "IPv6 sockets are listed in /proc/net/tcp6, not /proc/net/tcp: read both tables");
-}, { skip: ipv6Missing() });
+}, { requires: ["ipv6"] });
 
 suite.test(
   "half-close: FIN_WAIT2 on the side that stopped sending, CLOSE_WAIT on its peer",
@@ -689,7 +667,7 @@ suite.test("waitForState looks again until the state appears", async (t) => {
     [end("FIN_WAIT2")],
     [end("TIME_WAIT")],
   ]);
-  const found = await noted(
+  const found = await withNote(
     t.step(
       'waitForState({ port: 9000 }, "TIME_WAIT", { observe, intervalMs: 1 }) where the ' +
         "observer shows ESTABLISHED, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, then TIME_WAIT",
@@ -697,6 +675,7 @@ suite.test("waitForState looks again until the state appears", async (t) => {
     ),
     "the kernel moves a socket through its states on its own time: look, and while the state " +
       "is not there, pause intervalMs and look again, until timeoutMs have passed",
+    "before",
   );
   t.expectEqual(found, end("TIME_WAIT"), "the socket waitForState returned");
   t.check(script.calls.length === 5, {
@@ -838,12 +817,13 @@ for (const exchange of EXCHANGES) {
     const { requestWithHalfClose } = await load(t);
     const server = t.serve(async (conn: Probe) => {
       // This server is strict: it answers only once the request has ended (EOF).
-      const request = await noted(
+      const request = await withNote(
         conn.readToEnd({
           step: "the grader's server reads your request until your half-close (EOF)",
           timeoutMs: 3000,
         }),
         HALF_CLOSE_NOTE,
+        "before",
       );
       if (!equalBytes(request, exchange.request)) {
         t.fail({
@@ -863,13 +843,14 @@ for (const exchange of EXCHANGES) {
       await conn.send(exchange.reply, { split: exchange.split });
       await conn.close();
     });
-    const reply = await noted(
+    const reply = await withNote(
       t.step(
         `requestWithHalfClose(grader's server, ${exchange.request.length} bytes)`,
         () => requestWithHalfClose(server.addr, exchange.request),
         { timeoutMs: 4000 },
       ),
       HALF_CLOSE_NOTE,
+      "before",
     );
     t.check(reply instanceof Uint8Array, {
       step: "what requestWithHalfClose returned",

@@ -12,10 +12,10 @@
 import {
   GradeFailure,
   type Grader,
-  isGradeFailure,
   lessonSuite,
   type Probe,
   showBytes,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import type * as ServerLesson from "../solutions/06-chat/chat_server.ts";
 import type * as ClientLesson from "../solutions/06-chat/chat_client.ts";
@@ -47,42 +47,6 @@ const say = {
 const bare = (line: string) => line.replace(/\n$/, "");
 
 // ── small tools ─────────────────────────────────────────────────────────────
-
-/** Adds a note to a failure of the grader's own waits (a line that never came, say). */
-async function noted<T>(note: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
-/** Waits, to a deadline, for a condition on your code's state (readiness, not a fixed sleep). */
-async function eventually(
-  t: Grader,
-  step: string,
-  condition: () => boolean,
-  details: { expected: string; actual: () => string; note?: string },
-  timeoutMs = 2000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    t.throwIfInterrupted();
-    if (performance.now() > deadline) {
-      t.fail({
-        step,
-        expected: `${details.expected} within ${timeoutMs} ms`,
-        actual: details.actual(),
-        note: details.note,
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /**
  * Starts a long-running call of learner code (a client, a handler) as a step
@@ -158,17 +122,17 @@ async function join(
 ): Promise<Probe> {
   const probe = await t.connect(server.addr, name);
   await probe.send(`/nick ${name}\n`, { split });
-  await noted(
-    "the first `/nick NAME` joins the chat: reply `* welcome NAME` to that client only",
+  await withNote(
     () =>
       probe.expect(say.welcome(name), {
         step: `${name} sends "/nick ${name}" and is welcomed`,
       }),
+    "the first `/nick NAME` joins the chat: reply `* welcome NAME` to that client only",
   );
   for (const other of others) {
-    await noted(
-      "everyone already in the room is told `* NAME joined`; the newcomer is not",
+    await withNote(
       () => other.expect(say.joined(name), { step: `${other.label} is told that ${name} joined` }),
+      "everyone already in the room is told `* NAME joined`; the newcomer is not",
     );
   }
   return probe;
@@ -183,13 +147,13 @@ async function chat(
 ): Promise<void> {
   await from.send(`${text}\n`, { split });
   for (const other of to) {
-    await noted(
-      "each message goes to every other joined client as `name> text`, in the order sent; " +
-        "never back to its sender",
+    await withNote(
       () =>
         other.expect(say.message(from.label, text), {
           step: `${other.label} receives ${from.label}'s ${JSON.stringify(text)}`,
         }),
+      "each message goes to every other joined client as `name> text`, in the order sent; " +
+        "never back to its sender",
     );
   }
 }
@@ -278,7 +242,7 @@ suite.test("Outbox queues without waiting, writes every line in order, refuses p
     actual: String(first),
     note: "offer() must never wait for the socket: return a boolean, not a promise",
   });
-  await eventually(t, 'the writer loop starts writing "one\\n"', () => writer.pending > 0, {
+  await t.eventually('the writer loop starts writing "one\\n"', () => writer.pending > 0, {
     expected: "your writer loop to call writer.write() after offer() woke it",
     actual: () => "no write was started",
     note: "offer() queues the line and wakes the loop; the loop takes the queue and writes it",
@@ -300,7 +264,7 @@ suite.test("Outbox queues without waiting, writes every line in order, refuses p
     note: "a bounded queue refuses a line that does not fit; the room then drops that client",
   });
   writer.release();
-  await eventually(t, "the writer catches up", () => writer.text === "one\ntwo\nsix\n", {
+  await t.eventually("the writer catches up", () => writer.text === "one\ntwo\nsix\n", {
     expected: 'the writer to receive exactly "one\\ntwo\\nsix\\n"',
     actual: () => `it received ${showBytes(writer.text)}`,
     note: "write() may take only part of the bytes (this one takes 5 at most): loop until " +
@@ -325,7 +289,7 @@ suite.test("Outbox: abort() throws the queue away; a failed write stops it quiet
     writer.release();
   });
   await t.step('outbox.offer("first")', () => outbox.offer("first"));
-  await eventually(t, 'the writer loop starts writing "first\\n"', () => writer.pending > 0, {
+  await t.eventually('the writer loop starts writing "first\\n"', () => writer.pending > 0, {
     expected: "a write to start",
     actual: () => "none started",
   });
@@ -478,7 +442,7 @@ suite.test("handleClient serves one connection: join, talk, errors, /quit", asyn
     return handling.catch(() => {});
   });
   const expectReply = (line: string, step: string, note?: string) =>
-    noted(note ?? "replies go to this client only", () => alice.expect(line, { step }));
+    withNote(() => alice.expect(line, { step }), note ?? "replies go to this client only");
   await alice.send("hello?\n");
   await expectReply(
     say.joinFirst,
@@ -489,16 +453,16 @@ suite.test("handleClient serves one connection: join, talk, errors, /quit", asyn
   await expectReply(say.welcome("alice"), "alice sends /nick alice");
   await alice.send("hi zed\n/dance\n");
   await expectReply(say.unknownCommand("/dance"), 'alice sends "hi zed" and "/dance" in one write');
-  await eventually(t, "zed's lines", () => zed.got.length >= 2, {
+  await t.eventually("zed's lines", () => zed.got.length >= 2, {
     expected: "zed (a member of the room) to be sent two lines",
     actual: () => `zed was sent ${JSON.stringify(zed.got)}`,
   });
   t.expectEqual(zed.take(), [bare(say.joined("alice")), "alice> hi zed"], "what zed was sent");
   await alice.send("/quit\n");
   await expectReply(say.bye, "alice sends /quit");
-  await noted(
-    "after `* bye`, handleClient closes the connection (FIN)",
+  await withNote(
     () => alice.expectEnd({ cleanly: true, step: "the server closes alice's connection" }),
+    "after `* bye`, handleClient closes the connection (FIN)",
   );
   await t.step("handleClient returns after /quit", () => handling);
   t.expectEqual(zed.take(), [bare(say.left("alice"))], "what zed was sent when alice quit");
@@ -516,22 +480,22 @@ suite.test("three clients chat: each message reaches the two others in order, ne
   await chat(bob, "héllo 世界, typed one byte at a time", [alice, carol], "bytes");
   await carol.send("one\ntwo\nthree\n");
   for (const other of [alice, bob]) {
-    await noted(
-      "three lines in one write are three messages, in order",
+    await withNote(
       () =>
         other.expect(
           say.message("carol", "one") + say.message("carol", "two") + say.message("carol", "three"),
           { step: `${other.label} receives carol's three lines (sent in one write)` },
         ),
+      "three lines in one write are three messages, in order",
     );
   }
   await chat(alice, "and the last word", [bob, carol]);
   await chat(bob, "no, mine", [alice, carol]);
   await t.step("server.close()", () => server.close());
   for (const probe of [alice, bob, carol]) {
-    await noted(
-      "close() closes every client's connection",
+    await withNote(
       () => probe.readToEnd({ step: `${probe.label}'s connection ends after server.close()` }),
+      "close() closes every client's connection",
     );
   }
 });
@@ -551,49 +515,49 @@ suite.test("/nick: names are checked, renames are announced", async (t) => {
   ];
   for (const [line, reply] of attempts) {
     await carol.send(`${line}\n`);
-    await noted(
-      "names are 1 to 16 letters, digits, _ or -, and unique; text before joining is refused",
+    await withNote(
       () => carol.expect(reply, { step: `carol (not joined yet) sends ${JSON.stringify(line)}` }),
+      "names are 1 to 16 letters, digits, _ or -, and unique; text before joining is refused",
     );
   }
   await carol.send("/nick carol\n");
   await carol.expect(say.welcome("carol"), { step: "carol sends /nick carol" });
   for (const other of [alice, bob]) {
-    await noted(
-      "nothing carol sent before joining reaches anyone",
+    await withNote(
       () => other.expect(say.joined("carol"), { step: `${other.label} is told that carol joined` }),
+      "nothing carol sent before joining reaches anyone",
     );
   }
   await bob.send("/nick robert\n", { split: "bytes" });
-  await noted(
-    "the renamed client gets `* you are now NEW`",
+  await withNote(
     () => bob.expect(say.youAreNow("robert"), { step: "bob sends /nick robert" }),
+    "the renamed client gets `* you are now NEW`",
   );
   for (const other of [alice, carol]) {
-    await noted(
-      "the others get `* OLD is now NEW`",
+    await withNote(
       () =>
         other.expect(say.renamed("bob", "robert"), {
           step: `${other.label} is told that bob is now robert`,
         }),
+      "the others get `* OLD is now NEW`",
     );
   }
   await alice.send("/nick robert\n");
   await alice.expect(say.nameTaken("robert"), { step: "alice asks for robert's new name" });
   await bob.send("thanks\n");
   for (const other of [alice, carol]) {
-    await noted(
-      "messages carry the sender's current name",
+    await withNote(
       () =>
         other.expect(say.message("robert", "thanks"), {
           step: `${other.label} receives robert's "thanks"`,
         }),
+      "messages carry the sender's current name",
     );
   }
   await carol.send("/nick bob\n");
-  await noted(
-    "a name is free again once its owner renamed",
+  await withNote(
     () => carol.expect(say.youAreNow("bob"), { step: "carol takes the name bob, now free" }),
+    "a name is free again once its owner renamed",
   );
 });
 
@@ -604,21 +568,21 @@ suite.test("/quit: a bye and a clean close; the others are told and chat on", as
   const carol = await join(t, server, "carol", [alice, bob]);
   await bob.send("last words\n/quit\n");
   for (const other of [alice, carol]) {
-    await noted(
-      "a line sent just before /quit is still delivered; then the others get `* NAME left`",
+    await withNote(
       () =>
         other.expect(say.message("bob", "last words") + say.left("bob"), {
           step: `${other.label} receives bob's last words, then that bob left`,
         }),
+      "a line sent just before /quit is still delivered; then the others get `* NAME left`",
     );
   }
-  await noted(
-    "/quit gets `* bye`, then the server closes the connection",
+  await withNote(
     () => bob.expect(say.bye, { step: "bob receives * bye" }),
+    "/quit gets `* bye`, then the server closes the connection",
   );
-  await noted(
-    "close the connection after writing `* bye`: await the outbox's end(), then close",
+  await withNote(
     () => bob.expectEnd({ cleanly: true, step: "the server closes bob's connection (FIN)" }),
+    "close the connection after writing `* bye`: await the outbox's end(), then close",
   );
   await chat(alice, "still here", [carol]);
   await join(t, server, "bob", [alice, carol]);
@@ -637,26 +601,25 @@ suite.test("a client that vanishes (reset or EOF) is removed; the others are tol
   }
   await carol.reset();
   for (const other of [alice, bob]) {
-    await noted(
+    await withNote(
+      () => other.expect(say.left("carol"), { step: `${other.label} is told that carol left` }),
       "a read that fails with ConnectionReset means the client is gone: remove it and tell the " +
         "others, like an EOF",
-      () => other.expect(say.left("carol"), { step: `${other.label} is told that carol left` }),
     );
   }
   const dave = await join(t, server, "dave", [alice, bob]);
   await dave.close(); // EOF, without /quit
   for (const other of [alice, bob]) {
-    await noted(
-      "read() returning null (EOF) means the client is gone: remove it and tell the others",
+    await withNote(
       () => other.expect(say.left("dave"), { step: `${other.label} is told that dave left` }),
+      "read() returning null (EOF) means the client is gone: remove it and tell the others",
     );
   }
   await t.reset(server.addr, "mallory");
   await t.reset(server.addr, "trudy", "/nick tru");
   await chat(alice, "anyone still here?", [bob]);
   await chat(bob, "me", [alice]);
-  await eventually(
-    t,
+  await t.eventually(
     "server.room.names",
     () => JSON.stringify(server.room.names) === JSON.stringify(["alice", "bob"]),
     {
@@ -678,18 +641,18 @@ suite.test("invalid UTF-8 gets a reply and goes no further; split characters arr
   ];
   for (const line of badLines) {
     await alice.send(line);
-    await noted(
-      "decode each complete line with new TextDecoder('utf-8', { fatal: true }): invalid " +
-        "bytes throw, and the client gets `! invalid UTF-8, line ignored`",
+    await withNote(
       () =>
         alice.expect(say.invalidUtf8, {
           step: `alice sends ${showBytes(line)} (not UTF-8)`,
         }),
+      "decode each complete line with new TextDecoder('utf-8', { fatal: true }): invalid " +
+        "bytes throw, and the client gets `! invalid UTF-8, line ignored`",
     );
   }
-  await noted(
-    "an invalid line is not sent on: bob's next line is alice's next valid message",
+  await withNote(
     () => chat(alice, "ok: 世界 ✓ ß", [bob], "bytes"),
+    "an invalid line is not sent on: bob's next line is alice's next valid message",
   );
 });
 
@@ -700,16 +663,16 @@ suite.test("an oversized line gets a reply, then the server closes that connecti
   const bob = await join(t, server, "bob", [alice]);
   await chat(alice, "x".repeat(max), [bob]);
   await alice.send("y".repeat(3 * max)); // no newline: the server must not wait for one
-  await noted(
-    "readLines throws LineTooLongError as soon as a line is too long: reply " +
-      "`! line too long (max N bytes), bye`, then close",
+  await withNote(
     () =>
       alice.expect(say.tooLong(max), { step: `alice sends ${3 * max} bytes without a newline` }),
+    "readLines throws LineTooLongError as soon as a line is too long: reply " +
+      "`! line too long (max N bytes), bye`, then close",
   );
   await alice.expectEnd({ step: "the server closes alice's connection" });
-  await noted(
-    "the others see an ordinary leave",
+  await withNote(
     () => bob.expect(say.left("alice"), { step: "bob is told that alice left" }),
+    "the others see an ordinary leave",
   );
   const carol = await join(t, server, "carol", [bob]);
   await chat(bob, "carry on", [carol]);
@@ -734,17 +697,17 @@ suite.test("a client that stops reading is dropped; the others never wait for it
     sent += text.length + 1;
     while (true) {
       const line = decoder.decode(
-        await noted(
-          `one client that does not read must not stall the others: bob waited for alice's ` +
-            `message #${i} while ${(sent / 1e6).toFixed(1)} MB went to slow unread. Queue ` +
-            `lines per client (offer) and let each client's own writer loop wait for its ` +
-            `socket; never await a client's write in the broadcast loop`,
+        await withNote(
           () =>
             bob.readUntil("\n", {
               step: `bob receives alice's message #${i}`,
               timeoutMs: 5000,
               maxBytes: 128 * 1024,
             }),
+          `one client that does not read must not stall the others: bob waited for alice's ` +
+            `message #${i} while ${(sent / 1e6).toFixed(1)} MB went to slow unread. Queue ` +
+            `lines per client (offer) and let each client's own writer loop wait for its ` +
+            `socket; never await a client's write in the broadcast loop`,
         ),
       );
       if (line === say.dropped("slow")) {
@@ -768,14 +731,14 @@ suite.test("a client that stops reading is dropped; the others never wait for it
     note: "bound each client's outbox: offer() returns false past maxQueuedBytes, and the room " +
       "drops that client",
   });
-  await noted(
-    "the sender is told too",
+  await withNote(
     () => alice.expect(say.dropped("slow"), { step: "alice is told that slow was dropped" }),
+    "the sender is told too",
   );
   slow.startReading();
-  await noted(
-    "dropping a client hangs up on it: close its connection",
+  await withNote(
     () => slow.readToEnd({ step: "the server closes slow's connection", timeoutMs: 10_000 }),
+    "dropping a client hangs up on it: close its connection",
   );
   await chat(bob, "that was slow", [alice]);
   t.expectEqual(server.room.names, ["alice", "bob"], "server.room.names after the drop");
@@ -832,7 +795,7 @@ class Printed {
   /** Waits for `expected` to be the next lines printed. */
   async expect(t: Grader, expected: string[], step: string, note?: string): Promise<void> {
     const want = this.#seen + expected.length;
-    await eventually(t, step, () => this.lines.length >= want, {
+    await t.eventually(step, () => this.lines.length >= want, {
       expected: `your client to print ${JSON.stringify(expected)}`,
       actual: () => `it printed ${JSON.stringify(this.lines.slice(this.#seen))}`,
       note,
@@ -855,9 +818,9 @@ suite.test("your client prints what arrives while it waits for input, and sends 
     10_000,
   );
   const conn = await whileRunning(client, "your client connects", accepted.promise);
-  await noted(
-    "the client joins first: its first line is `/nick NAME`",
+  await withNote(
     () => conn.expect("/nick alice\n", { step: "your client's first line" }),
+    "the client joins first: its first line is `/nick NAME`",
   );
   await conn.send(say.welcome("alice") + say.message("bob", "héllo 世界"), { split: "bytes" });
   await printed.expect(
@@ -901,11 +864,11 @@ suite.test("your client stops when the server goes away, without waiting for inp
   await conn.send(say.welcome("alice"));
   await printed.expect(t, ["* welcome alice"], "the welcome is printed");
   await conn.closeWrite(); // the server goes away; the user types nothing
-  const end = await noted(
-    "race the next typed line against the end of the receive loop: when the server closes, " +
-      "the client is over even if the user never types again",
+  const end = await withNote(
     () =>
       t.step("runChatClient returns although nothing is typed", () => client, { timeoutMs: 2000 }),
+    "race the next typed line against the end of the receive loop: when the server closes, " +
+      "the client is over even if the user never types again",
   );
   t.expectEqual(end, "server closed", "runChatClient's result");
   await conn.expectEnd({ step: "your client closes its connection" });
@@ -932,9 +895,9 @@ suite.test("when input ends (Ctrl-D), your client says /quit and waits for the s
   await conn.expect("/nick bob\n", { step: "your client's first line" });
   typed.type("bye for now");
   typed.end();
-  await noted(
-    "the end of input means the same as typing /quit",
+  await withNote(
     () => conn.expect("bye for now\n/quit\n", { step: "the last typed line, then /quit" }),
+    "the end of input means the same as typing /quit",
   );
   await conn.send(say.bye);
   await conn.closeWrite();

@@ -17,6 +17,7 @@ import {
   isGradeFailure,
   lessonSuite,
   type Probe,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import { isTodoError } from "../workbook/toolkit/todo.ts";
 import type * as Lesson from "../solutions/09-socketserver/socketserver.ts";
@@ -86,42 +87,6 @@ async function unlessItFailsAtOnce(running: Promise<unknown>): Promise<void> {
     await Promise.race([running, new Promise((resolve) => timer = setTimeout(resolve, 0))]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Adds a note to a failure of the grader's own waits (a reply that never came, say). */
-async function noted<T>(note: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
-/** Waits, to a deadline, for a condition on your server's state (readiness, not a fixed sleep). */
-async function eventually(
-  t: Grader,
-  step: string,
-  condition: () => boolean,
-  details: { expected: string; actual: () => string; note?: string },
-  timeoutMs = 2000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline || t.signal.aborted) {
-      t.throwIfInterrupted();
-      t.fail({
-        step,
-        expected: `${details.expected} within ${timeoutMs} ms`,
-        actual: details.actual(),
-        note: details.note,
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
@@ -492,9 +457,9 @@ suite.test("TcpServer serves requests strictly one after another", async (t) => 
     "a serial server handles one request at a time: B and C wait, connected, until A's handler has finished",
   );
   await hangUp(a);
-  await noted(
-    "once A's request is over, the serial server must accept the next client (B)",
+  await withNote(
     () => b.expect("b1\n", { step: "B's line comes back after A is done" }),
+    "once A's request is over, the serial server must accept the next client (B)",
   );
   await hangUp(b);
   await c.expect("c1\n", { step: "C's line comes back after B is done" });
@@ -538,9 +503,9 @@ suite.test("a failing handler is logged through LogTape and the next request is 
   await a.expectEnd({ step: "A's handler throws; the server closes A's connection" });
   const port = (a.conn.localAddr as Deno.NetAddr).port;
   const b = await client(t, served.server.addr, "B", journal);
-  await noted(
-    "one request's error must not stop the server: the next client must be served",
+  await withNote(
     () => echo(b, "still serving?\n"),
+    "one request's error must not stop the server: the next client must be served",
   );
   await hangUp(b);
   expectEvents(
@@ -616,9 +581,9 @@ suite.test("handleError is a hook: a subclass sees each failure, even when the h
     },
   );
   const b = await client(t, served.server.addr, "B", journal);
-  await noted(
-    "a handleError hook that throws must not stop the server either: guard the call",
+  await withNote(
     () => echo(b, "after two failures\n"),
+    "a handleError hook that throws must not stop the server either: guard the call",
   );
   await hangUp(b);
 });
@@ -635,10 +600,10 @@ suite.test("ConcurrentTcpServer overlaps two slow requests", async (t) => {
   const a = await client(t, addr, "A", journal);
   await echo(a, "a1\n", "A's handler is running (the grader keeps A open)");
   const b = await client(t, addr, "B", journal);
-  await noted(
+  await withNote(
+    () => echo(b, "b1\n", "B gets its line back while A's request is still open"),
     "a concurrent server starts a task per connection and goes straight back to accept(); " +
       "yours waited for A's handler to end (processRequest must not await the task)",
-    () => echo(b, "b1\n", "B gets its line back while A's request is still open"),
   );
   await hangUp(b);
   await echo(a, "a2\n", "A is still served after B has come and gone");
@@ -707,9 +672,9 @@ suite.test("shutdown lets the request in flight finish, refuses new clients, rep
     () => unlessItFailsAtOnce(stopping),
   );
   await expectRefused(t, addr);
-  await noted(
-    "before its deadline, shutdown() waits: requests in flight go on being served",
+  await withNote(
     () => echo(a, "a2\n", "A is still served while shutdown() waits for it"),
+    "before its deadline, shutdown() waits: requests in flight go on being served",
   );
   await hangUp(a);
   const report = await t.step("shutdown() resolves once A is done", () => stopping);
@@ -744,15 +709,15 @@ for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
       );
       stuck.push(probe);
     }
-    const report = await noted(
-      "after the deadline shutdown() closes the requests still running and stops waiting: " +
-        "it must resolve even when a handler would never end",
+    const report = await withNote(
       () =>
         t.step(
           "shutdown({ deadlineMs: 100 }) while the handlers wait for bytes that never come",
           () => served.shutdown({ deadlineMs: 100 }),
           { timeoutMs: 3000 },
         ),
+      "after the deadline shutdown() closes the requests still running and stops waiting: " +
+        "it must resolve even when a handler would never end",
     );
     t.expectEqual(
       report,
@@ -764,8 +729,7 @@ for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
       await probe.expectEnd({ step: `${probe.label}'s connection is closed by the cut` });
     }
     for (const name of names) {
-      await eventually(
-        t,
+      await t.eventually(
         `finish() runs for ${name}, cut off at the deadline`,
         () => journal.has(`finish ${name}`),
         {
@@ -887,9 +851,9 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
   );
   await me.send("throw", addr);
   await me.send("again", addr);
-  const third = await noted(
-    'the handler of "throw" failed; the server must go on and answer the next datagram',
+  const third = await withNote(
     () => me.next('the reply to "again", sent after the datagram that made the handler throw'),
+    'the handler of "throw" failed; the server must go on and answer the next datagram',
   );
   t.expectEqual(third, "AGAIN", "the reply after the failure");
   const report = await t.step("shutdown() of the idle UDP server", () => served.shutdown({}));
@@ -968,8 +932,7 @@ async function waitForAudience(
   why: string,
   note = "setup() adds the client's connection to server.clients; finish() removes it",
 ): Promise<void> {
-  await eventually(
-    t,
+  await t.eventually(
     `${why}: server.clients.size becomes ${size}`,
     () => server.clients.size === size,
     {
@@ -994,10 +957,10 @@ suite.test("BroadcastServer sends every whole line to every client", async (t) =
   const [a, b, c] = clients;
   await a.send("hello ", { split: "bytes" });
   await b.send("other\n");
-  await noted(
+  await withNote(
+    () => everyoneGets(clients, "other\n", "B's line; A's line is not finished yet"),
     "broadcast whole lines only: A's unfinished line must wait for its newline, and never be " +
       "mixed into B's (read lines with readLine, not raw chunks)",
-    () => everyoneGets(clients, "other\n", "B's line; A's line is not finished yet"),
   );
   await a.send("world\n", { split: "bytes" });
   await everyoneGets(clients, "hello world\n", "A's line, now finished");
@@ -1014,15 +977,15 @@ suite.test("BroadcastServer: a client that resets does not disturb the others", 
   const [a, b] = clients;
   await t.reset(server.addr, "C", "half a li");
   await a.send("still here\n");
-  await noted(
+  await withNote(
+    () => everyoneGets(clients, "still here\n", "A's line after C's reset"),
     "a client that resets (RST) in the middle of a line must just leave: its half line is not " +
       "a line, and the others go on",
-    () => everyoneGets(clients, "still here\n", "A's line after C's reset"),
   );
   await b.send("me too\n", { split: "bytes" });
-  await noted(
-    "A's handler must survive C's reset too: a failed write to C must not end anyone else's handler",
+  await withNote(
     () => everyoneGets(clients, "me too\n", "B's line"),
+    "A's handler must survive C's reset too: a failed write to C must not end anyone else's handler",
   );
   await waitForAudience(t, server, 2, "C is gone after its reset");
 });
@@ -1062,13 +1025,12 @@ suite.test("BroadcastServer.broadcast skips a dead client, drops it, and still r
   await waitForAudience(t, server, 3, "B has joined (A, dead X, B)");
   await a.send("to everyone\n");
   await a.expect("to everyone\n", { step: "A receives its own line" });
-  await noted(
+  await withNote(
+    () => b.expect("to everyone\n", { step: "B, who comes after the dead X, receives A's line" }),
     "a write to a dead client fails: that must not stop the broadcast. Write to a snapshot of " +
       "the clients side by side (Promise.allSettled) and drop the ones whose write failed",
-    () => b.expect("to everyone\n", { step: "B, who comes after the dead X, receives A's line" }),
   );
-  await eventually(
-    t,
+  await t.eventually(
     "the dead client is dropped from server.clients",
     () => !server.clients.has(dead),
     {
@@ -1078,9 +1040,9 @@ suite.test("BroadcastServer.broadcast skips a dead client, drops it, and still r
     },
   );
   await b.send("and back\n");
-  await noted(
-    "A's handler must survive the failed write to X",
+  await withNote(
     () => everyoneGets([a, b], "and back\n", "B's line"),
+    "A's handler must survive the failed write to X",
   );
 });
 
@@ -1089,13 +1051,13 @@ for (const split of ["whole", "bytes"] as const) {
     const { server, clients } = await broadcastRoom(t, ["A", "B"], { maxLineBytes: 32 });
     const [a, b] = clients;
     await a.send("x".repeat(32), { split });
-    const reply = await noted(
-      "a line, newline included, is at most maxLineBytes: readLine(this.server.maxLineBytes) " +
-        "throws LineTooLongError once 32 bytes came without a newline; answer the error line",
+    const reply = await withNote(
       () =>
         a.readLine({
           step: "A sent 32 bytes without a newline (the limit is 32): A gets an error line",
         }),
+      "a line, newline included, is at most maxLineBytes: readLine(this.server.maxLineBytes) " +
+        "throws LineTooLongError once 32 bytes came without a newline; answer the error line",
     );
     t.check(reply.startsWith("error: "), {
       step: "the line A got",
@@ -1104,9 +1066,9 @@ for (const split of ["whole", "bytes"] as const) {
     });
     await a.expectEnd({ step: "then the server closes A's connection" });
     await b.send("fine\n");
-    await noted(
-      "nothing of an over-long line may be broadcast",
+    await withNote(
       () => b.expect("fine\n", { step: "B's next line is its own: none of A's x's reached B" }),
+      "nothing of an over-long line may be broadcast",
     );
     await waitForAudience(t, server, 1, "A is gone");
   });

@@ -17,6 +17,7 @@ import {
   lessonSuite,
   type Probe,
   showBytes,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import { clientInThread, FreezeGuard } from "../workbook/harness/freeze_guard.ts";
 import {
@@ -31,7 +32,6 @@ import {
   errnoName,
   F_GETFL,
   F_SETFL,
-  ffiAvailable,
   getpeername,
   getsockname,
   isNonBlocking,
@@ -50,10 +50,6 @@ import type * as Lesson from "../solutions/10-io-models/io_models.ts";
 
 const suite = lessonSuite("10");
 const load = (t: Grader) => t.load<typeof Lesson>();
-
-// Open libc now, outside any test: the library handle would count as a leak inside one.
-const ffi = ffiAvailable();
-const noFfi = ffi.ok ? undefined : `the libc FFI bindings cannot be used here: ${ffi.reason}`;
 
 /** `O_APPEND` (not in the bindings: sockets never need it; the flag check below does). */
 const O_APPEND = 0o2000;
@@ -223,19 +219,6 @@ function explainEagain(error: unknown, expected: string, note: string): unknown 
   return error;
 }
 
-/** Adds advice to a failure raised by a probe or a step, keeping its details. */
-async function noted<T>(promise: Promise<T>, note: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Part 1: non-blocking descriptors
 // ---------------------------------------------------------------------------
@@ -286,7 +269,7 @@ suite.test("makeNonBlocking sets O_NONBLOCK and keeps the flags already set", as
     expected: 'an ErrnoError (new ErrnoError("fcntl", errno))',
     actual: String(error),
   });
-}, { skip: noFfi });
+}, { requires: ["ffi"] });
 
 suite.test(
   "listenNonBlocking listens on 127.0.0.1, and accept answers EAGAIN at once",
@@ -332,7 +315,7 @@ suite.test(
       actual: "EAGAIN",
     });
   },
-  { skip: noFfi },
+  { requires: ["ffi"] },
 );
 
 suite.test(
@@ -401,7 +384,7 @@ suite.test(
       actual: String(error),
     });
   },
-  { skip: noFfi },
+  { requires: ["ffi"] },
 );
 
 suite.test(
@@ -482,7 +465,7 @@ suite.test(
       actual: String(error),
     });
   },
-  { skip: noFfi },
+  { requires: ["ffi"] },
 );
 
 // ---------------------------------------------------------------------------
@@ -585,7 +568,7 @@ suite.test(
     });
 
     await a.send("ping\n", { split: "bytes" });
-    await noted(
+    await withNote(
       a.expect("ping\n", { step: "read the echo of ping\\n (sent a byte at a time) on A" }),
       ECHO_NOTE,
     );
@@ -602,8 +585,8 @@ suite.test(
     const binary = Uint8Array.from({ length: 40 }, (_, i) => (i * 37 + 1) & 0xff);
     await b.send("hello from B\n");
     await c.send(binary, { split: [3, 1, 7] });
-    await noted(b.expect("hello from B\n"), ECHO_NOTE);
-    await noted(c.expect(binary, { step: "read the echo of C's 40 bytes" }), ECHO_NOTE);
+    await withNote(b.expect("hello from B\n"), ECHO_NOTE);
+    await withNote(c.expect(binary, { step: "read the echo of C's 40 bytes" }), ECHO_NOTE);
     t.check(accepted() === 3, {
       step: "your stats once A, B and C are all echoed",
       expected: "acceptCalls - wastedAccepts === 3",
@@ -614,7 +597,7 @@ suite.test(
 
     const usefulBefore = useful();
     await a.closeWrite();
-    await noted(
+    await withNote(
       a.expectEnd({
         step: "A shut down its side: your server reads 0 (end of stream) and closes A",
       }),
@@ -632,7 +615,7 @@ suite.test(
 
     await b.close();
     await c.closeWrite();
-    await noted(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
+    await withNote(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
     const result = await t.step(
       "your pollingEchoServer returns once its 3 clients have all closed",
       () => serving.promise,
@@ -652,7 +635,7 @@ suite.test(
         "that can only be wasted",
     });
   },
-  { skip: noFfi, timeoutMs: 8000 },
+  { requires: ["ffi"], timeoutMs: 8000 },
 );
 
 suite.test(
@@ -667,19 +650,19 @@ suite.test(
       note: COUNT_NOTE,
     });
     await a.send("before the stop\n");
-    await noted(a.expect("before the stop\n"), ECHO_NOTE);
+    await withNote(a.expect("before the stop\n"), ECHO_NOTE);
     stop.abort();
     const result = await t.step(
       "pollingEchoServer returns after signal.abort()",
       () => serving.promise,
     );
-    await noted(
+    await withNote(
       a.expectEnd({ step: "your server closes A when it stops" }),
       "close every connection still open when you stop: a finally around the loop",
     );
     t.expectEqual(result && { ...result }, { ...stats }, "the stats pollingEchoServer returned");
   },
-  { skip: noFfi, timeoutMs: 8000 },
+  { requires: ["ffi"], timeoutMs: 8000 },
 );
 
 // ---------------------------------------------------------------------------
@@ -764,7 +747,7 @@ suite.test(
       note: "blockingEchoOnce must stay synchronous: plain blocking libc calls, no await",
     });
   },
-  { skip: noFfi, timeoutMs: 8000 },
+  { requires: ["ffi"], timeoutMs: 8000 },
 );
 
 // ---------------------------------------------------------------------------
@@ -919,7 +902,7 @@ suite.test("serveConcurrent has all 5 slow requests in flight at once", async (t
   h.openAll();
   for (const client of clients) {
     await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
-    await noted(
+    await withNote(
       client.expectEnd({ step: `your server closes ${client.label} after its handler` }),
       "close each connection once its handler has settled (a finally)",
     );
@@ -964,7 +947,7 @@ suite.test("serveSerial runs one handler at a time and accepts the next client o
     });
     h.state.gates[i].open();
     await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
-    await noted(
+    await withNote(
       client.expectEnd({ step: `your server closes ${client.label} after its handler` }),
       "close each connection once its handler has settled (a finally)",
     );
@@ -1038,7 +1021,7 @@ for (const kind of ["serveSerial", "serveConcurrent"] as const) {
       h.openAll,
     );
     const a = await t.connect(listener.addr, "A");
-    await noted(
+    await withNote(
       a.expectEnd({ step: "the handler threw for A: your server closes A" }),
       "close the connection in a finally, so a failing handler does not leave it open",
     );
@@ -1055,7 +1038,7 @@ for (const kind of ["serveSerial", "serveConcurrent"] as const) {
     await b.expect("done\n", { step: "read the handler's reply on B" });
     await b.expectEnd({ step: "your server closes B after its handler" });
     listener.close();
-    await noted(
+    await withNote(
       t.step(`${kind} returns after the listener is closed`, () => serving.promise),
       "catch each handler's error inside the server: it must not end the loop or escape",
     );

@@ -18,15 +18,15 @@ import {
   type Grader,
   isGradeFailure,
   lessonSuite,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/11-select-poll-epoll/multiplex.ts";
 import {
-  EBADF,
   F_DUPFD_CLOEXEC,
-  F_GETFD,
   FD_SETSIZE,
   ffiAvailable,
   getrlimit,
+  isFdOpen,
   pipe,
   raiseFileLimit,
   read,
@@ -35,10 +35,6 @@ import {
   sys,
   write,
 } from "workbook/libc";
-
-// Open libc before any test: the resource sanitizer would call the library handle a leak.
-const ffi = ffiAvailable();
-const ffiSkip = ffi.ok ? undefined : `the libc FFI bindings are not usable here: ${ffi.reason}`;
 
 const suite = lessonSuite("11");
 const load = (t: Grader) => t.load<typeof Lesson>();
@@ -129,43 +125,6 @@ async function serving<T>(t: Grader, server: EchoServer, work: () => Promise<T>)
   return await Promise.race([work(), stopped]);
 }
 
-/** Waits (bounded) until `condition()` holds, looking every few ms. */
-async function until(
-  t: Grader,
-  condition: () => boolean,
-  step: string,
-  describe: () => string,
-  note?: string,
-  timeoutMs = 2000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) {
-      t.fail({
-        kind: "timeout",
-        step,
-        expected: `that within ${timeoutMs} ms`,
-        actual: describe(),
-        note,
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** Adds a note to a failure (a probe's), unless it has one. */
-async function noted<T>(promise: Promise<T>, note: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
 /**
  * `length` bytes of numbered text lines (`<tag> 000042 ……\n`): readable in a
  * transcript, and a lost or reordered piece shows in the line numbers.
@@ -180,10 +139,6 @@ function pattern(length: number, tag: string): Uint8Array {
     at += line.length;
   }
   return out;
-}
-
-function isOpen(fd: number): boolean {
-  return sys.fcntl(fd, F_GETFD).errno !== EBADF;
 }
 
 function list(fds: readonly number[]): string {
@@ -211,7 +166,7 @@ for (const kind of KINDS) {
         await client.send(block);
         await client.expect(block, { step: "the echo of 5 KiB sent in one write" });
         await client.closeWrite();
-        await noted(
+        await withNote(
           client.expectEnd({ cleanly: true, step: "your server closes after the client's EOF" }),
           "read() returning 0 means EOF: once everything is echoed (client.done), close the fd",
         );
@@ -223,7 +178,7 @@ for (const kind of KINDS) {
         "a client whose connection you closed must also leave state.clients",
       );
     },
-    { skip: ffiSkip },
+    { requires: ["ffi"] },
   );
 
   suite.test(`${kind}: serves 20 clients at once, each getting its own bytes back`, async (t) => {
@@ -235,7 +190,7 @@ for (const kind of KINDS) {
       await Promise.all(clients.map(async (client, i) => {
         const payload = pattern(1500 + 97 * i, `client ${i + 1}`);
         await client.send(payload, { split: { seed: i + 1, maxChunk: 400 } });
-        await noted(
+        await withNote(
           client.expect(payload, {
             step: `the echo of ${client.label}'s ${payload.length} bytes`,
             timeoutMs: 5000,
@@ -250,18 +205,20 @@ for (const kind of KINDS) {
         await client.expectEnd({ step: `your server closes ${client.label} after its EOF` });
       }));
     });
-    await until(
-      t,
-      () => server.clientFds().length === 0,
+    await t.eventually(
       "server.clientFds() once all 20 clients have left",
-      () => `still ${list(server.clientFds())}`,
+      () => server.clientFds().length === 0,
+      {
+        expected: "no client fds left (each closed and forgotten after its EOF)",
+        actual: () => `still ${list(server.clientFds())}`,
+      },
     );
     t.check(server.accepted >= 20, {
       step: "server.accepted",
       expected: "at least 20",
       actual: String(server.accepted),
     });
-  }, { skip: ffiSkip, timeoutMs: 15_000 });
+  }, { requires: ["ffi"], timeoutMs: 15_000 });
 
   suite.test(`${kind}: survives clients that reset, closes and forgets their fds`, async (t) => {
     const server = await start(t, kind);
@@ -271,14 +228,16 @@ for (const kind of KINDS) {
       await steady.expect("before the resets\n");
       await t.reset(server.addr, "reset at once");
       await t.reset(server.addr, "reset after 32 KiB", pattern(32 * 1024, "doomed"));
-      await until(
-        t,
-        () => server.accepted >= 3 && server.clientFds().length === 1,
+      await t.eventually(
         "your server notices both resets and closes their connections",
-        () =>
-          `accepted ${server.accepted}, live client fds ${list(server.clientFds())} ` +
-          `(the steady client is 1 of them)`,
-        'a reset client reads as "reset" (ECONNRESET) or its send fails (EPIPE): drop it',
+        () => server.accepted >= 3 && server.clientFds().length === 1,
+        {
+          expected: "3 accepted and only the steady client's fd left",
+          actual: () =>
+            `accepted ${server.accepted}, live client fds ${list(server.clientFds())} ` +
+            `(the steady client is 1 of them)`,
+          note: 'a reset client reads as "reset" (ECONNRESET) or its send fails (EPIPE): drop it',
+        },
       );
       await steady.send("after the resets\n", { split: [3, 5] });
       await steady.expect("after the resets\n", { step: "the steady client is still served" });
@@ -292,7 +251,7 @@ for (const kind of KINDS) {
           "epoll interest list (EPOLL_CTL_DEL before close)",
       });
     });
-  }, { skip: ffiSkip });
+  }, { requires: ["ffi"] });
 
   suite.test(`${kind}: a 64 KiB burst read 1 KiB at a time comes back whole`, async (t) => {
     const server = await start(t, kind, { readBufferBytes: 1024 });
@@ -300,7 +259,7 @@ for (const kind of KINDS) {
       const client = await t.connect(server.addr, "client");
       const burst = pattern(64 * 1024, "burst");
       await client.send(burst, { step: "send 64 KiB in one write" });
-      await noted(
+      await withNote(
         client.expect(burst, { step: "the echo of the whole 64 KiB burst", timeoutMs: 5000 }),
         kind === "epoll-et"
           ? ET_NOTE
@@ -308,7 +267,7 @@ for (const kind of KINDS) {
             "and your loop must keep serving it",
       );
     });
-  }, { skip: ffiSkip, timeoutMs: 10_000 });
+  }, { requires: ["ffi"], timeoutMs: 10_000 });
 
   suite.test(`${kind}: a client that reads late still gets all 1 MiB back, in order`, async (t) => {
     // A small send buffer (16 KiB, doubled by the kernel) makes send() say EAGAIN early.
@@ -326,7 +285,7 @@ for (const kind of KINDS) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       client.startReading();
-      await noted(
+      await withNote(
         client.expect(payload, {
           step: "the echo of all 1 MiB, once the client reads",
           timeoutMs: 10_000,
@@ -336,7 +295,7 @@ for (const kind of KINDS) {
       );
       await sending;
     });
-  }, { skip: ffiSkip, timeoutMs: 20_000 });
+  }, { requires: ["ffi"], timeoutMs: 20_000 });
 
   suite.test(`${kind}: close() closes every descriptor, and its clients see EOF`, async (t) => {
     const server = await start(t, kind);
@@ -345,11 +304,13 @@ for (const kind of KINDS) {
       const quiet = await t.connect(server.addr, "quiet client");
       await talker.send("ping\n");
       await talker.expect("ping\n");
-      await until(
-        t,
-        () => server.clientFds().length === 2,
+      await t.eventually(
         "your server has accepted both clients",
-        () => `live client fds ${list(server.clientFds())}`,
+        () => server.clientFds().length === 2,
+        {
+          expected: "2 live client fds",
+          actual: () => `live client fds ${list(server.clientFds())}`,
+        },
       );
       return [talker, quiet];
     });
@@ -360,7 +321,7 @@ for (const kind of KINDS) {
       actual: list(held),
     });
     await t.step("server.close()", () => server.close(), { timeoutMs: 3000 });
-    const stillOpen = held.filter(isOpen);
+    const stillOpen = held.filter(isFdOpen);
     t.check(stillOpen.length === 0, {
       step: "look at each fd the server held, after close()",
       expected: `all of ${list(held)} closed`,
@@ -371,14 +332,15 @@ for (const kind of KINDS) {
     t.expectEqual(server.openFds(), [], "server.openFds() after close()");
     await talker.expectEnd({ cleanly: true, step: "the talking client sees EOF" });
     await quiet.expectEnd({ cleanly: true, step: "the quiet client sees EOF" });
-  }, { skip: ffiSkip });
+  }, { requires: ["ffi"] });
 }
 
 // ---------------------------------------------------------------------------
 // select's wall: FD_SETSIZE
 // ---------------------------------------------------------------------------
 
-const wallSkip = ffiSkip ?? (() => {
+// Only asked where libc loads; elsewhere `requires: ["ffi"]` skips these checks.
+const wallSkip = !ffiAvailable().ok ? undefined : (() => {
   const { hard } = getrlimit();
   return hard >= FD_SETSIZE + 128
     ? undefined
@@ -432,7 +394,7 @@ suite.test(
 
       const fillers = fillBelow(t, FD_SETSIZE); // from now on every new fd is >= 1024
       const high = await t.connect(server.addr, "client past the wall");
-      await noted(
+      await withNote(
         high.expectEnd({
           step: "your server closes the connection it got an fd >= 1024 for",
           timeoutMs: 3000,
@@ -456,7 +418,7 @@ suite.test(
       });
     });
   },
-  { skip: wallSkip, timeoutMs: 10_000 },
+  { requires: ["ffi"], skip: wallSkip, timeoutMs: 10_000 },
 );
 
 suite.test("select: will not start when its own fds would be past FD_SETSIZE", async (t) => {
@@ -484,7 +446,7 @@ suite.test("select: will not start when its own fds would be past FD_SETSIZE", a
     "the lowest free fd after the failed start",
     "close what you opened (state.releaseAll()) before throwing: the listener and the pipe leak",
   );
-}, { skip: wallSkip });
+}, { requires: ["ffi"], skip: wallSkip });
 
 // ---------------------------------------------------------------------------
 // The event loop
@@ -568,7 +530,7 @@ suite.test("EventLoop: calls back while a descriptor stays ready (level-triggere
     () => loop.watch(right, {}, () => {}),
     "a RangeError",
   );
-}, { skip: ffiSkip });
+}, { requires: ["ffi"] });
 
 suite.test("EventLoop: an fd unwatched earlier in the same round gets no callback", async (t) => {
   const loop = await newLoop(t);
@@ -597,7 +559,7 @@ suite.test("EventLoop: an fd unwatched earlier in the same round gets no callbac
     note: "one epoll_wait returns both events; before each callback, look the fd up again — " +
       "an earlier callback may have unwatched (and closed, and reused) it",
   });
-}, { skip: ffiSkip });
+}, { requires: ["ffi"] });
 
 suite.test(
   "EventLoop: timers fire in due order, ties in the order set; cleared never",
@@ -624,7 +586,7 @@ suite.test(
       "keep #timers sorted by due time; a new timer goes after those due at the same time",
     );
   },
-  { skip: ffiSkip },
+  { requires: ["ffi"] },
 );
 
 suite.test("EventLoop: a timer set while run() waits wakes it; stop() ends run()", async (t) => {
@@ -653,7 +615,7 @@ suite.test("EventLoop: a timer set while run() waits wakes it; stop() ends run()
     throw error;
   });
   await t.step("run() returns after stop()", () => running, { timeoutMs: 1000 });
-}, { skip: ffiSkip, timeoutMs: 8000 });
+}, { requires: ["ffi"], timeoutMs: 8000 });
 
 suite.test(
   "EventLoop: close() waits for the wait in flight, then closes its own fds",
@@ -662,30 +624,30 @@ suite.test(
     const [left, right] = pair(t);
     poke(t, left);
     const own = loop.ownFds();
-    t.check(own.length === 3 && own.every(isOpen), {
+    t.check(own.length === 3 && own.every(isFdOpen), {
       step: "loop.ownFds() of a new loop",
       expected: "three open fds: the epoll instance and the wake-up pipe's two ends",
-      actual: `${list(own)}, open: ${list(own.filter(isOpen))}`,
+      actual: `${list(own)}, open: ${list(own.filter(isFdOpen))}`,
     });
     await t.step("watch an idle fd", () => loop.watch(right, { readable: true }, () => {}));
     const running = loop.run(); // waits at once: nothing is ready
     running.catch(() => {}); // awaited below
     await t.step("loop.close() while run() waits", () => loop.close());
     await t.step("run() returns after close()", () => running, { timeoutMs: 1000 });
-    const stillOpen = own.filter(isOpen);
+    const stillOpen = own.filter(isFdOpen);
     t.check(stillOpen.length === 0, {
       step: "the loop's own fds after close()",
       expected: "all closed",
       actual: `${list(stillOpen)} still open`,
     });
-    t.check(isOpen(right), {
+    t.check(isFdOpen(right), {
       step: "the watched fd after close()",
       expected: "still open: watched fds belong to the caller",
       actual: "closed by the loop",
     });
     t.expectEqual(loop.ownFds(), [], "loop.ownFds() after close()");
   },
-  { skip: ffiSkip },
+  { requires: ["ffi"] },
 );
 
 suite.test("EventLoop: a throwing callback rejects run(); the loop still closes", async (t) => {
@@ -709,4 +671,4 @@ suite.test("EventLoop: a throwing callback rejects run(); the loop still closes"
     actual: describeError(error),
   });
   await t.step("loop.close() after the failed run", () => loop.close());
-}, { skip: ffiSkip });
+}, { requires: ["ffi"] });

@@ -13,18 +13,12 @@
  * they are all open together; otherwise they come in overlapping batches as
  * large as the limit allows (the report says which).
  */
-import {
-  describeError,
-  type Grader,
-  isGradeFailure,
-  lessonSuite,
-} from "../workbook/harness/mod.ts";
+import { describeError, type Grader, lessonSuite, withNote } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/12-coroutines/coroutines.ts";
 import {
-  EBADF,
-  F_GETFD,
   ffiAvailable,
   getrlimit,
+  isFdOpen,
   raiseFileLimit,
   read,
   setrlimit,
@@ -49,23 +43,6 @@ class VirtualClock {
     this.#now += Math.max(0, ms);
     return Promise.resolve();
   };
-}
-
-/** Adds a note to a failure, unless it has one. */
-async function noted<T>(promise: Promise<T>, note: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo" && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
-function isOpen(fd: number): boolean {
-  return sys.fcntl(fd, F_GETFD).errno !== EBADF;
 }
 
 // ---------------------------------------------------------------------------
@@ -212,7 +189,7 @@ async function newScheduler(t: Grader) {
 /** Runs the scheduler to the end inside a step. */
 async function runAll(t: Grader, scheduler: Lesson.Scheduler, note?: string): Promise<void> {
   const running = t.step("scheduler.run()", () => scheduler.run());
-  await (note ? noted(running, note) : running);
+  await (note ? withNote(running, note) : running);
 }
 
 suite.test("Scheduler: round-robin — each ready task runs once per round, in order", async (t) => {
@@ -475,7 +452,7 @@ suite.test("Hub: a coroutine waits for a readable fd while the others run", asyn
       }, "ticker");
     },
   );
-  await noted(
+  await withNote(
     t.step("hub.run()", () => hub.run(), { timeoutMs: 3000 }),
     "yield readable(fd): watch fd on hub.loop; its callback unwatches it and makes the task ready",
   );
@@ -511,7 +488,7 @@ suite.test(
     await client.send(block);
     await client.expect(block, { step: "the echo of 16 KiB in one write" });
     await client.closeWrite();
-    await noted(
+    await withNote(
       client.expectEnd({ cleanly: true, step: "the server closes after the client's EOF" }),
       "greenRead returns 0 at EOF: leave the loop; close the fd in a finally",
     );
@@ -532,16 +509,15 @@ suite.test("Hub: a client that resets ends its own coroutine only", async (t) =>
   await steady.send("before\n");
   await steady.expect("before\n");
   await t.reset(server.addr, "resetting client", "x".repeat(64 * 1024));
-  const deadline = performance.now() + 2000;
-  while ((server.accepted < 2 || server.live !== 1) && performance.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  t.check(server.accepted === 2 && server.live === 1, {
-    step: "your server after the reset",
-    expected: "2 accepted, 1 live (the steady client)",
-    actual: `${server.accepted} accepted, ${server.live} live`,
-    note: "a reset (ECONNRESET, EPIPE) ends that connection's coroutine: catch it, close the fd",
-  });
+  await t.eventually(
+    "your server after the reset",
+    () => server.accepted === 2 && server.live === 1,
+    {
+      expected: "2 accepted, 1 live (the steady client)",
+      actual: () => `${server.accepted} accepted, ${server.live} live`,
+      note: "a reset (ECONNRESET, EPIPE) ends that connection's coroutine: catch it, close the fd",
+    },
+  );
   await steady.send("after\n");
   await steady.expect("after\n", { step: "the steady client is still served" });
   await t.step("server.close()", () => server.close());
@@ -567,7 +543,7 @@ suite.test("Hub: close() kills every coroutine, closes every fd; clients see EOF
     actual: `[${held.join(", ")}]`,
   });
   await t.step("server.close()", () => server.close(), { timeoutMs: 3000 });
-  const stillOpen = held.filter(isOpen);
+  const stillOpen = held.filter(isFdOpen);
   t.check(stillOpen.length === 0, {
     step: "each fd the server held, after close()",
     expected: "all closed",
@@ -619,7 +595,7 @@ suite.test(`Hub: ${CONNECTIONS} connections served at once by one thread`, async
         echoed++;
       }));
     })();
-    await noted(
+    await withNote(
       t.step(
         `connections ${first + 1}–${first + count}: connect, send a line, read its echo`,
         () => work,

@@ -1407,6 +1407,25 @@ export function close(fd: number): void {
 }
 
 /**
+ * True while `fd` names an open descriptor of this process: `fcntl(F_GETFD)`
+ * fails with `EBADF` on anything else. How a grader sees that learner code
+ * closed (or leaked) a raw descriptor.
+ *
+ * @example
+ * ```ts
+ * import { close, isFdOpen, pipe } from "./libc.ts";
+ *
+ * const [readEnd, writeEnd] = pipe();
+ * close(readEnd);
+ * console.log(isFdOpen(readEnd), isFdOpen(writeEnd)); // false true
+ * close(writeEnd);
+ * ```
+ */
+export function isFdOpen(fd: number): boolean {
+  return sys.fcntl(fd, F_GETFD).errno !== EBADF;
+}
+
+/**
  * `pipe2`: a one-way channel, `[readEnd, writeEnd]`. Cheap idle descriptors
  * for benchmarks, and a wake-up channel for a thread stuck in `poll`.
  *

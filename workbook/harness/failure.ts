@@ -89,3 +89,47 @@ export class GradeFailure extends Error {
 export function isGradeFailure(error: unknown): error is GradeFailure {
   return error instanceof Error && error.name === "GradeFailure" && "details" in error;
 }
+
+/** Where {@linkcode withNote} puts its note when the failure already has one. */
+export type NotePlacement = "if-none" | "after" | "before";
+
+/**
+ * Runs `work` (a promise, or a function returning one) and, when it fails with
+ * a {@linkcode GradeFailure} other than "not implemented yet", adds `note` to
+ * the failure: the advice the suite has for this step. `"if-none"` (default)
+ * keeps a note the failure already has; `"after"` and `"before"` join both.
+ *
+ * @example
+ * ```ts
+ * import { GradeFailure, withNote } from "./failure.ts";
+ *
+ * try {
+ *   await withNote(
+ *     Promise.reject(new GradeFailure({ kind: "timeout", step: "read the reply" })),
+ *     "does your server reply to every line?",
+ *   );
+ * } catch (error) {
+ *   console.log((error as GradeFailure).details.note); // "does your server reply to every line?"
+ * }
+ * ```
+ */
+export async function withNote<T>(
+  work: Promise<T> | (() => Promise<T>),
+  note: string,
+  placement: NotePlacement = "if-none",
+): Promise<T> {
+  try {
+    return await (typeof work === "function" ? work() : work);
+  } catch (error) {
+    if (isGradeFailure(error) && error.details.kind !== "todo") {
+      const had = error.details.note;
+      if (!had) error.details.note = note;
+      else if (placement === "after" && !had.includes(note)) error.details.note = `${had}. ${note}`;
+      else if (placement === "before" && !had.includes(note)) {
+        error.details.note = `${note}. ${had}`;
+      }
+      error.message = error.render();
+    }
+    throw error;
+  }
+}

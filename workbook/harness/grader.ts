@@ -14,6 +14,7 @@ import { inspect, isDeepStrictEqual } from "node:util";
 import { docPath, getLesson, type Lesson } from "../catalogue.ts";
 import { setupLogging } from "../toolkit/log.ts";
 import { isTodoError } from "../toolkit/todo.ts";
+import { ffiAvailable } from "../ffi/libc.ts";
 import { showBytes } from "./bytes.ts";
 import { GradeFailure, isGradeFailure } from "./failure.ts";
 import {
@@ -34,12 +35,19 @@ const FROZEN_LOOP_MS = 1000;
 /** Default time budget of one test. A CPU loop in learner code is stopped here. */
 export const TEST_MS = 6000;
 
+/** What a check may need from the machine; a check whose need is not met is skipped, with why. */
+export type Requirement =
+  | "ffi" // the libc bindings (Linux, --allow-ffi, libc.so.6)
+  | "ipv6"; // the IPv6 loopback address ::1
+
 /** Options of one graded test. */
 export interface TestOptions {
   /** Whole-test budget in ms (default {@linkcode TEST_MS}); ends even a `while (true) {}`. */
   timeoutMs?: number;
   /** Skip the test, with the reason shown. */
   skip?: string;
+  /** What the check needs from the machine; it is skipped, with the reason, where that is missing. */
+  requires?: Requirement[];
 }
 
 /** A lesson's suite: register graded tests with {@linkcode LessonSuite.test}. */
@@ -76,6 +84,32 @@ function platformSkip(lesson: Lesson): string | undefined {
   return undefined;
 }
 
+const missing = new Map<Requirement, string | undefined>();
+
+/**
+ * Why `need` is not met here, or undefined. Asked while tests are registered,
+ * at the top level of a suite: opening libc inside a test would count as a
+ * leaked resource.
+ */
+function requirementMissing(need: Requirement): string | undefined {
+  if (!missing.has(need)) missing.set(need, need === "ffi" ? ffiMissing() : ipv6Missing());
+  return missing.get(need);
+}
+
+function ffiMissing(): string | undefined {
+  const ffi = ffiAvailable();
+  return ffi.ok ? undefined : `the libc FFI bindings cannot be used here: ${ffi.reason}`;
+}
+
+function ipv6Missing(): string | undefined {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return undefined;
+  } catch (error) {
+    return `IPv6 loopback (::1) is not available on this machine: ${error}`;
+  }
+}
+
 /**
  * The suite of lesson `id`.
  *
@@ -97,10 +131,13 @@ function platformSkip(lesson: Lesson): string | undefined {
  */
 export function lessonSuite(id: string): LessonSuite {
   const lesson = getLesson(id);
+  // Open libc now, before any test, for every lesson that may use it.
+  if (lesson.permissions.ffi && !platformSkip(lesson)) requirementMissing("ffi");
   return {
     lesson,
     test(name, fn, options = {}) {
-      const skip = options.skip ?? platformSkip(lesson);
+      const skip = options.skip ?? platformSkip(lesson) ??
+        (options.requires ?? []).map(requirementMissing).find((why) => why !== undefined);
       Deno.test({
         name,
         ignore: skip !== undefined,
@@ -333,6 +370,41 @@ export class Grader {
     details: { step: string; expected: string; actual: string; note?: string },
   ): void {
     if (!condition) this.fail(details);
+  }
+
+  /**
+   * Waits, to a deadline, until `condition()` holds: for a change in learner
+   * state that no message announces (a registry after a client left, a count
+   * of live connections). Looks every `everyMs` (default 5 ms), so it is
+   * readiness, not a fixed sleep; fails with `expected … within N ms` and what
+   * `actual()` says then. An uncaught error in learner code ends it at once.
+   */
+  async eventually(
+    step: string,
+    condition: () => boolean,
+    details: {
+      expected: string;
+      actual: () => string;
+      note?: string;
+      timeoutMs?: number;
+      everyMs?: number;
+    },
+  ): Promise<void> {
+    const timeoutMs = details.timeoutMs ?? 2000;
+    const deadline = performance.now() + timeoutMs;
+    while (!condition()) {
+      this.throwIfInterrupted();
+      if (performance.now() > deadline) {
+        this.fail({
+          kind: "timeout",
+          step,
+          expected: `${details.expected} within ${timeoutMs} ms`,
+          actual: details.actual(),
+          note: details.note,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, details.everyMs ?? 5));
+    }
   }
 
   /**
