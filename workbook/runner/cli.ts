@@ -37,7 +37,7 @@ const USAGE = `usage:
   deno task reset N [--yes]
   deno task solution N [--force]
   deno task run N PROGRAM [--solution] [--host H] [--port P] [program flags]
-  deno task test            (course self-check)
+  deno task test [N ...] [--jobs J]   (course self-check; J suites at a time)
   deno task sync            (course authors: regenerate starters)
   deno task bench
 N is a lesson number (3), its id (03) or its folder (03-tcp-server).`;
@@ -51,6 +51,14 @@ function needLesson(key: string | undefined): Lesson {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+function needJobs(text: string): number {
+  const jobs = Number(text);
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    throw new UsageError(`--jobs takes a whole number ≥ 1, got "${text}"`);
+  }
+  return jobs;
 }
 
 async function gradeAndReport(
@@ -253,6 +261,7 @@ async function main(argv: string[]): Promise<number> {
       verbose: { type: "boolean", short: "v" },
       yes: { type: "boolean", short: "y" },
       force: { type: "boolean" },
+      jobs: { type: "string" },
     },
     allowPositionals: true,
     strict: command !== "run",
@@ -303,6 +312,7 @@ async function main(argv: string[]): Promise<number> {
     case "check":
       return await selfCheck({
         only: positionals.length ? positionals.map((p) => needLesson(p)) : undefined,
+        jobs: values.jobs === undefined ? undefined : needJobs(String(values.jobs)),
       });
     case "sync":
       await sync();

@@ -86,6 +86,10 @@ export async function gradeLesson(
     "--no-prompt",
     options.verbose ? "--reporter=pretty" : "--reporter=dot",
     "--hide-stacktraces",
+    // The graded files are imported dynamically, so `deno test` would type-check only the
+    // course's own suite and harness, which `deno task test` checks once up front; checking
+    // them again here costs seconds of CPU per run whenever the check cache is cold.
+    "--no-check",
     `--junit-path=${junit}`,
     ...(options.failFast ? ["--fail-fast"] : []),
     ...gradingFlags(lesson, { root: PROJECT_ROOT, targetRoot: target, scratch, trace }),
