@@ -1,7 +1,10 @@
 /**
- * Known-bad variants: the mistakes a suite must catch, kept in
- * `tests/bad/<slug>/<case>/`. A case is the reference solution with a small
- * change, written as `case.json`:
+ * Known-bad and known-good variants: submissions that test the suites
+ * themselves. A known-bad case (`tests/bad/<slug>/<case>/`) is a mistake the
+ * suite must reject; a known-good case (`tests/good/<slug>/<case>/`) is a
+ * correct submission written another way, which the suite must pass, so a
+ * suite cannot quietly demand one particular implementation. A case is the
+ * reference solution with a small change, written as `case.json`:
  *
  * ```json
  * {
@@ -15,7 +18,7 @@
  * Every `from` must occur exactly once in the solution (so a case that no
  * longer applies is an error, not a silent pass). Other files in the case
  * folder replace the solution's file of the same name outright. `expect`, if
- * given, is a regular expression the failure report must match.
+ * given (bad cases), is a regular expression the failure report must match.
  *
  * @module
  */
@@ -24,9 +27,13 @@ import { PROJECT_ROOT } from "../harness/target.ts";
 import { makeStarter } from "../starter.ts";
 import { WORK_DIR } from "./grade.ts";
 
-/** A known-bad variant, as declared in its `case.json`. */
-export interface BadCase {
+/** `bad`: the suite must reject it; `good`: the suite must pass it. */
+export type CaseKind = "bad" | "good";
+
+/** A known-bad or known-good variant, as declared in its `case.json`. */
+export interface VariantCase {
   lesson: Lesson;
+  kind: CaseKind;
   name: string;
   why: string;
   file?: string;
@@ -36,16 +43,16 @@ export interface BadCase {
   dir: string;
 }
 
-/** The known-bad cases of a lesson, sorted by name. */
-export async function listBadCases(lesson: Lesson): Promise<BadCase[]> {
-  const root = `${PROJECT_ROOT}/tests/bad/${lesson.slug}`;
-  const cases: BadCase[] = [];
+/** The cases of one kind of a lesson (`tests/<kind>/<slug>/*`), sorted by name. */
+export async function listCases(lesson: Lesson, kind: CaseKind): Promise<VariantCase[]> {
+  const root = `${PROJECT_ROOT}/tests/${kind}/${lesson.slug}`;
+  const cases: VariantCase[] = [];
   try {
     for await (const entry of Deno.readDir(root)) {
       if (!entry.isDirectory) continue;
       const dir = `${root}/${entry.name}`;
       const spec = JSON.parse(await Deno.readTextFile(`${dir}/case.json`));
-      cases.push({ lesson, name: entry.name, dir, ...spec });
+      cases.push({ lesson, kind, name: entry.name, dir, ...spec });
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -65,32 +72,37 @@ async function copySolution(lesson: Lesson, dir: string): Promise<string> {
 }
 
 /**
- * Builds a gradable directory (laid out like lessons/) for a bad case, under
+ * Builds a gradable directory (laid out like lessons/) for a case, under
  * `.workbook/tmp/`. Returns its path; the caller removes it.
  */
-export async function materializeBadCase(badCase: BadCase): Promise<string> {
+export async function materializeCase(variant: VariantCase): Promise<string> {
   await Deno.mkdir(`${WORK_DIR}/tmp`, { recursive: true });
-  const root = await Deno.makeTempDir({ dir: `${WORK_DIR}/tmp`, prefix: `bad-${badCase.name}-` });
-  const lessonDir = await copySolution(badCase.lesson, root);
-  if (badCase.replace?.length) {
-    if (!badCase.file) throw new Error(`${badCase.dir}/case.json: "replace" needs "file"`);
-    const path = `${lessonDir}/${badCase.file}`;
+  const root = await Deno.makeTempDir({
+    dir: `${WORK_DIR}/tmp`,
+    prefix: `${variant.kind}-${variant.name}-`,
+  });
+  const lessonDir = await copySolution(variant.lesson, root);
+  if (variant.replace?.length) {
+    if (!variant.file) throw new Error(`${variant.dir}/case.json: "replace" needs "file"`);
+    const path = `${lessonDir}/${variant.file}`;
     let text = await Deno.readTextFile(path);
-    for (const { from, to } of badCase.replace) {
+    for (const { from, to } of variant.replace) {
       const count = text.split(from).length - 1;
       if (count !== 1) {
         throw new Error(
-          `bad case ${badCase.lesson.slug}/${badCase.name}: ${JSON.stringify(from)} occurs ` +
-            `${count} times in solutions/${badCase.lesson.slug}/${badCase.file} (needs exactly 1)`,
+          `${variant.kind} case ${variant.lesson.slug}/${variant.name}: ${
+            JSON.stringify(from)
+          } occurs ` +
+            `${count} times in solutions/${variant.lesson.slug}/${variant.file} (needs exactly 1)`,
         );
       }
       text = text.replace(from, () => to);
     }
     await Deno.writeTextFile(path, text);
   }
-  for await (const entry of Deno.readDir(badCase.dir)) {
+  for await (const entry of Deno.readDir(variant.dir)) {
     if (entry.isFile && entry.name !== "case.json") {
-      await Deno.copyFile(`${badCase.dir}/${entry.name}`, `${lessonDir}/${entry.name}`);
+      await Deno.copyFile(`${variant.dir}/${entry.name}`, `${lessonDir}/${entry.name}`);
     }
   }
   return root;

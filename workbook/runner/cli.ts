@@ -2,7 +2,7 @@
  * The learner's commands, behind `deno task …`:
  *
  * ```
- * deno task lesson 3 [--solution | --target DIR | --bad CASE] [--watch] [--verbose]
+ * deno task lesson 3 [--solution | --target DIR | --bad CASE | --good CASE] [--watch] [--verbose]
  * deno task all                    grade every lesson, then the progress table
  * deno task progress               the progress table
  * deno task hint 3                 the next hint of lesson 3
@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { docPath, getLesson, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { generateStarters, listBadCases, materializeBadCase } from "./bad.ts";
+import { type CaseKind, generateStarters, listCases, materializeCase } from "./bad.ts";
 import { runBench } from "./bench.ts";
 import { diffLines } from "./diff.ts";
 import { gradeLesson, type GradeResult, resolveTarget } from "./grade.ts";
@@ -30,7 +30,7 @@ import { selfCheck } from "./selfcheck.ts";
 import { paint } from "./style.ts";
 
 const USAGE = `usage:
-  deno task lesson N [--solution | --target DIR | --bad CASE] [--watch] [--verbose]
+  deno task lesson N [--solution | --target DIR | --bad CASE | --good CASE] [--watch] [--verbose]
   deno task all
   deno task progress
   deno task hint N
@@ -63,20 +63,20 @@ function needJobs(text: string): number {
 
 async function gradeAndReport(
   lesson: Lesson,
-  options: { target: string; verbose: boolean; bad?: string },
+  options: { target: string; verbose: boolean; variant?: { kind: CaseKind; name: string } },
 ): Promise<GradeResult> {
   let target = options.target;
   let cleanup: string | undefined;
-  if (options.bad) {
-    const badCase = (await listBadCases(lesson)).find((c) => c.name === options.bad);
-    if (!badCase) {
-      const names = (await listBadCases(lesson)).map((c) => c.name).join(", ");
-      throw new UsageError(
-        `lesson ${lesson.id} has no bad case "${options.bad}" (cases: ${names})`,
-      );
+  if (options.variant) {
+    const { kind, name } = options.variant;
+    const cases = await listCases(lesson, kind);
+    const chosen = cases.find((c) => c.name === name);
+    if (!chosen) {
+      const names = cases.map((c) => c.name).join(", ") || "none";
+      throw new UsageError(`lesson ${lesson.id} has no ${kind} case "${name}" (cases: ${names})`);
     }
-    console.log(paint("gray", `grading the known-bad variant "${badCase.name}": ${badCase.why}`));
-    target = cleanup = await materializeBadCase(badCase);
+    console.log(paint("gray", `grading the known-${kind} variant "${chosen.name}": ${chosen.why}`));
+    target = cleanup = await materializeCase(chosen);
   }
   try {
     const result = await gradeLesson(lesson, { target, verbose: options.verbose });
@@ -257,6 +257,7 @@ async function main(argv: string[]): Promise<number> {
       solution: { type: "boolean" },
       target: { type: "string" },
       bad: { type: "string" },
+      good: { type: "string" },
       watch: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
       yes: { type: "boolean", short: "y" },
@@ -270,8 +271,12 @@ async function main(argv: string[]): Promise<number> {
     case "lesson": {
       const lesson = needLesson(positionals[0]);
       const target = String(values.target ?? (values.solution ? "solutions" : "lessons"));
-      const bad = values.bad === undefined ? undefined : String(values.bad);
-      const grade = () => gradeAndReport(lesson, { target, verbose: !!values.verbose, bad });
+      const variant = values.bad !== undefined
+        ? { kind: "bad" as const, name: String(values.bad) }
+        : values.good !== undefined
+        ? { kind: "good" as const, name: String(values.good) }
+        : undefined;
+      const grade = () => gradeAndReport(lesson, { target, verbose: !!values.verbose, variant });
       if (values.watch) await watch(lesson, grade);
       return (await grade()).passed ? 0 : 1;
     }

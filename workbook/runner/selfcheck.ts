@@ -2,14 +2,15 @@
  * `deno task test`: the course checks itself. Formatting, lint and types are
  * clean; the catalogue matches the files; starters are generated from the
  * solutions; every solution passes its suite; every untouched starter fails
- * with only "not implemented yet"; every known-bad variant is rejected.
+ * with only "not implemented yet"; every known-bad variant is rejected and
+ * every known-good variant passes.
  * Ends with `N passed, M failed`.
  *
  * @module
  */
 import { docPath, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { generateStarters, listBadCases, materializeBadCase, materializeStarter } from "./bad.ts";
+import { generateStarters, listCases, materializeCase, materializeStarter } from "./bad.ts";
 import { gradeLesson, type GradeResult } from "./grade.ts";
 import { paint } from "./style.ts";
 
@@ -79,7 +80,7 @@ async function layoutProblems(lesson: Lesson): Promise<string[]> {
     }
   }
   if (lesson.hints.length === 0) problems.push("the catalogue lists no hints");
-  if ((await listBadCases(lesson)).length < 2) {
+  if ((await listCases(lesson, "bad")).length < 2) {
     problems.push("fewer than 2 known-bad variants in tests/bad/");
   }
   return problems;
@@ -107,7 +108,7 @@ function describeChecks(result: GradeResult): string {
   return lines.join("\n");
 }
 
-/** Jobs for every lesson: solution, pristine starter, each bad case. */
+/** Jobs for every lesson: solution, pristine starter, each bad case, each good case. */
 async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   const jobs: (() => Promise<Outcome>)[] = [];
   jobs.push(() =>
@@ -135,10 +136,28 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
       }
     })
   );
-  for (const badCase of await listBadCases(lesson)) {
+  for (const goodCase of await listCases(lesson, "good")) {
+    jobs.push(() =>
+      timed(`${lesson.id} passes good/${goodCase.name}`, async () => {
+        const dir = await materializeCase(goodCase);
+        try {
+          const result = await gradeLesson(lesson, { target: dir });
+          return {
+            ok: result.passed,
+            detail: result.passed
+              ? goodCase.why
+              : `the suite rejected a correct variant (${goodCase.why})\n${describeChecks(result)}`,
+          };
+        } finally {
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
+        }
+      })
+    );
+  }
+  for (const badCase of await listCases(lesson, "bad")) {
     jobs.push(() =>
       timed(`${lesson.id} rejects bad/${badCase.name}`, async () => {
-        const dir = await materializeBadCase(badCase);
+        const dir = await materializeCase(badCase);
         try {
           const result = await gradeLesson(lesson, { target: dir, failFast: true });
           const failed = result.checks.filter((c) => !c.ok);
