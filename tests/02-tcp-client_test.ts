@@ -116,26 +116,6 @@ function scriptedSource(chunks: (string | Uint8Array)[]): Lesson.ByteReader & { 
   };
 }
 
-/** Expects learner code to throw an error of class `name`; returns it. */
-async function expectError(
-  t: Grader,
-  step: string,
-  fn: () => unknown,
-  name: string,
-  note?: string,
-): Promise<Error> {
-  const expected = `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}`;
-  const throws = () => t.expectThrows(step, fn, expected);
-  const error = note ? await withNote(throws, note, "after") : await throws();
-  t.check(error instanceof Error && error.name === name, {
-    step: `${step}: the error`,
-    expected,
-    actual: describeError(error),
-    note,
-  });
-  return error as Error;
-}
-
 /** Checks returned bytes against the expected ones, with a caret at the first difference. */
 function expectBytes(
   t: Grader,
@@ -346,21 +326,21 @@ suite.test("readUntil refuses a reply longer than maxBytes, without waiting for 
     "the 16-byte reply",
     "a reply of exactly maxBytes (with its \\n) is fine",
   );
-  await expectError(
-    t,
-    `readUntil("\\n", 16) on a 17-byte reply`,
-    () => reader.readUntil("\n", 16),
-    "ReplyTooLongError",
-    "maxBytes limits the whole reply, \\n included: 17 bytes with maxBytes 16 is one too many",
-  );
+  await t.expectError(`readUntil("\\n", 16) on a 17-byte reply`, () => reader.readUntil("\n", 16), {
+    name: "ReplyTooLongError",
+    note:
+      "maxBytes limits the whole reply, \\n included: 17 bytes with maxBytes 16 is one too many",
+  });
   const endless = new ReplyReader(await dial(t, server));
-  await expectError(
-    t,
+  await t.expectError(
     'readUntil("\\n", 1024) while the server sends 4096 bytes and no "\\n"',
     () => endless.readUntil("\n", 1024),
-    "ReplyTooLongError",
-    "once maxBytes bytes are in without the delimiter, the reply can no longer fit: throw " +
-      "then, instead of reading (and keeping) more",
+    {
+      name: "ReplyTooLongError",
+      note:
+        "once maxBytes bytes are in without the delimiter, the reply can no longer fit: throw " +
+        "then, instead of reading (and keeping) more",
+    },
   );
 });
 
@@ -371,14 +351,15 @@ suite.test("readUntil throws IncompleteReplyError when the server closes mid-rep
     await conn.closeWrite();
   });
   const reader = new ReplyReader(await dial(t, server));
-  const error = await expectError(
-    t,
+  const error = await t.expectError<Lesson.IncompleteReplyError>(
     'readUntil("\\n") when the server sends "ack-HEL" and closes',
     () => reader.readUntil("\n"),
-    "IncompleteReplyError",
-    "read() returning null means the server will send nothing more: a reply without its " +
-      "delimiter is incomplete, not a short reply",
-  ) as Lesson.IncompleteReplyError;
+    {
+      name: "IncompleteReplyError",
+      note: "read() returning null means the server will send nothing more: a reply without its " +
+        "delimiter is incomplete, not a short reply",
+    },
+  );
   expectBytes(
     t,
     error.received,
@@ -387,12 +368,11 @@ suite.test("readUntil throws IncompleteReplyError when the server closes mid-rep
     "pass the bytes that did arrive to the error: they help whoever debugs the server",
   );
   const silent = new ReplyReader(await dial(t, server));
-  const none = await expectError(
-    t,
+  const none = await t.expectError<Lesson.IncompleteReplyError>(
     'readUntil("\\n") when the server closes without sending anything',
     () => silent.readUntil("\n"),
-    "IncompleteReplyError",
-  ) as Lesson.IncompleteReplyError;
+    { name: "IncompleteReplyError" },
+  );
   expectBytes(t, none.received, "", "error.received when nothing arrived");
 });
 
@@ -427,12 +407,13 @@ suite.test("readToEnd refuses more than maxBytes, without waiting for the end", 
     await conn.send("y".repeat(4096)); // and the grader stays connected
   });
   const reader = new ReplyReader(await dial(t, server));
-  await expectError(
-    t,
+  await t.expectError(
     "readToEnd(1024) while the server sends 4096 bytes and stays connected",
     () => reader.readToEnd(1024),
-    "ReplyTooLongError",
-    "count the bytes as they come and stop once there are more than maxBytes",
+    {
+      name: "ReplyTooLongError",
+      note: "count the bytes as they come and stop once there are more than maxBytes",
+    },
   );
 });
 
@@ -453,14 +434,15 @@ suite.test("connectTo connects, and names the address when the connection is ref
     actual: `a connection to ${remote.hostname}:${remote.port}`,
   });
   const dead = deadAddress();
-  const error = await expectError(
-    t,
+  const error = await t.expectError<Lesson.ServerUnavailableError>(
     `connectTo(${JSON.stringify(dead)}) where nothing listens`,
     () => connectTo(dead),
-    "ServerUnavailableError",
-    "catch Deno.errors.ConnectionRefused and throw new ServerUnavailableError(address, " +
-      "{ cause: error }) instead",
-  ) as Lesson.ServerUnavailableError;
+    {
+      name: "ServerUnavailableError",
+      note: "catch Deno.errors.ConnectionRefused and throw new ServerUnavailableError(address, " +
+        "{ cause: error }) instead",
+    },
+  );
   t.check(error.message.includes(`127.0.0.1:${dead.port}`), {
     step: "the error's message",
     expected: `a message naming 127.0.0.1:${dead.port}`,
@@ -580,13 +562,15 @@ suite.test("LineClient.request throws IncompleteReplyError when the server hangs
     await conn.closeWrite();
   });
   const client = new LineClient(await dial(t, server));
-  const error = await expectError(
-    t,
+  const error = await t.expectError<Lesson.IncompleteReplyError>(
     'client.request("hello") when the server sends "ack-HEL" and closes',
     () => client.request("hello"),
-    "IncompleteReplyError",
-    "a reply cut short is an error, not a reply: let readUntil's IncompleteReplyError through",
-  ) as Lesson.IncompleteReplyError;
+    {
+      name: "IncompleteReplyError",
+      note:
+        "a reply cut short is an error, not a reply: let readUntil's IncompleteReplyError through",
+    },
+  );
   expectBytes(t, error.received, "ack-HEL", "error.received");
 });
 
@@ -615,12 +599,13 @@ suite.test("request asks on a fresh connection and closes it", async (t) => {
 suite.test("request reports a refused connection as ServerUnavailableError", async (t) => {
   const { request } = await load(t);
   const dead = deadAddress();
-  const error = await expectError(
-    t,
+  const error = await t.expectError(
     `request(${JSON.stringify(dead)}, "hello") where nothing listens`,
     () => request(dead, "hello"),
-    "ServerUnavailableError",
-    "connect through connectTo (LineClient.connect does), which names the address",
+    {
+      name: "ServerUnavailableError",
+      note: "connect through connectTo (LineClient.connect does), which names the address",
+    },
   );
   t.check(error.message.includes(`127.0.0.1:${dead.port}`), {
     step: "the error's message",
@@ -635,12 +620,11 @@ suite.test("request closes its connection when the server hangs up without reply
     await conn.readLine({ step: "read your request" });
     await conn.close();
   });
-  const error = await expectError(
-    t,
+  const error = await t.expectError<Lesson.IncompleteReplyError>(
     'request(server, "hello") when the server closes without replying',
     () => request(server.addr, "hello"),
-    "IncompleteReplyError",
-  ) as Lesson.IncompleteReplyError;
+    { name: "IncompleteReplyError" },
+  );
   expectBytes(t, error.received, "", "error.received when nothing arrived");
   // A connection request() left open fails this check as "left something open".
 });

@@ -14,7 +14,6 @@ import {
   describeSplit,
   equalBytes,
   type Grader,
-  isGradeFailure,
   type Probe,
   seededRandom,
   showBytes,
@@ -24,7 +23,6 @@ import {
   toBytes,
 } from "../workbook/harness/mod.ts";
 import { lessonSuite } from "../workbook/harness/mod.ts";
-import { inspect } from "node:util";
 import type * as Lesson from "../solutions/04-streams-and-framing/framing.ts";
 
 const suite = lessonSuite("04");
@@ -152,47 +150,6 @@ async function readWhileSending<T>(
   }
   await sending;
   return result;
-}
-
-/**
- * Expects your code to throw an error named `name` within the step's
- * deadline. A hang is reported with `what` and `note`, which say why the
- * error must come without waiting for more bytes.
- */
-async function expectError(
-  t: Grader,
-  step: string,
-  fn: () => unknown,
-  name: string,
-  what: string,
-  note?: string,
-): Promise<Error & Record<string, unknown>> {
-  let error: unknown;
-  let returned: unknown;
-  try {
-    error = await t.expectThrows(step, async () => {
-      returned = await fn();
-    }, `a ${name}: ${what}`);
-  } catch (failure) {
-    if (isGradeFailure(failure) && failure.details.kind !== "todo") {
-      if (failure.details.kind === "timeout") failure.details.expected = `a ${name} ${what}`;
-      if (failure.details.actual?.startsWith("it returned normally")) {
-        failure.details.actual = `it returned ${
-          returned instanceof Uint8Array ? showBytes(returned) : inspect(returned)
-        }, without an error`;
-      }
-      failure.details.note ??= note;
-      failure.message = failure.render();
-    }
-    throw failure;
-  }
-  t.check(error instanceof Error && error.name === name, {
-    step,
-    expected: `a ${name} (${what})`,
-    actual: `your code threw ${describeError(error)}`,
-    note,
-  });
-  return error as Error & Record<string, unknown>;
 }
 
 /** Fails unless `actual` lists the same frames as `expected`, naming the first that differs. */
@@ -472,8 +429,7 @@ suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a lon
 
   const bytes12 = "éééééé"; // 6 characters, 12 bytes
   const last = new LineDecoder({ maxLineBytes: max });
-  await expectError(
-    t,
+  await t.expectError(
     `LineDecoder({ maxLineBytes: ${max} }): push ${showBytes(bytes12)} (6 characters, 12 bytes) ` +
       `in one piece, then nextLine()`,
     () => {
@@ -481,8 +437,7 @@ suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a lon
       last.nextLine();
       last.finish();
     },
-    "LineTooLongError",
-    `for 12 bytes: the limit counts bytes, not characters`,
+    { name: "LineTooLongError", what: `for 12 bytes: the limit counts bytes, not characters` },
   );
 });
 
@@ -583,14 +538,16 @@ suite.test("LineReader refuses an endless line without waiting for its end", asy
     { end: false },
   );
   t.expectEqual(first, "first", "the first line");
-  const error = await expectError(
-    t,
+  const error = await t.expectError(
     `readLine() again (maxLineBytes ${max}; the connection stays open)`,
     () => reader.readLine(),
-    "LineTooLongError",
-    `as soon as more than ${max} bytes of the line have arrived`,
-    "the line will never end: a reader that waits for its newline buffers whatever the peer " +
-      "sends. Refuse it once the unfinished line is over the limit",
+    {
+      name: "LineTooLongError",
+      what: `as soon as more than ${max} bytes of the line have arrived`,
+      note:
+        "the line will never end: a reader that waits for its newline buffers whatever the peer " +
+        "sends. Refuse it once the unfinished line is over the limit",
+    },
   );
   t.expectEqual(error.lineNumber, 2, "the LineTooLongError's lineNumber");
 });
@@ -626,13 +583,14 @@ suite.test("lineStream splits conn.readable into lines (pipeThrough)", async (t)
     () => reader.read(),
   );
   t.expectEqual(first, { done: false, value: "ok" }, "the first line");
-  await expectError(
-    t,
+  await t.expectError(
     "read again: the stream must fail (the grader keeps the connection open)",
     () => reader.read(),
-    "LineTooLongError",
-    "that errors the stream",
-    "throw the decoder's error from transform(): the stream errors and its reader sees it",
+    {
+      name: "LineTooLongError",
+      what: "that errors the stream",
+      note: "throw the decoder's error from transform(): the stream errors and its reader sees it",
+    },
   );
 });
 
@@ -665,12 +623,10 @@ suite.test("encodeFrame writes a 4-byte big-endian length, then the payload", as
     expected: "a 104-byte frame: a payload of exactly maxFrameBytes is allowed",
     actual: `${exact.length} bytes`,
   });
-  const error = await expectError(
-    t,
+  const error = await t.expectError(
     "encodeFrame(101 bytes, 100)",
     () => encodeFrame(pattern(101, 34), 100),
-    "FrameTooLargeError",
-    "for a payload over maxFrameBytes",
+    { name: "FrameTooLargeError", what: "for a payload over maxFrameBytes" },
   );
   t.expectEqual(
     { length: error.length, maxFrameBytes: error.maxFrameBytes },
@@ -789,19 +745,16 @@ suite.test("FrameDecoder.finish reports a frame cut short by the end of the stre
   for (const [what, tail, received, expected] of cases) {
     const decoder = new FrameDecoder();
     const step = `push frame "ok" and ${what}, take the frames, then finish()`;
-    const error = await expectError(
-      t,
-      step,
-      () => {
-        decoder.push(concatBytes([frame("ok"), tail]));
-        while (decoder.nextFrame() !== undefined);
-        decoder.finish();
-      },
-      "TruncatedFrameError",
-      "from finish(): the stream ended inside a frame",
-      "bytes left in the decoder at the end of the stream are a frame that will never be " +
+    const error = await t.expectError(step, () => {
+      decoder.push(concatBytes([frame("ok"), tail]));
+      while (decoder.nextFrame() !== undefined);
+      decoder.finish();
+    }, {
+      name: "TruncatedFrameError",
+      what: "from finish(): the stream ended inside a frame",
+      note: "bytes left in the decoder at the end of the stream are a frame that will never be " +
         "complete; ending quietly would pass a broken message off as a clean end",
-    );
+    });
     t.expectEqual(
       { received: error.received, expected: error.expected },
       { received, expected },
@@ -856,14 +809,15 @@ suite.test("FrameReader refuses an oversized header at once and reports a trunca
       () => reader.readFrame(),
     );
     expectFrames(t, first ? [first] : [], [toBytes("ok")], "the first frame");
-    await expectError(
-      t,
+    await t.expectError(
       "readFrame() after a header announcing 4294967295 bytes (maxFrameBytes 65536; " +
         "the connection stays open)",
       () => reader.readFrame(),
-      "FrameTooLargeError",
-      "as soon as the header arrives, without waiting for the payload",
-      "trusting the header means waiting for (and buffering) 4 GiB a peer may never send",
+      {
+        name: "FrameTooLargeError",
+        what: "as soon as the header arrives, without waiting for the payload",
+        note: "trusting the header means waiting for (and buffering) 4 GiB a peer may never send",
+      },
     );
   }
   {
@@ -876,13 +830,14 @@ suite.test("FrameReader refuses an oversized header at once and reports a trunca
       () => reader.readFrame(),
     );
     expectFrames(t, first ? [first] : [], [toBytes("ok")], "the first frame");
-    const error = await expectError(
-      t,
+    const error = await t.expectError(
       'readFrame() after a header announcing 10 bytes, then "abc", then EOF',
       () => reader.readFrame(),
-      "TruncatedFrameError",
-      "the stream ended 3 bytes into a 10-byte payload",
-      "null means a clean end between frames; an end inside a frame is an error",
+      {
+        name: "TruncatedFrameError",
+        what: "the stream ended 3 bytes into a 10-byte payload",
+        note: "null means a clean end between frames; an end inside a frame is an error",
+      },
     );
     t.expectEqual(
       { received: error.received, expected: error.expected },
@@ -914,26 +869,26 @@ suite.test("frameStream splits conn.readable into frames (pipeThrough)", async (
     const { probe, conn } = await connectionPair(t);
     await probe.send(concatBytes([frame("ok"), header(10), toBytes("abc")]));
     await probe.closeWrite();
-    await expectError(
-      t,
+    await t.expectError(
       'Array.fromAsync(conn.readable.pipeThrough(frameStream())) after the grader sent frame "ok", ' +
         'a header announcing 10 bytes, "abc", then EOF',
       () => Array.fromAsync(conn.readable.pipeThrough(frameStream())),
-      "TruncatedFrameError",
-      "that errors the stream, from flush()",
-      "flush() runs when the input ends: bytes still in the decoder there are a truncated frame",
+      {
+        name: "TruncatedFrameError",
+        what: "that errors the stream, from flush()",
+        note:
+          "flush() runs when the input ends: bytes still in the decoder there are a truncated frame",
+      },
     );
   }
   {
     const { probe, conn } = await connectionPair(t);
     await probe.send(header(2000));
-    await expectError(
-      t,
+    await t.expectError(
       "Array.fromAsync(conn.readable.pipeThrough(frameStream({ maxFrameBytes: 1000 }))) after " +
         "a header announcing 2000 bytes (the connection stays open)",
       () => Array.fromAsync(conn.readable.pipeThrough(frameStream({ maxFrameBytes: 1000 }))),
-      "FrameTooLargeError",
-      "as soon as the header arrives",
+      { name: "FrameTooLargeError", what: "as soon as the header arrives" },
     );
   }
 });

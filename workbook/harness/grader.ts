@@ -422,6 +422,71 @@ export class Grader {
   }
 
   /**
+   * Expects learner code to throw an error of class `expected.name` (and, if
+   * given, with a message that contains or matches `expected.message`) within
+   * the step deadline; returns it for further checks. A normal return is
+   * reported with the value that came back instead of the error.
+   *
+   * @example
+   * ```ts ignore
+   * const error = await t.expectError("listenExclusive(…) on a taken port", () => listenExclusive(…), {
+   *   name: "AddressInUseError",
+   *   what: "the port is taken",
+   *   message: "127.0.0.1:4000",
+   * });
+   * ```
+   */
+  async expectError<E extends Error = Error & Record<string, unknown>>(
+    step: string,
+    fn: () => unknown,
+    expected: { name: string; what?: string; message?: string | RegExp; note?: string },
+  ): Promise<E> {
+    const article = /^[AEIOU]/.test(expected.name) ? "an" : "a";
+    const wanted = `${article} ${expected.name}${expected.what ? ` (${expected.what})` : ""}`;
+    let returned: unknown;
+    let error: unknown;
+    try {
+      error = await this.expectThrows(step, async () => {
+        returned = await fn();
+      }, wanted);
+    } catch (failure) {
+      if (isGradeFailure(failure) && failure.details.kind !== "todo") {
+        if (failure.details.kind === "timeout") failure.details.expected = wanted;
+        if (failure.details.actual?.startsWith("it returned normally")) {
+          failure.details.actual = `it returned ${
+            returned instanceof Uint8Array ? showBytes(returned) : show(returned)
+          }, without an error`;
+        }
+        failure.details.note ??= expected.note;
+        failure.message = failure.render();
+      }
+      throw failure;
+    }
+    this.check(error instanceof Error && error.name === expected.name, {
+      step: `${step}: the error`,
+      expected: wanted,
+      actual: `your code threw ${describeError(error)}`,
+      note: expected.note,
+    });
+    const message = (error as Error).message;
+    const { message: pattern } = expected;
+    if (pattern !== undefined) {
+      const matches = typeof pattern === "string"
+        ? message.includes(pattern)
+        : pattern.test(message);
+      this.check(matches, {
+        step: `${step}: the error's message`,
+        expected: typeof pattern === "string"
+          ? `a message that includes ${JSON.stringify(pattern)}`
+          : `a message that matches ${pattern}`,
+        actual: JSON.stringify(message),
+        note: expected.note,
+      });
+    }
+    return error as E;
+  }
+
+  /**
    * Opens a recorded connection to learner code, retrying while refused
    * (readiness). With `resettable: true` the probe can later `reset()` (RST).
    */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getLesson } from "../catalogue.ts";
 import { TodoError } from "../toolkit/todo.ts";
-import { GradeFailure } from "./failure.ts";
+import { GradeFailure, withNote } from "./failure.ts";
 import { Grader } from "./grader.ts";
 
 const lesson = getLesson("01");
@@ -117,4 +117,68 @@ Deno.test("a resettable probe talks, then resets: the peer sees ECONNRESET", asy
     await t.cleanup();
     listener.close();
   }
+});
+
+Deno.test("expectError checks the class and the message, and shows what came back instead", async () => {
+  const t = new Grader(lesson, "engine test");
+  class AddressInUseError extends Error {
+    override name = "AddressInUseError";
+  }
+  const error = await t.expectError("listen twice", () => {
+    throw new AddressInUseError("127.0.0.1:4000 is taken");
+  }, { name: "AddressInUseError", message: "127.0.0.1:4000" });
+  assert.equal(error.message, "127.0.0.1:4000 is taken");
+
+  const wrongClass = await t.expectError("listen twice", () => {
+    throw new Error("taken");
+  }, { name: "AddressInUseError" }).then(() => undefined, (e) => e);
+  assert.match(wrongClass.message, /expected: an AddressInUseError\nactual: {3}your code threw/);
+
+  const wrongMessage = await t.expectError("listen twice", () => {
+    throw new AddressInUseError("taken");
+  }, { name: "AddressInUseError", message: /\d+\.\d+/ }).then(() => undefined, (e) => e);
+  assert.match(wrongMessage.message, /the error's message\nexpected: a message that matches/);
+
+  const returned = await t.expectError("read it", () => new Uint8Array([104, 105]), {
+    name: "ReplyTooLongError",
+    note: "count the bytes as they come",
+  }).then(() => undefined, (e) => e);
+  assert.match(returned.message, /actual: {3}it returned "hi", without an error/);
+  assert.match(returned.message, /note: count the bytes as they come/);
+  await t.cleanup();
+});
+
+Deno.test("eventually waits for a condition, and names it when the deadline passes", async () => {
+  const t = new Grader(lesson, "engine test");
+  let ready = false;
+  setTimeout(() => ready = true, 10);
+  await t.eventually("the flag", () => ready, { expected: "the flag set", actual: () => "unset" });
+  const late = await t.eventually("the other flag", () => false, {
+    expected: "the other flag set",
+    actual: () => "still unset",
+    timeoutMs: 20,
+  }).then(() => undefined, (e) => e);
+  assert.ok(late instanceof GradeFailure);
+  assert.equal(late.details.kind, "timeout");
+  assert.match(late.message, /expected: the other flag set within 20 ms\nactual: {3}still unset/);
+  await t.cleanup();
+});
+
+Deno.test("withNote adds advice to a failure, but never to 'not implemented yet'", async () => {
+  const failing = () =>
+    Promise.reject(new GradeFailure({ kind: "mismatch", step: "s", note: "a" }));
+  const kept = await withNote(failing, "b").then(() => undefined, (e) => e);
+  assert.equal(kept.details.note, "a");
+  const after = await withNote(failing(), "b", "after").then(() => undefined, (e) => e);
+  assert.equal(after.details.note, "a. b");
+  const before = await withNote(failing, "b", "before").then(() => undefined, (e) => e);
+  assert.equal(before.details.note, "b. a");
+  const todo = new GradeFailure({
+    kind: "todo",
+    step: "s",
+    note: "lesson 01: x is not implemented",
+  });
+  const untouched = await withNote(Promise.reject(todo), "b").then(() => undefined, (e) => e);
+  assert.equal(untouched.message, "lesson 01: x is not implemented");
+  assert.equal(await withNote(Promise.resolve(7), "b"), 7);
 });
