@@ -81,3 +81,34 @@ export function makeStarter(solution: string, file: string): string {
   }
   return `${STARTER_HEADER}\n${text}`;
 }
+
+/**
+ * The reference as a learner should read it, in the shape of their file: the
+ * region markers and `// starter:` lines are dropped, `// solution-only`
+ * markers are cut from their lines, and the starter's lint header is kept, so
+ * a diff against a learner's file shows code, not authoring marks.
+ *
+ * @example
+ * ```ts
+ * import { makeReference } from "./starter.ts";
+ *
+ * const solution = [
+ *   '// starter: import { TodoError } from "workbook";',
+ *   "export function double(n: number): number {",
+ *   "  // #region solution double",
+ *   "  return 2 * n;",
+ *   "  // #endregion solution",
+ *   "}",
+ * ].join("\n");
+ * console.log(makeReference(solution));
+ * ```
+ */
+export function makeReference(solution: string): string {
+  const lines = solution.split("\n");
+  if (!lines.some((line) => REGION_START.test(line))) return solution;
+  const kept = lines
+    .filter((line) => !REGION_START.test(line) && !REGION_END.test(line))
+    .filter((line) => !STARTER_LINE.test(line))
+    .map((line) => line.replace(SOLUTION_ONLY, ""));
+  return `${STARTER_HEADER}\n${kept.join("\n")}`;
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { makeStarter, STARTER_HEADER, StarterMarkupError } from "./starter.ts";
+import { makeReference, makeStarter, STARTER_HEADER, StarterMarkupError } from "./starter.ts";
 
 const SOLUTION = [
   '// starter: import { TodoError } from "workbook";',
@@ -36,4 +36,18 @@ Deno.test("makeStarter rejects broken markup", () => {
       makeStarter("function f() {\n  // #region solution f\n  // #endregion solution\n}", "a.ts"),
     /would not import TodoError/,
   );
+});
+
+Deno.test("makeReference shows the solution without its authoring marks", () => {
+  assert.equal(
+    makeReference(SOLUTION),
+    [
+      STARTER_HEADER,
+      'import { helper } from "./helper.ts";',
+      "export function double(n: number): number {",
+      "  return helper(2 * n);",
+      "}",
+    ].join("\n"),
+  );
+  assert.equal(makeReference("export const x = 1;\n"), "export const x = 1;\n");
 });

@@ -28,6 +28,7 @@ import { loadProgress, recordGrade, saveProgress } from "./progress.ts";
 import { renderProgress, renderReport } from "./report.ts";
 import { selfCheck } from "./selfcheck.ts";
 import { paint } from "./style.ts";
+import { makeReference } from "../starter.ts";
 
 const USAGE = `usage:
   deno task lesson N [--solution | --target DIR | --bad CASE | --good CASE] [--watch] [--verbose]
@@ -136,7 +137,7 @@ async function hint(lesson: Lesson): Promise<void> {
     console.log(`That is the last hint. The doc: ${docPath(lesson)}`);
   }
   progress.lessons[lesson.id] = {
-    ...(entry ?? { status: "failing", passing: 0, total: 0, lastRun: "" }),
+    ...(entry ?? { status: "started", passing: 0, total: 0, lastRun: new Date().toISOString() }),
     hintsShown: Math.min(shown + 1, lesson.hints.length),
   };
   await saveProgress(progress);
@@ -203,7 +204,9 @@ async function solution(lesson: Lesson, force: boolean): Promise<void> {
     const mine = await Deno.readTextFile(`${PROJECT_ROOT}/lessons/${lesson.slug}/${file}`).catch(
       () => "",
     );
-    const theirs = await Deno.readTextFile(`${PROJECT_ROOT}/solutions/${lesson.slug}/${file}`);
+    const theirs = makeReference(
+      await Deno.readTextFile(`${PROJECT_ROOT}/solutions/${lesson.slug}/${file}`),
+    );
     if (mine === theirs) {
       console.log(`lessons/${lesson.slug}/${file} is the same as the reference.`);
       continue;

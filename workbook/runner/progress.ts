@@ -7,7 +7,8 @@ import { PROJECT_ROOT } from "../harness/target.ts";
 
 /** Where one lesson stands. */
 export interface LessonProgress {
-  status: "failing" | "passed";
+  /** `started`: hints read, never graded yet. */
+  status: "started" | "failing" | "passed";
   /** Checks passing / total at the last grading. */
   passing: number;
   total: number;

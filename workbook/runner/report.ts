@@ -99,8 +99,8 @@ export function renderProgress(
 ): string {
   const rows = lessons.map((lesson) => {
     const p = progress[lesson.id];
-    const status = !p ? "not started" : p.status === "passed" ? "passed" : "failing";
-    const checks = p ? `${p.passing}/${p.total}` : "";
+    const status = p?.status ?? "not started";
+    const checks = p && p.status !== "started" ? `${p.passing}/${p.total}` : "";
     const date = p?.status === "passed" && p.passedAt
       ? p.passedAt.slice(0, 10)
       : p?.lastRun.slice(0, 10) ?? "";
