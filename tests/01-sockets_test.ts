@@ -8,8 +8,6 @@ import type * as Lesson from "../solutions/01-sockets/sockets.ts";
 const suite = lessonSuite("01");
 const load = (t: { load<T>(): Promise<T> }) => t.load<typeof Lesson>();
 
-/** IPv6 loopback may be switched off on a machine; then the IPv6 check is skipped, saying so. */
-
 suite.test("formatAddress writes IPv4, IPv6 and Unix addresses", async (t) => {
   const { formatAddress } = await load(t);
   const cases: [Deno.Addr, string][] = [

@@ -37,8 +37,6 @@ const STATE_DEADLINE_MS = 2500;
 /** Pause between two looks at the socket tables. */
 const LOOK_INTERVAL_MS = 15;
 
-/** IPv6 loopback may be off on a machine; then the IPv6 checks are skipped, saying so. */
-
 // ---------------------------------------------------------------- samples
 
 /** The eleven states in kernel order: code = index + 1. */
