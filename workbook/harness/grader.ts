@@ -412,13 +412,25 @@ export class Grader {
    * returns the error for further checks. A TodoError or a timeout still fails.
    */
   async expectThrows(step: string, fn: () => unknown, expected: string): Promise<unknown> {
+    const outcome = await this.#outcome(step, fn);
+    if (outcome.threw) return outcome.error;
+    this.fail({ step, expected, actual: "it returned normally, without an error" });
+  }
+
+  /**
+   * Runs learner code against the step deadline and says whether it threw.
+   * A TodoError, a timeout or an uncaught error still fails the step.
+   */
+  async #outcome(
+    step: string,
+    fn: () => unknown,
+  ): Promise<{ threw: true; error: unknown } | { threw: false; value: unknown }> {
     try {
-      await this.#race(step, fn, STEP_MS);
+      return { threw: false, value: await this.#race(step, fn, STEP_MS) };
     } catch (error) {
       if (isTodoError(error) || isGradeFailure(error)) throw this.explain(error, step);
-      return error;
+      return { threw: true, error };
     }
-    this.fail({ step, expected, actual: "it returned normally, without an error" });
   }
 
   /**
@@ -443,25 +455,29 @@ export class Grader {
   ): Promise<E> {
     const article = /^[AEIOU]/.test(expected.name) ? "an" : "a";
     const wanted = `${article} ${expected.name}${expected.what ? ` (${expected.what})` : ""}`;
-    let returned: unknown;
-    let error: unknown;
+    let outcome;
     try {
-      error = await this.expectThrows(step, async () => {
-        returned = await fn();
-      }, wanted);
+      outcome = await this.#outcome(step, fn);
     } catch (failure) {
       if (isGradeFailure(failure) && failure.details.kind !== "todo") {
         if (failure.details.kind === "timeout") failure.details.expected = wanted;
-        if (failure.details.actual?.startsWith("it returned normally")) {
-          failure.details.actual = `it returned ${
-            returned instanceof Uint8Array ? showBytes(returned) : show(returned)
-          }, without an error`;
-        }
         failure.details.note ??= expected.note;
         failure.message = failure.render();
       }
       throw failure;
     }
+    if (!outcome.threw) {
+      const { value } = outcome;
+      this.fail({
+        step,
+        expected: wanted,
+        actual: `it returned ${
+          value instanceof Uint8Array ? showBytes(value) : show(value)
+        }, without an error`,
+        note: expected.note,
+      });
+    }
+    const { error } = outcome;
     this.check(error instanceof Error && error.name === expected.name, {
       step: `${step}: the error`,
       expected: wanted,
