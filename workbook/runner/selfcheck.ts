@@ -108,6 +108,20 @@ function describeChecks(result: GradeResult): string {
   return lines.join("\n");
 }
 
+/** Grades a directory built for one job (a starter, a variant), then removes it. */
+async function gradeBuilt(
+  lesson: Lesson,
+  build: () => Promise<string>,
+  options: { failFast?: boolean } = {},
+): Promise<GradeResult> {
+  const dir = await build();
+  try {
+    return await gradeLesson(lesson, { target: dir, ...options });
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 /** Jobs for every lesson: solution, pristine starter, each bad case, each good case. */
 async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   const jobs: (() => Promise<Outcome>)[] = [];
@@ -124,61 +138,46 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   );
   jobs.push(() =>
     timed(`${lesson.id} untouched starter fails with only "not implemented yet"`, async () => {
-      const dir = await materializeStarter(lesson);
-      try {
-        const result = await gradeLesson(lesson, { target: dir });
-        const counted = result.checks.filter((c) => !c.skipped);
-        const ok = !result.problem && counted.length > 0 &&
-          counted.every((c) => !c.ok && c.kind === "todo");
-        return { ok, detail: ok ? `${counted.length} checks` : describeChecks(result) };
-      } finally {
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-      }
+      const result = await gradeBuilt(lesson, () => materializeStarter(lesson));
+      const counted = result.checks.filter((c) => !c.skipped);
+      const ok = !result.problem && counted.length > 0 &&
+        counted.every((c) => !c.ok && c.kind === "todo");
+      return { ok, detail: ok ? `${counted.length} checks` : describeChecks(result) };
     })
   );
   for (const goodCase of await listCases(lesson, "good")) {
     jobs.push(() =>
       timed(`${lesson.id} passes good/${goodCase.name}`, async () => {
-        const dir = await materializeCase(goodCase);
-        try {
-          const result = await gradeLesson(lesson, { target: dir });
-          return {
-            ok: result.passed,
-            detail: result.passed
-              ? goodCase.why
-              : `the suite rejected a correct variant (${goodCase.why})\n${describeChecks(result)}`,
-          };
-        } finally {
-          await Deno.remove(dir, { recursive: true }).catch(() => {});
-        }
+        const result = await gradeBuilt(lesson, () => materializeCase(goodCase));
+        return {
+          ok: result.passed,
+          detail: result.passed
+            ? goodCase.why
+            : `the suite rejected a correct variant (${goodCase.why})\n${describeChecks(result)}`,
+        };
       })
     );
   }
   for (const badCase of await listCases(lesson, "bad")) {
     jobs.push(() =>
       timed(`${lesson.id} rejects bad/${badCase.name}`, async () => {
-        const dir = await materializeCase(badCase);
-        try {
-          const result = await gradeLesson(lesson, { target: dir, failFast: true });
-          const failed = result.checks.filter((c) => !c.ok);
-          const report = [
-            result.problem ?? "",
-            ...failed.map((c) => `${c.name}\n${c.message ?? ""}`),
-          ].join("\n");
-          const rejected = !result.passed && failed.every((c) => c.kind !== "todo");
-          const expected = !badCase.expect || new RegExp(badCase.expect).test(report);
-          const first = failed[0] ? `✗ ${failed[0].name}` : result.problem ?? "";
-          return {
-            ok: rejected && expected,
-            detail: rejected && expected
-              ? first.split("\n")[0]
-              : !rejected
-              ? `the suite did not reject it (${badCase.why})\n${describeChecks(result)}`
-              : `rejected, but the report does not match /${badCase.expect}/:\n${report}`,
-          };
-        } finally {
-          await Deno.remove(dir, { recursive: true }).catch(() => {});
-        }
+        const result = await gradeBuilt(lesson, () => materializeCase(badCase), { failFast: true });
+        const failed = result.checks.filter((c) => !c.ok);
+        const report = [
+          result.problem ?? "",
+          ...failed.map((c) => `${c.name}\n${c.message ?? ""}`),
+        ].join("\n");
+        const rejected = !result.passed && failed.every((c) => c.kind !== "todo");
+        const expected = !badCase.expect || new RegExp(badCase.expect).test(report);
+        const first = failed[0] ? `✗ ${failed[0].name}` : result.problem ?? "";
+        return {
+          ok: rejected && expected,
+          detail: rejected && expected
+            ? first.split("\n")[0]
+            : !rejected
+            ? `the suite did not reject it (${badCase.why})\n${describeChecks(result)}`
+            : `rejected, but the report does not match /${badCase.expect}/:\n${report}`,
+        };
       })
     );
   }
