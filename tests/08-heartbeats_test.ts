@@ -13,10 +13,10 @@
  */
 import {
   type Grader,
-  isGradeFailure,
   lessonSuite,
   type Probe,
   STEP_MS,
+  withNote,
 } from "../workbook/harness/mod.ts";
 import { ManualClock } from "../workbook/harness/manual_clock.ts";
 import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
@@ -38,19 +38,6 @@ const keys = (entries: { key: string }[]) => entries.map((entry) => entry.key);
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Adds a note to a failure that has none (probe waits do not take notes). */
-async function withNote<T>(promise: Promise<T>, note: string): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (isGradeFailure(error) && !error.details.note) {
-      error.details.note = note;
-      error.message = error.render();
-    }
-    throw error;
-  }
-}
-
 /**
  * Reads learner state until `done` holds, for changes no message announces
  * (a registry after a datagram was handled). Polls every 2 ms up to a deadline.
@@ -64,20 +51,15 @@ async function pollUntil<T>(
   timeoutMs = STEP_MS,
 ): Promise<T> {
   return await t.step(step, async () => {
-    const deadline = performance.now() + timeoutMs;
-    while (true) {
-      const value = read();
-      if (done(value)) return value;
-      if (performance.now() > deadline) {
-        t.fail({
-          step,
-          expected: `${failure.expected} (waited ${timeoutMs} ms)`,
-          actual: failure.actual(value),
-          note: failure.note,
-        });
-      }
-      await pause(2);
-    }
+    let value!: T; // set by the first look, before actual() can be asked
+    await t.eventually(step, () => done(value = read()), {
+      expected: failure.expected,
+      actual: () => failure.actual(value),
+      note: failure.note,
+      timeoutMs,
+      everyMs: 2,
+    });
+    return value;
   }, { timeoutMs: timeoutMs + 1000 });
 }
 
