@@ -12,6 +12,7 @@
  * deno task test                   the course's self-check
  * deno task sync                   regenerate starters from solutions (course authors)
  * deno task bench                  timings of grading
+ * deno task soak [N …] [--runs R]  grade each reference R times: is a suite flaky?
  * ```
  *
  * @module
@@ -27,6 +28,7 @@ import { programFlags } from "./permissions.ts";
 import { loadProgress, recordGrade, saveProgress } from "./progress.ts";
 import { renderProgress, renderReport } from "./report.ts";
 import { selfCheck } from "./selfcheck.ts";
+import { renderSoak, soak } from "./soak.ts";
 import { paint } from "./style.ts";
 import { makeReference } from "../starter.ts";
 
@@ -41,6 +43,7 @@ const USAGE = `usage:
   deno task test [N ...] [--jobs J]   (course self-check; J suites at a time)
   deno task sync            (course authors: regenerate starters)
   deno task bench
+  deno task soak [N ...] [--runs R] [--jobs J]   (course authors: is any suite flaky?)
 N is a lesson number (3), its id (03) or its folder (03-tcp-server).`;
 
 class UsageError extends Error {}
@@ -57,7 +60,7 @@ function needLesson(key: string | undefined): Lesson {
 function needJobs(text: string): number {
   const jobs = Number(text);
   if (!Number.isInteger(jobs) || jobs < 1) {
-    throw new UsageError(`--jobs takes a whole number ≥ 1, got "${text}"`);
+    throw new UsageError(`expected a whole number ≥ 1, got "${text}"`);
   }
   return jobs;
 }
@@ -266,6 +269,7 @@ async function main(argv: string[]): Promise<number> {
       yes: { type: "boolean", short: "y" },
       force: { type: "boolean" },
       jobs: { type: "string" },
+      runs: { type: "string" },
     },
     allowPositionals: true,
     strict: command !== "run",
@@ -327,6 +331,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "bench":
       return await runBench(positionals.map((p) => needLesson(p)));
+    case "soak": {
+      const results = await soak(positionals.length ? positionals.map(needLesson) : lessons, {
+        runs: values.runs === undefined ? undefined : needJobs(String(values.runs)),
+        jobs: values.jobs === undefined ? undefined : needJobs(String(values.jobs)),
+      });
+      console.log(renderSoak(results));
+      return results.every((r) => r.passed === r.runs) ? 0 : 1;
+    }
     default:
       console.log(USAGE);
       return command ? 2 : 0;
