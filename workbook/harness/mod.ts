@@ -10,3 +10,5 @@ export * from "./grader.ts";
 export * from "./probe.ts";
 export * from "./target.ts";
 export * from "./transcript.ts";
+export * from "./descriptors.ts";
+export * from "./typed_input.ts";

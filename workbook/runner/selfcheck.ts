@@ -270,7 +270,7 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
       const { ok, output } = await run([
         "test",
         "--no-prompt",
-        "--allow-read=.",
+        "--allow-read=.,/dev/null",
         "--allow-net=127.0.0.1",
         "--allow-ffi",
         "--allow-env",
