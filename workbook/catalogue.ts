@@ -31,6 +31,33 @@ export interface LessonProgram {
   file: string;
   /** One line for `deno task run N` listings. */
   about: string;
+  /** For servers: how the hostile battery talks to it (`deno task battery N NAME`). */
+  battery?: BatteryProfile;
+}
+
+/** How the hostile battery (`deno task battery`) talks to a server. */
+export interface BatteryProfile {
+  /**
+   * What "served" means: `greeting` (writes, then closes), `reply` (a line per line),
+   * `reply-at-eof` (answers after the client's half-close), `broadcast` (a line reaches the
+   * others), `frames` (length-prefixed echo), `udp-echo`, `udp-request` (`ID\nPAYLOAD`),
+   * `udp-chat` (a datagram reaches the other members).
+   */
+  kind:
+    | "greeting"
+    | "reply"
+    | "reply-at-eof"
+    | "broadcast"
+    | "frames"
+    | "udp-echo"
+    | "udp-request"
+    | "udp-chat";
+  /** Lines a client sends first to be served (`{name}` is replaced), e.g. `/nick {name}`. */
+  hello?: string[];
+  /** Extra program flags for the battery's run. */
+  flags?: string[];
+  /** Serves one client at a time by design: slowloris and a reader that never reads do not apply. */
+  oneAtATime?: boolean;
 }
 
 /** One lesson of the workbook. */
@@ -78,6 +105,7 @@ export const lessons: readonly Lesson[] = [
         name: "greeter",
         file: "sockets.ts",
         about: "greets each client with its own address, then closes",
+        battery: { kind: "greeting" },
       },
       {
         name: "fetch",
@@ -148,11 +176,13 @@ export const lessons: readonly Lesson[] = [
         name: "serial",
         file: "serial.ts",
         about: "the serial ack server: one client at a time (your startSerialServer)",
+        battery: { kind: "reply", oneAtATime: true },
       },
       {
         name: "concurrent",
         file: "concurrent.ts",
         about: "the task-per-connection ack server (your startConcurrentServer)",
+        battery: { kind: "reply" },
       },
     ],
     permissions: { net: ["127.0.0.1"] },
@@ -185,11 +215,13 @@ export const lessons: readonly Lesson[] = [
         name: "lines",
         file: "lines_server.ts",
         about: "answers each line with its number and size; --max sets the longest line",
+        battery: { kind: "reply" },
       },
       {
         name: "frames",
         file: "frames_server.ts",
         about: "echoes length-prefixed frames (4-byte big-endian length + payload); --max",
+        battery: { kind: "frames" },
       },
       {
         name: "sendfile",
@@ -227,6 +259,7 @@ export const lessons: readonly Lesson[] = [
         name: "server",
         file: "reply_server.ts",
         about: "replies once the client half-closes; --mode forget | hangup (closes first)",
+        battery: { kind: "reply-at-eof" },
       },
       {
         name: "request",
@@ -270,6 +303,7 @@ export const lessons: readonly Lesson[] = [
         name: "server",
         file: "chat_server.ts",
         about: "the chat server (--max-line BYTES --max-queue BYTES); join with nc and /nick NAME",
+        battery: { kind: "broadcast", hello: ["/nick {name}"] },
       },
       {
         name: "client",
@@ -303,11 +337,17 @@ export const lessons: readonly Lesson[] = [
     builds: "a UDP echo server and a stop-and-wait client that survives loss and duplicates",
     files: ["udp.ts"],
     programs: [
-      { name: "echo", file: "udp.ts", about: "UDP echo server: each datagram back to its sender" },
+      {
+        name: "echo",
+        file: "udp.ts",
+        about: "UDP echo server: each datagram back to its sender",
+        battery: { kind: "udp-echo" },
+      },
       {
         name: "server",
         file: "server.ts",
         about: "request server: runs each request once, replays the reply to repeats (--cache N)",
+        battery: { kind: "udp-request" },
       },
       {
         name: "client",
@@ -353,6 +393,7 @@ export const lessons: readonly Lesson[] = [
         name: "server",
         file: "heartbeat.ts",
         about: "the UDP chat server with expiry (--timeout MS, default 3000)",
+        battery: { kind: "udp-chat" },
       },
       {
         name: "client",
@@ -363,6 +404,7 @@ export const lessons: readonly Lesson[] = [
         name: "ping-server",
         file: "ping_server.ts",
         about: "TCP echo server with PING/PONG idle deadline (--idle MS --pong MS)",
+        battery: { kind: "reply" },
       },
       {
         name: "ping-client",
@@ -394,11 +436,13 @@ export const lessons: readonly Lesson[] = [
         name: "echo",
         file: "echo.ts",
         about: "concurrent TCP echo server on your framework; Ctrl-C shuts it down gracefully",
+        battery: { kind: "reply" },
       },
       {
         name: "broadcast",
         file: "broadcast.ts",
         about: "broadcast echo server: each line goes to every client (--max-line N)",
+        battery: { kind: "broadcast" },
       },
     ],
     permissions: { net: ["127.0.0.1"], tmp: true },
@@ -426,6 +470,7 @@ export const lessons: readonly Lesson[] = [
         name: "polling",
         file: "io_models.ts",
         about: "your polling echo server on a raw non-blocking socket; logs its wasted calls",
+        battery: { kind: "reply", oneAtATime: true },
       },
       {
         name: "slow",
@@ -465,6 +510,7 @@ export const lessons: readonly Lesson[] = [
         name: "echo",
         file: "multiplex.ts",
         about: "your echo server; --mode select|poll|epoll|epoll-et (default epoll)",
+        battery: { kind: "reply" },
       },
       {
         name: "bench",
@@ -500,6 +546,7 @@ export const lessons: readonly Lesson[] = [
         name: "echo",
         file: "coroutines.ts",
         about: "the green echo server: one coroutine per connection, one thread",
+        battery: { kind: "reply" },
       },
     ],
     permissions: { net: ["127.0.0.1"], ffi: true },
