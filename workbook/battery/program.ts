@@ -91,7 +91,8 @@ export class RunningProgram {
     let found: Listening | undefined;
     let onFound: (() => void) | undefined;
     const foundOnce = new Promise<void>((resolve) => onFound = resolve);
-    let running: RunningProgram | undefined;
+    // Lines go to `seen` until the program object exists, then to it.
+    const sink: { program?: RunningProgram } = {};
     const pump = async (stream: ReadableStream<Uint8Array>) => {
       let pending = "";
       for await (const text of stream.pipeThrough(new TextDecoderStream())) {
@@ -99,7 +100,7 @@ export class RunningProgram {
         const lines = pending.split("\n");
         pending = lines.pop()!;
         for (const line of lines) {
-          if (running) running.#record(line);
+          if (sink.program) sink.program.#record(line);
           else seen.push(line);
           const match = !found && line.match(ADDRESS);
           if (match) {
@@ -127,8 +128,8 @@ export class RunningProgram {
           seen.slice(-20).join("\n"),
       );
     }
-    running = new RunningProgram(child, found!, seen);
-    return running;
+    sink.program = new RunningProgram(child, found!, seen);
+    return sink.program;
   }
 
   #record(line: string): void {
