@@ -30,7 +30,9 @@ export {
 export { LOG_ROOT, programLogger, resetLogging, setupLogging } from "./workbook/toolkit/log.ts";
 export {
   DEFAULT_HOST,
+  isLoopbackHost,
   parseProgramArgs,
   type ProgramArgs,
+  publicBindAllowed,
   untilInterrupted,
 } from "./workbook/toolkit/program.ts";

@@ -8,7 +8,10 @@
 
 /** What a lesson's grading (and its programs) may touch. Least privilege: ask for no more. */
 export interface LessonPermissions {
-  /** Hosts for `--allow-net` (ports open): loopback only. */
+  /**
+   * Hosts for `--allow-net` (ports open): loopback only — 127.0.0.1, ::1 and localhost, so
+   * every program works with `--host` set to any of them.
+   */
   net: string[];
   /** Needs a scratch directory under the system temp dir (unix socket files, files to stream). */
   tmp?: boolean;
@@ -113,7 +116,7 @@ export const lessons: readonly Lesson[] = [
         about: "connects to --host/--port and prints the greeting",
       },
     ],
-    permissions: { net: ["127.0.0.1", "[::1]"], tmp: true },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], tmp: true },
     hints: [
       "Deno.listen({ hostname, port: 0 }) asks the kernel for a free ephemeral port; listener.addr tells you which one it picked.",
       "Deno.Addr is a union: narrow it on addr.transport ('tcp', 'udp', 'unix', 'unixpacket') before reading hostname/port or path.",
@@ -145,7 +148,7 @@ export const lessons: readonly Lesson[] = [
         about: "sends --message (or each typed line), prints each reply; --encoding gbk",
       },
     ],
-    permissions: { net: ["127.0.0.1"] },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"] },
     hints: [
       "Every function here is a loop around one call that does less than you asked: write() may take part of the bytes, read() returns whatever has arrived. Loop on what they return, never on what you hoped for.",
       "writeAll: write() resolves to how many bytes it took. for (let offset = 0; offset < bytes.length;) offset += await writer.write(bytes.subarray(offset));",
@@ -185,7 +188,7 @@ export const lessons: readonly Lesson[] = [
         battery: { kind: "reply" },
       },
     ],
-    permissions: { net: ["127.0.0.1"] },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"] },
     hints: [
       "Start with upperAscii: a loop over the bytes; only 0x61–0x7a ('a'–'z') change, by subtracting 0x20. Never decode to a string first.",
       "handleConnection keeps the bytes of an unfinished line between reads. After each read, answer every complete line (look for 0x0a with indexOf), keep the rest for the next read. One read can hold half a line or three lines.",
@@ -229,7 +232,7 @@ export const lessons: readonly Lesson[] = [
         about: "sends --file (a file inside the project) to each client, then closes",
       },
     ],
-    permissions: { net: ["127.0.0.1"], tmp: true },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], tmp: true },
     hints: [
       "A read returns whatever has arrived: part of a line, or three lines and half of a fourth. Keep the bytes you have not used yet in a buffer and look for the end of a message there.",
       "In readChunks, yield buffer.slice(0, n), not buffer.subarray(0, n): the next read overwrites the buffer while the caller still holds the chunk. In writeAll, loop: offset += await writer.write(bytes.subarray(offset)).",
@@ -269,7 +272,7 @@ export const lessons: readonly Lesson[] = [
     ],
     // Deno reads nothing under /proc without --allow-all, even with --allow-read=/proc/net:
     // the toolkit's readProcNet runs `cat` instead, so `cat` is all this lesson may start.
-    permissions: { net: ["127.0.0.1", "[::1]"], run: ["cat"] },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], run: ["cat"] },
     hints: [
       "Start with the pure parts: stateName is a lookup table indexed by the kernel's code, and the kernel counts from 1 (01 ESTABLISHED … 0B CLOSING), so slot 0 of your table stays empty.",
       "Every number in /proc/net/tcp is hex: the state (0A), the port (1F90 = 8080), the address. Number.parseInt(text, 16), never base 10.",
@@ -316,7 +319,7 @@ export const lessons: readonly Lesson[] = [
         about: "50 clients × 50 messages through your server; prints delivered count and time",
       },
     ],
-    permissions: { net: ["127.0.0.1"] },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"] },
     hints: [
       "Work outside in: the suite checks Outbox first, then ChatRoom with stand-in members, then handleClient on one connection, then the whole server, then the client. Each part has its own checks.",
       "Outbox.offer never awaits: encode line + '\\n', refuse (return false) if queuedBytes + its size > maxQueuedBytes, else push it, add its size, and wake the writer loop. The writer loop sleeps on `await new Promise((resolve) => this.#wake = resolve)` when the queue is empty.",
@@ -361,7 +364,7 @@ export const lessons: readonly Lesson[] = [
           "500 requests through a proxy with 20% loss, duplicates and reordering; prints figures",
       },
     ],
-    permissions: { net: ["127.0.0.1"] },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"] },
     hints: [
       "One receive() is one datagram, whole, with its sender: const [data, from] = await socket.receive(). Reply with socket.send(bytes, from), never to an address you saved earlier.",
       "receive(buffer) cuts a datagram that does not fit and drops the rest silently. Read into a buffer of maxBytes + 1: if the datagram filled it, it was too long.",
@@ -412,7 +415,7 @@ export const lessons: readonly Lesson[] = [
         about: "TCP client that answers PING with PONG (add the word silent to never answer)",
       },
     ],
-    permissions: { net: ["127.0.0.1"] },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"] },
     hints: [
       "Take every reading of the time and every timer from the clock you are given (options.clock ?? systemClock): the grader moves a fake clock by hand, and Date.now() or the global setInterval would never see it move.",
       "The registry is pure bookkeeping: seen() stamps lastSeen = now, expire(now) removes clients with now - lastSeen > timeoutMs, recipients() is everyone but the sender. Test it in your head with plain numbers.",
@@ -445,7 +448,7 @@ export const lessons: readonly Lesson[] = [
         battery: { kind: "broadcast" },
       },
     ],
-    permissions: { net: ["127.0.0.1"], tmp: true },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], tmp: true },
     hints: [
       "Start with BaseRequestHandler.run: await setup(), then handle() inside try, finish() in the finally. Most of the suite runs through it.",
       "serveForever is a loop around handleRequest; handleRequest is: getRequest, then processRequest. The base's processRequest awaits the request's task, which is what makes a server serial.",
@@ -483,7 +486,7 @@ export const lessons: readonly Lesson[] = [
         about: "wasted calls of polling vs poll(), a blocking call's freeze, serial vs concurrent",
       },
     ],
-    permissions: { net: ["127.0.0.1"], ffi: true },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], ffi: true },
     hints: [
       'Start with makeNonBlocking: sys.fcntl(fd, F_GETFL) gives { value: flags, errno }; write back flags | O_NONBLOCK with sys.fcntl(fd, F_SETFL, …). value -1 means failure: throw new ErrnoError("fcntl", errno).',
       "tryAccept and tryRead are one raw call each (sys.accept4, sys.read) plus a look at errno: EAGAIN (same number as EWOULDBLOCK) → null, EINTR → call again, anything else → throw. read's 0 is end of stream, a real answer: return it.",
@@ -519,7 +522,7 @@ export const lessons: readonly Lesson[] = [
           "cost of one wait vs idle fds (select/poll/epoll), and echo throughput vs Deno.listen",
       },
     ],
-    permissions: { net: ["127.0.0.1"], ffi: true },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], ffi: true },
     hints: [
       'Start with serveReady: read once if readable and the client wantsRead, then flush if it wantsWrite; return false on "reset" or when the client is done. Every level-triggered server uses it.',
       "Every server has the same shape: while (!state.closing) { build what to watch from state.clients; state.watched = those fds; wait; handle the wake pipe (drain), the listener (acceptOne() until null), then each ready client }. Return state.server(loop()).",
@@ -549,7 +552,7 @@ export const lessons: readonly Lesson[] = [
         battery: { kind: "reply" },
       },
     ],
-    permissions: { net: ["127.0.0.1"], ffi: true },
+    permissions: { net: ["127.0.0.1", "[::1]", "localhost"], ffi: true },
     hints: [
       "A generator is a coroutine you resume by hand: gen.next(value) runs it to its next yield and the value comes out of that yield; gen.throw(error) makes that yield throw. Everything in this lesson is a loop that decides whose next() to call.",
       "trampoline: keep `current` and `handover`; loop: skip dead greenlets to their parent, return at MAIN, resume current (start(value).next() the first time, then next(value) or throw(error)), then follow what it yielded (a SwitchRequest), or hand its return value / its error to its parent.",

@@ -64,6 +64,7 @@
  *
  * @module
  */
+import { isLoopbackHost, publicBindAllowed } from "../toolkit/program.ts";
 
 // ---------------------------------------------------------------------------
 // Platform and loading
@@ -447,6 +448,8 @@ export class ErrnoError extends Error {
 export const AF_UNIX = 1;
 /** IPv4. */
 export const AF_INET = 2;
+/** IPv6. */
+export const AF_INET6 = 10;
 /** A reliable byte stream: TCP for {@linkcode AF_INET}. */
 export const SOCK_STREAM = 1;
 /** Datagrams: UDP for {@linkcode AF_INET}. */
@@ -560,6 +563,8 @@ export const FD_SETSIZE = 1024;
 export const FD_SET_BYTES = FD_SETSIZE / 8;
 /** `sizeof(struct sockaddr_in)`. */
 export const SOCKADDR_IN_SIZE = 16;
+/** `sizeof(struct sockaddr_in6)`: family, port, flow info, 16-byte address, scope id. */
+export const SOCKADDR_IN6_SIZE = 28;
 /** `sizeof(struct pollfd)`: `int fd; short events; short revents;`. */
 export const POLLFD_SIZE = 8;
 /** `sizeof(struct timeval)`: 64-bit seconds and microseconds. */
@@ -811,7 +816,7 @@ function isWouldBlock(errno: number): boolean {
 const intScratch = new Int32Array(1);
 const lengthScratch = new Uint32Array(1);
 const pairScratch = new Int32Array(2);
-const addressScratch = new Uint8Array(SOCKADDR_IN_SIZE);
+const addressScratch = new Uint8Array(SOCKADDR_IN6_SIZE);
 const lingerScratch = new Int32Array(2);
 const limitScratch = new BigUint64Array(2);
 const timevalScratch = new BigInt64Array(2);
@@ -839,9 +844,9 @@ function deadlineAfter(timeoutMs: number): number {
 // Addresses
 // ---------------------------------------------------------------------------
 
-/** An IPv4 address and port, e.g. `{ address: "127.0.0.1", port: 40231 }`. */
+/** An IP address and port, e.g. `{ address: "127.0.0.1", port: 40231 }` or `{ address: "::1", … }`. */
 export interface SocketAddress {
-  /** Dotted-quad IPv4 address. */
+  /** Dotted-quad IPv4 or textual IPv6 address (no brackets). */
   address: string;
   /** Port number, 0–65535. */
   port: number;
@@ -905,6 +910,95 @@ export function decodeSockaddrIn(bytes: Uint8Array): SocketAddress {
   return { address: bytes.subarray(4, 8).join("."), port: view.getUint16(2, false) };
 }
 
+/** True for an IPv6 address in text (it has a colon); brackets are allowed. */
+export function isIPv6(address: string): boolean {
+  return address.includes(":");
+}
+
+function parseIPv6(text: string): Uint8Array {
+  const address = text.replace(/^\[(.*)\]$/, "$1");
+  const fail = () => new TypeError(`expected an IPv6 address like "::1", got "${text}"`);
+  const halves = address.split("::");
+  if (halves.length > 2) throw fail();
+  const groups = (part: string) => part === "" ? [] : part.split(":");
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const missing = 8 - head.length - tail.length;
+  if ((halves.length === 1 && missing !== 0) || missing < 0) throw fail();
+  const all = [...head, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  const bytes = new Uint8Array(16);
+  all.forEach((group, i) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) throw fail();
+    const value = parseInt(group, 16);
+    bytes[2 * i] = value >> 8;
+    bytes[2 * i + 1] = value & 0xff;
+  });
+  return bytes;
+}
+
+function formatIPv6(bytes: Uint8Array): string {
+  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i] << 8) | bytes[2 * i + 1]);
+  // The longest run of two or more zero groups becomes "::" (RFC 5952).
+  let best = { at: -1, length: 1 };
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.length) best = { at: i, length: j - i };
+    i = j === i ? i + 1 : j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.at < 0) return hex.join(":");
+  return `${hex.slice(0, best.at).join(":")}::${hex.slice(best.at + best.length).join(":")}`;
+}
+
+/**
+ * Builds the socket address for `address` — a `struct sockaddr_in` for IPv4,
+ * a `struct sockaddr_in6` for IPv6 (`localhost` is 127.0.0.1) — and returns
+ * its bytes (a view of `into`).
+ *
+ * @example
+ * ```ts
+ * import { encodeSockaddr } from "./libc.ts";
+ *
+ * console.log(encodeSockaddr("::1", 8080).length); // 28
+ * ```
+ */
+export function encodeSockaddr(
+  address: string,
+  port: number,
+  into: Uint8Array = new Uint8Array(SOCKADDR_IN6_SIZE),
+): Uint8Array {
+  // libc has no resolver here (no getaddrinfo binding); the one name lesson programs use:
+  if (address === "localhost") address = "127.0.0.1";
+  if (!isIPv6(address)) return encodeSockaddrIn(address, port, into).subarray(0, SOCKADDR_IN_SIZE);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`port must be a whole number from 0 to 65535, got ${port}`);
+  }
+  const octets = parseIPv6(address);
+  into.fill(0, 0, SOCKADDR_IN6_SIZE);
+  const view = new DataView(into.buffer, into.byteOffset, SOCKADDR_IN6_SIZE);
+  view.setUint16(0, AF_INET6, true); // sin6_family: host order
+  view.setUint16(2, port, false); // sin6_port: network order
+  into.set(octets, 8); // sin6_addr, after the 4-byte flow info
+  return into.subarray(0, SOCKADDR_IN6_SIZE);
+}
+
+/**
+ * Reads a `struct sockaddr_in` or `struct sockaddr_in6` back into `{ address, port }`.
+ *
+ * @example
+ * ```ts
+ * import { decodeSockaddr, encodeSockaddr } from "./libc.ts";
+ *
+ * console.log(decodeSockaddr(encodeSockaddr("::1", 443))); // { address: "::1", port: 443 }
+ * ```
+ */
+export function decodeSockaddr(bytes: Uint8Array): SocketAddress {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint16(0, true) !== AF_INET6) return decodeSockaddrIn(bytes);
+  return { address: formatIPv6(bytes.subarray(8, 24)), port: view.getUint16(2, false) };
+}
+
 // ---------------------------------------------------------------------------
 // Sockets
 // ---------------------------------------------------------------------------
@@ -934,8 +1028,11 @@ function creationFlags(options: DescriptorOptions): number {
  * close(fd);
  * ```
  */
-export function createTcpSocket(options: DescriptorOptions = {}): number {
-  return check("socket", sys.socket(AF_INET, SOCK_STREAM | creationFlags(options), 0));
+export function createTcpSocket(
+  options: DescriptorOptions & { family?: typeof AF_INET | typeof AF_INET6 } = {},
+): number {
+  const family = options.family ?? AF_INET;
+  return check("socket", sys.socket(family, SOCK_STREAM | creationFlags(options), 0));
 }
 
 /**
@@ -1041,8 +1138,14 @@ export function socketError(fd: number): number {
  * ```
  */
 export function bind(fd: number, address: string, port: number): void {
-  encodeSockaddrIn(address, port, addressScratch);
-  check("bind", sys.bind(fd, addressScratch), `${address}:${port}`);
+  // Deno's --allow-net does not cover FFI sockets, so the bindings keep the same promise.
+  if (!isLoopbackHost(address) && !publicBindAllowed()) {
+    throw new Deno.errors.NotCapable(
+      `bind ${address}:${port}: not a loopback address. Lesson programs bind 127.0.0.1 or ::1 ` +
+        `only; start the program with --public to bind another host.`,
+    );
+  }
+  check("bind", sys.bind(fd, encodeSockaddr(address, port, addressScratch)), `${address}:${port}`);
 }
 
 /**
@@ -1095,10 +1198,12 @@ export interface Listener extends SocketAddress {
  * ```
  */
 export function listenTcp(options: ListenOptions = {}): Listener {
-  const fd = createTcpSocket({ nonBlocking: options.nonBlocking });
+  const address = (options.address ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1");
+  const family = isIPv6(address) ? AF_INET6 : AF_INET;
+  const fd = createTcpSocket({ nonBlocking: options.nonBlocking, family });
   try {
     setReuseAddress(fd);
-    bind(fd, options.address ?? "127.0.0.1", options.port ?? 0);
+    bind(fd, address, options.port ?? 0);
     listen(fd, options.backlog ?? 128);
     return { fd, ...getsockname(fd) };
   } catch (error) {
@@ -1125,8 +1230,7 @@ export function listenTcp(options: ListenOptions = {}): Listener {
  * ```
  */
 export function connect(fd: number, address: string, port: number): "connected" | "inProgress" {
-  encodeSockaddrIn(address, port, addressScratch);
-  const r = sys.connect(fd, addressScratch);
+  const r = sys.connect(fd, encodeSockaddr(address, port, addressScratch));
   if (r.value === 0) return "connected";
   // EINTR: the handshake carries on in the background, exactly like EINPROGRESS.
   if (r.errno === EINPROGRESS || r.errno === EINTR) return "inProgress";
@@ -1158,7 +1262,7 @@ export interface ConnectOptions {
  */
 export function connectTcp(address: string, port: number, options: ConnectOptions = {}): number {
   // Connect non-blocking so a timeout can be enforced with poll.
-  const fd = createTcpSocket({ nonBlocking: true });
+  const fd = createTcpSocket({ nonBlocking: true, family: isIPv6(address) ? AF_INET6 : AF_INET });
   try {
     if (connect(fd, address, port) === "inProgress") {
       const timeoutMs = options.timeoutMs ?? 5000;
@@ -1206,9 +1310,9 @@ function socketAddressOf(
   syscall: "getsockname" | "getpeername",
   fd: number,
 ): SocketAddress {
-  lengthScratch[0] = SOCKADDR_IN_SIZE;
+  lengthScratch[0] = SOCKADDR_IN6_SIZE;
   check(syscall, sys[syscall](fd, addressScratch, lengthScratch), `fd ${fd}`);
-  return decodeSockaddrIn(addressScratch);
+  return decodeSockaddr(addressScratch);
 }
 
 /**

@@ -19,9 +19,11 @@ import {
   connect,
   connectTcp,
   createTcpSocket,
+  decodeSockaddr,
   decodeSockaddrIn,
   EAGAIN,
   ECONNRESET,
+  encodeSockaddr,
   encodeSockaddrIn,
   EPIPE,
   EPOLL_CTL_ADD,
@@ -597,3 +599,46 @@ ffiTest("closeLibc releases the library and libc() reopens it", () => {
   assert.ok(typeof libc().socket === "function");
   closeLibc();
 }, { sanitizeResources: false });
+
+Deno.test("IPv6 socket addresses encode and decode, compressed as RFC 5952 prints them", () => {
+  for (const text of ["::1", "::", "fe80::1", "2001:db8::8:800:200c:417a", "1:2:3:4:5:6:7:8"]) {
+    assert.deepEqual(decodeSockaddr(encodeSockaddr(text, 443)), { address: text, port: 443 });
+  }
+  assert.deepEqual(decodeSockaddr(encodeSockaddr("[::1]", 80)), { address: "::1", port: 80 });
+  assert.equal(encodeSockaddr("::1", 0).length, 28);
+  assert.equal(encodeSockaddr("127.0.0.1", 0).length, 16);
+  assert.throws(() => encodeSockaddr("1::2::3", 0), TypeError);
+  assert.throws(() => encodeSockaddr("12345::", 0), TypeError);
+});
+
+Deno.test({
+  name: "listenTcp and connectTcp speak IPv6 on ::1",
+  ignore: !ffiAvailable().ok,
+  fn() {
+    let listener;
+    try {
+      listener = listenTcp({ address: "::1" });
+    } catch {
+      closeLibc();
+      return; // no IPv6 loopback on this machine
+    }
+    try {
+      const client = connectTcp("::1", listener.port, { timeoutMs: 1000 });
+      assert.equal(listener.address, "::1");
+      assert.equal(getpeername(client).address, "::1");
+      close(client);
+    } finally {
+      close(listener.fd);
+      closeLibc();
+    }
+  },
+});
+
+Deno.test("bind refuses a non-loopback address unless the program was started with --public", () => {
+  if (!ffiAvailable().ok) return;
+  try {
+    assert.throws(() => listenTcp({ address: "0.0.0.0" }), Deno.errors.NotCapable);
+  } finally {
+    closeLibc();
+  }
+});

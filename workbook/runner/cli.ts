@@ -243,8 +243,14 @@ async function runProgram(lesson: Lesson, args: string[], useSolution: boolean):
   }
   const targetRoot = resolveTarget(useSolution ? "solutions" : "lessons");
   const file = `${targetRoot}/${lesson.slug}/${program.file}`;
+  // --public asks to bind a host other than loopback: the program checks and warns, and
+  // only then does it get the permission to.
+  const hostAt = rest.indexOf("--host");
+  const publicHost = rest.includes("--public") && hostAt >= 0
+    ? rest[hostAt + 1]?.replace(/^\[(.*)\]$/, "$1")
+    : undefined;
   const child = new Deno.Command("deno", {
-    args: ["run", ...programFlags(lesson, PROJECT_ROOT, targetRoot), file, ...rest],
+    args: ["run", ...programFlags(lesson, PROJECT_ROOT, targetRoot, publicHost), file, ...rest],
     cwd: PROJECT_ROOT,
     stdin: "inherit",
     stdout: "inherit",

@@ -62,11 +62,22 @@ export function gradingFlags(lesson: Lesson, places: GradingPlaces): string[] {
   return flags;
 }
 
-/** Flags for running a lesson's standalone program (`deno task run N NAME`). */
-export function programFlags(lesson: Lesson, root: string, targetRoot: string): string[] {
+/**
+ * Flags for running a lesson's standalone program (`deno task run N NAME`).
+ * `publicHost`: the host a learner asked for with `--public`, granted on top.
+ */
+export function programFlags(
+  lesson: Lesson,
+  root: string,
+  targetRoot: string,
+  publicHost?: string,
+): string[] {
   const p = lesson.permissions;
+  const net = publicHost
+    ? [...p.net, publicHost.includes(":") ? `[${publicHost}]` : publicHost]
+    : p.net;
   const flags = [
-    `--allow-net=${p.net.join(",")}`,
+    `--allow-net=${net.join(",")}`,
     `--allow-read=${unique([root, targetRoot, ...(p.read ?? [])]).join(",")}`,
   ];
   if (p.run?.length) flags.push(`--allow-run=${p.run.join(",")}`);

@@ -19,6 +19,35 @@ export interface ProgramArgs {
   extra: Record<string, string>;
   /** Words after the flags. */
   positionals: string[];
+  /** `--public` was given: the program may bind a host other than loopback. */
+  public: boolean;
+}
+
+let publicBind = false;
+
+/**
+ * True once a program was started with `--public`. Deno's net permission
+ * guards `Deno.listen`, but not sockets made through FFI: the workbook's
+ * libc bindings ask this before binding anything but loopback.
+ */
+export function publicBindAllowed(): boolean {
+  return publicBind;
+}
+
+/**
+ * True for loopback hosts: `localhost`, 127.0.0.0/8 and `::1` (brackets allowed).
+ *
+ * @example
+ * ```ts
+ * import { isLoopbackHost } from "workbook";
+ *
+ * console.assert(isLoopbackHost("127.0.0.1") && isLoopbackHost("[::1]"));
+ * console.assert(!isLoopbackHost("0.0.0.0"));
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
 }
 
 /** The default host for lesson programs: loopback only. */
@@ -49,12 +78,15 @@ export function parseProgramArgs(
     host: { type: "string" },
     port: { type: "string", short: "p" },
     verbose: { type: "boolean", short: "v" },
+    public: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   };
   for (const name of extraFlags) options[name] = { type: "string" };
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true });
   const usage = `flags: --host HOST (default ${defaults.host ?? DEFAULT_HOST}) --port PORT ` +
-    `(default ${defaults.port})${extraFlags.map((f) => ` --${f} VALUE`).join("")} --verbose`;
+    `(default ${defaults.port})${
+      extraFlags.map((f) => ` --${f} VALUE`).join("")
+    } --verbose --public (to bind a host other than loopback)`;
   if (values.help) {
     console.log(usage);
     Deno.exit(0);
@@ -69,12 +101,29 @@ export function parseProgramArgs(
     const value = values[name];
     if (typeof value === "string") extra[name] = value;
   }
+  const host = (typeof values.host === "string" ? values.host : defaults.host ?? DEFAULT_HOST)
+    .replace(/^\[(.*)\]$/, "$1");
+  if (!isLoopbackHost(host)) {
+    if (values.public !== true) {
+      console.error(
+        `--host ${host} is not a loopback address: lesson programs serve this machine only ` +
+          `(127.0.0.1, localhost or ::1). Add --public to bind it anyway.\n${usage}`,
+      );
+      Deno.exit(2);
+    }
+    console.warn(
+      `warning: --public: binding ${host}, which other machines can reach. A lesson program ` +
+        `is not hardened for the network; stop it when you are done.`,
+    );
+    publicBind = true;
+  }
   return {
-    host: typeof values.host === "string" ? values.host : defaults.host ?? DEFAULT_HOST,
+    host,
     port,
     verbose: values.verbose === true,
     extra,
     positionals,
+    public: values.public === true,
   };
 }
 
