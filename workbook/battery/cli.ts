@@ -13,7 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { getLesson } from "../catalogue.ts";
-import { within } from "./clients.ts";
+import { normalClient, within } from "./clients.ts";
 import { RunningProgram, type StartOptions } from "./program.ts";
 import { type Outcome, scenarios } from "./scenarios.ts";
 
@@ -45,12 +45,17 @@ export async function runBattery(
         ` (servers: ${servers.join(", ") || "none"})`,
     );
   }
-  const start = (extra: Pick<StartOptions, "nofile"> = {}) =>
-    RunningProgram.start(lesson, program, {
+  const start = async (extra: Pick<StartOptions, "nofile"> = {}) => {
+    const started = await RunningProgram.start(lesson, program, {
       solution: options.solution,
       flags: profile.flags,
       ...extra,
     });
+    // One normal client first: a runtime opens some descriptors lazily, on first use,
+    // and those are not the attack's doing.
+    await normalClient(profile.kind, started.address, { hello: profile.hello });
+    return started;
+  };
   const started: RunningProgram[] = [];
   let running = await start();
   started.push(running);
