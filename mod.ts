@@ -36,3 +36,11 @@ export {
   publicBindAllowed,
   untilInterrupted,
 } from "./workbook/toolkit/program.ts";
+export {
+  acceptEach,
+  type AcceptLog,
+  type AcceptOptions,
+  isGoneBeforeAccept,
+  isListenerClosed,
+  isOutOfDescriptors,
+} from "./workbook/toolkit/accept.ts";

@@ -218,7 +218,7 @@ export const lessons: readonly Lesson[] = [
         name: "lines",
         file: "lines_server.ts",
         about: "answers each line with its number and size; --max sets the longest line",
-        battery: { kind: "reply" },
+        battery: { kind: "reply", flags: ["--max", "1024"] },
       },
       {
         name: "frames",

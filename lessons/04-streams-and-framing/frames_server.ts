@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  acceptEach,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 import { FrameReader, writeFrame } from "./framing.ts";
 
 const log = programLogger("frames");
@@ -54,10 +60,10 @@ async function main() {
     max: maxFrameBytes,
   });
   untilInterrupted().then(() => listener.close());
-  for await (const conn of listener) {
+  await acceptEach(listener, (conn) => {
     log.info("client {peer} connected", { peer: peerOf(conn) });
-    echoFrames(conn, maxFrameBytes);
-  }
+    return echoFrames(conn, maxFrameBytes);
+  }, { log });
   log.info("stopped");
 }
 

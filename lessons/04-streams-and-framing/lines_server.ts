@@ -8,7 +8,13 @@
  *
  * @module
  */
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  acceptEach,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 import { InvalidUtf8Error, LineReader, LineTooLongError, writeAll } from "./framing.ts";
 
 const log = programLogger("lines");
@@ -66,10 +72,10 @@ async function main() {
     max: maxLineBytes,
   });
   untilInterrupted().then(() => listener.close());
-  for await (const conn of listener) {
+  await acceptEach(listener, (conn) => {
     log.info("client {peer} connected", { peer: peerOf(conn) });
-    serveLines(conn, maxLineBytes);
-  }
+    return serveLines(conn, maxLineBytes);
+  }, { log });
   log.info("stopped");
 }
 

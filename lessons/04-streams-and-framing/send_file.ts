@@ -7,7 +7,13 @@
  *
  * @module
  */
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  acceptEach,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 import { sendFile } from "./framing.ts";
 
 const log = programLogger("sendfile");
@@ -47,14 +53,14 @@ async function main() {
     port: listener.addr.port,
   });
   untilInterrupted().then(() => listener.close());
-  for await (const conn of listener) {
+  await acceptEach(listener, (conn) => {
     log.info("client {peer} connected", {
       peer: `${(conn.remoteAddr as Deno.NetAddr).hostname}:${
         (conn.remoteAddr as Deno.NetAddr).port
       }`,
     });
-    serveFile(conn, path);
-  }
+    return serveFile(conn, path);
+  }, { log });
   log.info("stopped");
 }
 

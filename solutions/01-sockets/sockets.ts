@@ -7,7 +7,13 @@
  * @module
  */
 // starter: import { TodoError } from "workbook";
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  acceptEach,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 
 const log = programLogger("greeter");
 
@@ -146,10 +152,12 @@ async function main() {
   const listener = listenExclusive(args.host, args.port);
   log.info("listening on {addr}", { addr: formatAddress(listener.addr) });
   untilInterrupted().then(() => listener.close());
-  for await (const conn of listener) {
+  // acceptEach survives what accept() may throw (a client reset while queued, running out
+  // of descriptors); a bare `for await` over the listener would end the program there.
+  await acceptEach(listener, (conn) => {
     log.info("client {peer} connected", { peer: formatAddress(conn.remoteAddr) });
-    greet(conn).catch((error) => log.warn("greeting failed: {error}", { error }));
-  }
+    return greet(conn);
+  }, { log });
   log.info("stopped");
 }
 

@@ -11,7 +11,13 @@
  *
  * @module
  */
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  acceptEach,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 
 const MODES = ["reply", "forget", "hangup"] as const;
 type Mode = (typeof MODES)[number];
@@ -77,12 +83,12 @@ if (import.meta.main) {
     mode,
   });
   untilInterrupted().then(() => listener.close());
-  for await (const conn of listener) {
+  await acceptEach(listener, (conn) => {
     const peer = `${(conn.remoteAddr as Deno.NetAddr).hostname}:${
       (conn.remoteAddr as Deno.NetAddr).port
     }`;
-    serve(conn, mode, forgotten, peer);
-  }
+    return serve(conn, mode, forgotten, peer);
+  }, { log });
   for (const conn of forgotten) conn.close();
   log.info("stopped");
 }

@@ -347,6 +347,7 @@ export const scenarios: Scenario[] = [
           answered = newlines;
           return answered >= lines;
         });
+        reading.catch(() => {}); // awaited below; a hang-up ends it early
         const batch = new Uint8Array(line.length * 128);
         for (let i = 0; i < 128; i++) batch.set(line, i * line.length);
         await within(
