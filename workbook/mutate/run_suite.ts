@@ -53,6 +53,7 @@ if (import.meta.main) {
         "--no-check",
         "--fail-fast",
         "--reporter=dot",
+        "--v8-flags=--expose-gc",
         ...flags,
         `tests/${lesson.slug}_test.ts`,
       ],

@@ -90,6 +90,8 @@ export async function gradeLesson(
     // course's own suite and harness, which `deno task test` checks once up front; checking
     // them again here costs seconds of CPU per run whenever the check cache is cold.
     "--no-check",
+    // heapAfterGc(): checks that per-connection state is released measure after a full GC.
+    "--v8-flags=--expose-gc",
     `--junit-path=${junit}`,
     ...(options.failFast ? ["--fail-fast"] : []),
     ...gradingFlags(lesson, { root: PROJECT_ROOT, targetRoot: target, scratch, trace }),

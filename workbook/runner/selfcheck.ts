@@ -274,6 +274,7 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
         "--allow-net=127.0.0.1",
         "--allow-ffi",
         "--allow-env",
+        "--allow-run=deno",
         "workbook/",
       ]);
       const summary = output.match(/(ok|FAILED) \| (\d+) passed.*$/m)?.[0];
