@@ -27,6 +27,7 @@ import { gradeLesson, type GradeResult, resolveTarget } from "./grade.ts";
 import { programFlags } from "./permissions.ts";
 import { loadProgress, recordGrade, saveProgress } from "./progress.ts";
 import { renderProgress, renderReport } from "./report.ts";
+import { GENERATED } from "./generated.ts";
 import { selfCheck } from "./selfcheck.ts";
 import { renderSoak, soak } from "./soak.ts";
 import { paint } from "./style.ts";
@@ -189,7 +190,18 @@ async function sync(): Promise<void> {
       changed++;
     }
   }
-  console.log(changed ? `${changed} starter file(s) regenerated` : "starters are in sync");
+  for (const [file, make] of GENERATED) {
+    const path = `${PROJECT_ROOT}/${file}`;
+    const current = await Deno.readTextFile(path);
+    const next = make(current, lessons);
+    if (next === current) continue;
+    await Deno.writeTextFile(path, next);
+    console.log(`wrote ${file} (from the catalogue)`);
+    changed++;
+  }
+  console.log(
+    changed ? `${changed} file(s) regenerated` : "starters and generated files are in sync",
+  );
 }
 
 async function solution(lesson: Lesson, force: boolean): Promise<void> {

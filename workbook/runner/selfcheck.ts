@@ -12,6 +12,7 @@ import { docPath, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
 import { generateStarters, listCases, materializeCase, materializeStarter } from "./bad.ts";
 import { gradeLesson, type GradeResult } from "./grade.ts";
+import { generatedDrift } from "./generated.ts";
 import { paint } from "./style.ts";
 
 /** One line of the self-check. */
@@ -253,17 +254,23 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
     }),
   );
   print(
-    await timed("starters in lessons/ are generated from solutions/ (deno task sync)", async () => {
-      const drift = (await Promise.all(selected.map(starterDrift))).flat();
-      return {
-        ok: drift.length === 0,
-        detail: drift.length
-          ? `${
-            drift.join("\n")
-          }\n(run \`deno task sync\` after changing a solution; a learner's edits show here too)`
-          : undefined,
-      };
-    }),
+    await timed(
+      "generated files are in sync: starters, README table, deno.json permissions",
+      async () => {
+        const drift = [
+          ...(await Promise.all(selected.map(starterDrift))).flat(),
+          ...await generatedDrift(PROJECT_ROOT, lessons),
+        ];
+        return {
+          ok: drift.length === 0,
+          detail: drift.length
+            ? `${
+              drift.join("\n")
+            }\n(run \`deno task sync\` after changing a solution or the catalogue; a learner's edits show here too)`
+            : undefined,
+        };
+      },
+    ),
   );
   print(
     await timed("engine tests (workbook/**/_test.ts)", async () => {
