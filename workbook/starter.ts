@@ -4,7 +4,6 @@
  * In a solution file:
  * - `// #region solution NAME` … `// #endregion solution` is the learner's
  *   part; the starter has `throw new TodoError("NAME");` in its place;
- * - a line ending in `// solution-only` is left out of the starter;
  * - a line `// starter: CODE` becomes `CODE` in the starter.
  *
  * Starters get a lint header (unused parameters are expected in a stub).
@@ -15,7 +14,6 @@
 const REGION_START = /^(\s*)\/\/ #region solution (\S+)\s*$/;
 const REGION_END = /^\s*\/\/ #endregion solution\s*$/;
 const STARTER_LINE = /^(\s*)\/\/ starter: (.*)$/;
-const SOLUTION_ONLY = /\s*\/\/ solution-only\s*$/;
 
 /** The header every generated starter begins with. */
 export const STARTER_HEADER = "// deno-lint-ignore-file no-unused-vars require-await";
@@ -66,7 +64,6 @@ export function makeStarter(solution: string, file: string): string {
       continue;
     }
     if (open) continue;
-    if (SOLUTION_ONLY.test(line)) continue;
     const starterLine = line.match(STARTER_LINE);
     out.push(starterLine ? starterLine[1] + starterLine[2] : line);
   }
@@ -84,8 +81,8 @@ export function makeStarter(solution: string, file: string): string {
 
 /**
  * The reference as a learner should read it, in the shape of their file: the
- * region markers and `// starter:` lines are dropped, `// solution-only`
- * markers are cut from their lines, and the starter's lint header is kept, so
+ * region markers and `// starter:` lines are dropped, and the starter's lint
+ * header is kept, so
  * a diff against a learner's file shows code, not authoring marks.
  *
  * @example
@@ -108,7 +105,6 @@ export function makeReference(solution: string): string {
   if (!lines.some((line) => REGION_START.test(line))) return solution;
   const kept = lines
     .filter((line) => !REGION_START.test(line) && !REGION_END.test(line))
-    .filter((line) => !STARTER_LINE.test(line))
-    .map((line) => line.replace(SOLUTION_ONLY, ""));
+    .filter((line) => !STARTER_LINE.test(line));
   return `${STARTER_HEADER}\n${kept.join("\n")}`;
 }

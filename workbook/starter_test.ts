@@ -3,7 +3,7 @@ import { makeReference, makeStarter, STARTER_HEADER, StarterMarkupError } from "
 
 const SOLUTION = [
   '// starter: import { TodoError } from "workbook";',
-  'import { helper } from "./helper.ts"; // solution-only',
+  'import { helper } from "./helper.ts";',
   "export function double(n: number): number {",
   "  // #region solution double",
   "  return helper(2 * n);",
@@ -17,6 +17,7 @@ Deno.test("makeStarter replaces regions with TodoError and applies line markers"
     [
       STARTER_HEADER,
       'import { TodoError } from "workbook";',
+      'import { helper } from "./helper.ts";',
       "export function double(n: number): number {",
       '  throw new TodoError("double");',
       "}",

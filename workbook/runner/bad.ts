@@ -16,9 +16,8 @@
  * ```
  *
  * Every `from` must occur exactly once in the solution (so a case that no
- * longer applies is an error, not a silent pass). Other files in the case
- * folder replace the solution's file of the same name outright. `expect`, if
- * given (bad cases), is a regular expression the failure report must match.
+ * longer applies is an error, not a silent pass). `expect`, if given (bad
+ * cases), is a regular expression the failure report must match.
  *
  * @module
  */
@@ -99,11 +98,6 @@ export async function materializeCase(variant: VariantCase): Promise<string> {
       text = text.replace(from, () => to);
     }
     await Deno.writeTextFile(path, text);
-  }
-  for await (const entry of Deno.readDir(variant.dir)) {
-    if (entry.isFile && entry.name !== "case.json") {
-      await Deno.copyFile(`${variant.dir}/${entry.name}`, `${lessonDir}/${entry.name}`);
-    }
   }
   return root;
 }

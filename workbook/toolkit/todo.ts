@@ -31,12 +31,9 @@ export class TodoError extends Error {
   /** The function (or part) that is still to be written. */
   readonly what: string;
 
-  /**
-   * @param what the function or part still to be written, e.g. `"startServer"`
-   * @param task optional one-line reminder of what to do
-   */
-  constructor(what: string, task?: string) {
-    super(`${what} is not implemented yet${task ? `: ${task}` : ""}`);
+  /** @param what the function or part still to be written, e.g. `"startServer"` */
+  constructor(what: string) {
+    super(`${what} is not implemented yet`);
     this.what = what;
   }
 }
