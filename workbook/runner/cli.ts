@@ -339,7 +339,7 @@ async function main(argv: string[]): Promise<number> {
       const programArgs = rest.slice(1).filter((a) => a !== "--solution");
       return await runProgram(lesson, programArgs, rest.includes("--solution"));
     }
-    case "check":
+    case "test":
       return await selfCheck({
         only: positionals.length ? positionals.map((p) => needLesson(p)) : undefined,
         jobs: values.jobs === undefined ? undefined : needJobs(String(values.jobs)),
