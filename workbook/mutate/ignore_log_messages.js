@@ -23,7 +23,10 @@ export const strykerPlugins = [{
   name: "log-messages",
   value: {
     shouldIgnore(path) {
-      return isLoggingCall(path.node)
+      // Stryker's CallExpression mutator also removes a call that stands alone as a statement
+      // (`log.info(…);` → `;`): that mutant sits on the ExpressionStatement, so ignore it there.
+      const node = path.node?.type === "ExpressionStatement" ? path.node.expression : path.node;
+      return isLoggingCall(node)
         ? "a logging call: what a program logs is for people, not graded"
         : undefined;
     },

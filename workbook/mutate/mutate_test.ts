@@ -84,4 +84,11 @@ Deno.test("the ignorer skips logging calls only", () => {
   assert.deepEqual(plugin.kind, "Ignore");
   assert(plugin.value.shouldIgnore({ node: call("log", "info") }));
   assert.deepEqual(plugin.value.shouldIgnore({ node: call("conn", "write") }), undefined);
+  // `log.info(…);` as a statement: Stryker's "remove the call" mutant sits on the statement.
+  const statement = (expression: unknown) => ({ type: "ExpressionStatement", expression });
+  assert(plugin.value.shouldIgnore({ node: statement(call("chatLog", "warn")) }));
+  assert.deepEqual(
+    plugin.value.shouldIgnore({ node: statement(call("conn", "close")) }),
+    undefined,
+  );
 });
