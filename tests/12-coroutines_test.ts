@@ -12,17 +12,32 @@
  * (the grader's end and the server's), so when the limit allows 1000 at once
  * they are all open together; otherwise they come in overlapping batches as
  * large as the limit allows (the report says which).
+ *
+ * Nothing here waits on a wall clock to pass: a held clock (whose sleep never
+ * ends) proves that spawn() and kill() wake an idle run(); the green calls are
+ * driven by hand, one next() at a time, to see what they yield where the real
+ * call would block; "the hub does not spin" counts the hub's waits on its event
+ * loop over a window (a count, not a time threshold). To make a connection's
+ * read fail with an error that is not the peer leaving, the grader swaps the
+ * server's fd for a pipe's write end (keeping the socket open by a copy).
  */
 import { describeError, type Grader, lessonSuite, withNote } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/12-coroutines/coroutines.ts";
 import {
+  F_DUPFD,
   ffiAvailable,
   getrlimit,
   isFdOpen,
+  isNonBlocking,
+  listenTcp,
+  pipe,
   raiseFileLimit,
   read,
   setrlimit,
+  setSocketOption,
+  SO_SNDBUF,
   socketPair,
+  SOL_SOCKET,
   sys,
   write,
 } from "workbook/libc";
@@ -38,10 +53,28 @@ type Coroutine<T = unknown> = Lesson.Coroutine<T>;
 /** A clock that never waits: sleep(ms) moves it forward at once. */
 class VirtualClock {
   #now = 0;
+  /** Every `ms` the scheduler asked to sleep, in order. */
+  readonly asked: number[] = [];
   now = (): number => this.#now;
   sleep = (ms: number): Promise<void> => {
+    this.asked.push(ms);
     this.#now += Math.max(0, ms);
     return Promise.resolve();
+  };
+  /** Time passing while a coroutine works (the test's own doing, not a sleep). */
+  advance(ms: number): void {
+    this.#now += ms;
+  }
+}
+
+/** A clock that never moves: sleep(ms) never resolves, so only spawn() or kill() can wake run(). */
+class HeldClock {
+  /** Every `ms` the scheduler asked to sleep, in order. */
+  readonly asked: number[] = [];
+  now = (): number => 0;
+  sleep = (ms: number): Promise<void> => {
+    this.asked.push(ms);
+    return new Promise<void>(() => {});
   };
 }
 
@@ -136,6 +169,12 @@ suite.test("Greenlet: an error goes to the parent; switch() inside a body is ref
     "throw the error at the parent's yield (generator.throw)",
   );
   t.expectEqual(result, "caught it", "what catcher.switch() returned");
+  t.expectEqual(
+    thrower.state,
+    "dead",
+    "thrower.state after it threw",
+    "a greenlet that throws is dead, like one that returns",
+  );
 
   const orphan = new Greenlet(function* () {
     yield* [];
@@ -170,6 +209,87 @@ suite.test("Greenlet: an error goes to the parent; switch() inside a body is ref
     expected: "a message that points to yield switchTo(...)",
     actual: describeError(refused),
   });
+});
+
+suite.test("Greenlet: an error for a greenlet that never ran goes on up; a bad yield is a TypeError", async (t) => {
+  const { Greenlet, MAIN, switchTo } = await load(t);
+  const log: string[] = [];
+  const never = new Greenlet(function* () {
+    yield* [];
+    log.push("never's body ran (it should not have)");
+    return "never's result";
+  }, { name: "never" });
+  const child = new Greenlet(function* () {
+    yield* [];
+    throw new Error("child failed");
+  }, { name: "child", parent: never });
+  const note = "an error handed to a greenlet that never started kills it at once (its body " +
+    "never runs) and goes on to ITS parent";
+  const error = await withNote(
+    t.expectThrows(
+      "child.switch(): child throws, and its parent `never` has not started",
+      () => child.switch(),
+      "child's error, passed on by the dead `never` to MAIN: thrown out of switch()",
+    ),
+    note,
+  );
+  t.check(error instanceof Error && error.message === "child failed", {
+    step: "the error child.switch() threw",
+    expected: 'child\'s own Error("child failed")',
+    actual: describeError(error),
+    note,
+  });
+  t.expectEqual(log, [], "what never's body did", note);
+  t.expectEqual([child.state, never.state], ["dead", "dead"], "[child.state, never.state]", note);
+  const back = await t.step(
+    'child.switch("late"): child and its parent are both dead',
+    () => child.switch("late"),
+  );
+  t.expectEqual(
+    back,
+    "late",
+    'what child.switch("late") returned',
+    "a switch to a dead greenlet goes to its parent — and on up while that one is dead too — " +
+      "until MAIN, which returns the value from switch()",
+  );
+
+  const seen: string[] = [];
+  const odd: Lesson.Greenlet = new Greenlet(function* (first) {
+    seen.push(`state while running: ${odd.state}`);
+    try {
+      yield undefined as unknown as Lesson.SwitchRequest; // wrong: not a switchTo(...)
+      seen.push("the bare yield went through (it should have thrown)");
+    } catch (error) {
+      seen.push(`the bare yield threw ${describeError(error).split(":")[0]}`);
+    }
+    const again = yield switchTo(MAIN, `paused with ${String(first)}`);
+    seen.push(`resumed with ${String(again)}, state ${odd.state}`);
+    return "odd done";
+  }, { name: "odd" });
+  const paused = await t.step(
+    'odd.switch("x"): it yields nothing (a mistake), then switchTo(MAIN, …)',
+    () => odd.switch("x"),
+  );
+  t.expectEqual(
+    paused,
+    "paused with x",
+    'what odd.switch("x") returned',
+    "switching to MAIN returns from the switch() call that started it all",
+  );
+  t.expectEqual(odd.state, "suspended", "odd.state while it waits in its switchTo(MAIN)");
+  const done = await t.step('odd.switch("y"): back into odd', () => odd.switch("y"));
+  t.expectEqual(
+    seen,
+    [
+      "state while running: running",
+      "the bare yield threw TypeError",
+      "resumed with y, state running",
+    ],
+    "what odd saw, in order",
+    'mark the greenlet "running" while it runs; a yield that is not a switchTo(...) gets a ' +
+      "TypeError thrown back at that yield, in the same greenlet",
+  );
+  t.expectEqual([done, odd.state], ["odd done", "dead"], "[what it returned, odd.state]");
 });
 
 // ---------------------------------------------------------------------------
@@ -209,6 +329,26 @@ suite.test("Scheduler: round-robin — each ready task runs once per round, in o
     scheduler.spawn(worker("B", false), "B"),
     scheduler.spawn(worker("C", false), "C"),
   ]);
+  const unnamed = await t.step(
+    "spawn a fourth task without a name (it returns at once)",
+    () =>
+      scheduler.spawn(function* (): Coroutine<string> {
+        yield* [];
+        return "unnamed finished";
+      }),
+  );
+  t.expectEqual(
+    [...tasks, unnamed].map((task) => [task.id, task.name, task.state]),
+    [[1, "A", "ready"], [2, "B", "ready"], [3, "C", "ready"], [4, "task 4", "ready"]],
+    "[id, name, state] of each task after spawn()",
+    "spawn numbers tasks 1, 2, 3… in the order they are spawned; an unnamed one is `task <id>`",
+  );
+  t.expectEqual(
+    scheduler.tasks.map((task) => task.name),
+    ["A", "B", "C", "task 4"],
+    "scheduler.tasks before run() (names)",
+    "scheduler.tasks lists every task not yet ended",
+  );
   await runAll(t, scheduler);
   t.expectEqual(
     log,
@@ -220,6 +360,12 @@ suite.test("Scheduler: round-robin — each ready task runs once per round, in o
     tasks.map((task) => [task.state, task.result]),
     [["done", "A finished"], ["done", "B finished"], ["done", "C finished"]],
     "[state, result] of A, B and C",
+  );
+  t.expectEqual(
+    scheduler.tasks.map((task) => task.name),
+    [],
+    "scheduler.tasks after run() (names)",
+    "a task that ends leaves scheduler.tasks",
   );
 });
 
@@ -264,6 +410,69 @@ suite.test("Scheduler: sleepers wake in order of wake time, on an injected clock
     "the virtual clock after run()",
     "sleep on the clock you are given",
   );
+});
+
+suite.test("Scheduler: a ticker re-arms its sleep on every wake; run() idles until the next wake", async (t) => {
+  const { lesson, clock, scheduler } = await newScheduler(t);
+  const log: string[] = [];
+  await t.step("spawn a ticker that sleeps 10 ms four times, and a task that sleeps 25 ms", () => {
+    scheduler.spawn(function* (): Coroutine<void> {
+      for (let i = 1; i <= 4; i++) {
+        yield lesson.sleep(10);
+        log.push(`tick ${i} at ${clock.now()}`);
+      }
+    }, "ticker");
+    scheduler.spawn(function* (): Coroutine<void> {
+      yield lesson.sleep(25);
+      log.push(`other at ${clock.now()}`);
+    }, "other");
+  });
+  await runAll(t, scheduler);
+  t.expectEqual(
+    log,
+    ["tick 1 at 10", "tick 2 at 20", "other at 25", "tick 3 at 30", "tick 4 at 40"],
+    "who woke when",
+    "a sleep asked for right after waking counts from the clock's time then",
+  );
+  t.expectEqual(
+    clock.asked.filter((ms) => ms > 0),
+    [10, 10, 5, 5, 10],
+    "how long run() asked the clock to sleep each time it had nothing ready (waits of 0 left out)",
+    "when nothing is ready, idle until the FIRST sleeper's wake time — one wait per wake, not " +
+      "small steps and not the longest sleep",
+  );
+});
+
+suite.test("Scheduler: a sleeper wakes on time beside a task that never stops yielding", async (t) => {
+  const { lesson, clock, scheduler } = await newScheduler(t);
+  let busyTurns = 0;
+  let woke: string | undefined;
+  await t.step(
+    "spawn a sleeper (sleep 10 ms) and a busy task that yields after every 1 ms of work, " +
+      "until the sleeper woke (at most 100 turns)",
+    () => {
+      scheduler.spawn(function* (): Coroutine<void> {
+        yield lesson.sleep(10);
+        woke = `woke at ${clock.now()}, after ${busyTurns} busy turns`;
+      }, "sleeper");
+      scheduler.spawn(function* (): Coroutine<void> {
+        while (woke === undefined && busyTurns < 100) {
+          busyTurns++;
+          clock.advance(1); // the work of one turn takes 1 ms on the clock
+          yield;
+        }
+      }, "busy");
+    },
+  );
+  await runAll(t, scheduler);
+  t.check(woke !== undefined && busyTurns <= 11, {
+    step: "when the sleeper woke",
+    expected: "woke at 10 or 11, after at most 11 busy turns (one round after it was due)",
+    actual: woke ?? `it never woke (the busy task took ${busyTurns} turns)`,
+    note: "wake the due sleepers before EVERY round, not only when nothing is ready: a task that " +
+      "keeps yielding keeps the ready queue full, and a round runs only the tasks ready when it " +
+      "began",
+  });
 });
 
 suite.test("Scheduler: join waits for a task's result; a finished task is joined at once", async (t) => {
@@ -414,6 +623,313 @@ suite.test("Scheduler: kill() throws TaskKilled into a sleeping task; its finall
   );
 });
 
+suite.test("Scheduler: joining a task that already failed throws at once; a deadlock ends run()", async (t) => {
+  const { lesson, clock, scheduler } = await newScheduler(t);
+  const log: string[] = [];
+  const early = await t.step(
+    "spawn a task that throws at once",
+    () =>
+      scheduler.spawn(function* (): Coroutine<void> {
+        yield* [];
+        throw new Error("early failure");
+      }, "early"),
+  );
+  await t.step("spawn a late joiner: it sleeps 5 ms, then joins the failed task", () => {
+    scheduler.spawn(function* (): Coroutine<void> {
+      yield lesson.sleep(5);
+      try {
+        const value = yield lesson.join(early);
+        log.push(`late joiner got ${String(value)} (it should have caught the error)`);
+      } catch (error) {
+        log.push(`late joiner caught ${describeError(error)} at ${clock.now()}`);
+      }
+    }, "late joiner");
+  });
+  const pair: Lesson.Task[] = await t.step(
+    "spawn A, which joins B, and B, which joins A (neither can ever go on)",
+    () => [
+      scheduler.spawn(function* (): Coroutine<void> {
+        yield lesson.join(pair[1]);
+      }, "A"),
+      scheduler.spawn(function* (): Coroutine<void> {
+        yield lesson.join(pair[0]);
+      }, "B"),
+    ],
+  );
+  await runAll(
+    t,
+    scheduler,
+    "run() returns when no task is ready, none sleeps and none waits for I/O: tasks that only " +
+      "join each other can never run again",
+  );
+  t.expectEqual(
+    log,
+    ["late joiner caught Error: early failure at 5"],
+    "what the late joiner saw",
+    "joining a task that has already FAILED throws its error at the joiner's yield at once",
+  );
+  t.expectEqual(
+    pair.map((task) => task.state),
+    ["joining", "joining"],
+    "[A.state, B.state] after run()",
+  );
+  t.expectEqual(
+    scheduler.tasks.map((task) => task.name),
+    ["A", "B"],
+    "scheduler.tasks after run() (names)",
+    "scheduler.tasks lists the tasks not yet ended: here the two stuck ones",
+  );
+});
+
+suite.test("Scheduler: task.state says where each task is; a yield of a non-instruction is a TypeError", async (t) => {
+  const { lesson, scheduler } = await newScheduler(t);
+  const log: string[] = [];
+  let seen: string[] = [];
+  let afterKill = "";
+  await t.step(
+    "spawn a sleeper, a joiner of the sleeper, a yielder, a finisher, a failer, an odd task " +
+      'that yields 42 and then { kind: "nap" }, and a monitor that looks at them all and kills ' +
+      "the sleeper",
+    () => {
+      const sleeper = scheduler.spawn(function* (): Coroutine<void> {
+        yield lesson.sleep(100);
+      }, "sleeper");
+      const joiner = scheduler.spawn(function* (): Coroutine<void> {
+        yield lesson.join(sleeper);
+      }, "joiner");
+      const yielder = scheduler.spawn(function* (): Coroutine<void> {
+        yield;
+        yield;
+      }, "yielder");
+      const finisher = scheduler.spawn(function* (): Coroutine<string> {
+        yield* [];
+        return "finished";
+      }, "finisher");
+      const failer = scheduler.spawn(function* (): Coroutine<void> {
+        yield* [];
+        throw new Error("failed");
+      }, "failer");
+      scheduler.spawn(function* (): Coroutine<void> {
+        for (const bad of [42, { kind: "nap" }]) {
+          try {
+            yield bad as unknown as Lesson.Instruction;
+            log.push(`yield ${JSON.stringify(bad)} went through`);
+          } catch (error) {
+            log.push(`yield ${JSON.stringify(bad)} threw ${describeError(error).split(":")[0]}`);
+          }
+        }
+      }, "odd");
+      const monitor: Lesson.Task = scheduler.spawn(function* (): Coroutine<void> {
+        yield* [];
+        const tasks = [sleeper, joiner, yielder, finisher, failer, monitor];
+        seen = tasks.map((task) => `${task.name}: ${task.state}`);
+        scheduler.kill(sleeper);
+        afterKill = sleeper.state;
+      }, "monitor");
+    },
+  );
+  await runAll(t, scheduler);
+  t.expectEqual(
+    seen,
+    [
+      "sleeper: sleeping",
+      "joiner: joining",
+      "yielder: ready",
+      "finisher: done",
+      "failer: failed",
+      "monitor: running",
+    ],
+    "each task's state, seen by the monitor in its first turn (every other task had one turn)",
+    'set task.state as the task moves: "sleeping" in the sleepers, "joining" in another task\'s ' +
+      'joiners, "ready" in the ready queue, "running" while it runs, "done"/"failed" when it ends',
+  );
+  t.expectEqual(
+    afterKill,
+    "ready",
+    "the sleeper's state right after kill()",
+    "kill makes it ready",
+  );
+  t.expectEqual(
+    log,
+    ["yield 42 threw TypeError", 'yield {"kind":"nap"} threw TypeError'],
+    "what the odd task saw",
+    "a coroutine that yields anything but nothing or an instruction gets a TypeError thrown at " +
+      "that yield (and goes on)",
+  );
+});
+
+suite.test("Scheduler: kill() of a task that never ran, a queued task, a joiner, an ended task, itself", async (t) => {
+  const { lesson, clock, scheduler } = await newScheduler(t);
+  const log: string[] = [];
+  const custom = new Error("custom reason");
+  const never = await t.step(
+    "spawn a task and kill it before run()",
+    () => {
+      const task = scheduler.spawn(function* (): Coroutine<void> {
+        try {
+          log.push("never: its body ran (it should not have)");
+          yield;
+        } finally {
+          log.push("never: its finally ran (it should not have)");
+        }
+      }, "never");
+      scheduler.kill(task);
+      return task;
+    },
+  );
+  const tasks = await t.step(
+    "spawn: a target that sleeps 50 ms; a joiner and a keeper that both join it; a queued task " +
+      "that yields forever; a sleeper (1000 ms); a task that returns at once; and a killer",
+    () => {
+      const target = scheduler.spawn(function* (): Coroutine<string> {
+        yield lesson.sleep(50);
+        return "target's result";
+      }, "target");
+      const joiner = scheduler.spawn(function* (): Coroutine<void> {
+        try {
+          yield lesson.join(target);
+          log.push("joiner resumed (it should not have)");
+        } finally {
+          log.push(`joiner's finally at ${clock.now()}`);
+        }
+      }, "joiner");
+      const keeper = scheduler.spawn(function* (): Coroutine<unknown> {
+        return yield lesson.join(target);
+      }, "keeper");
+      const queued = scheduler.spawn(function* (): Coroutine<void> {
+        try {
+          for (;;) {
+            log.push("queued: a turn");
+            yield;
+          }
+        } finally {
+          log.push(`queued's finally at ${clock.now()}`);
+        }
+      }, "queued");
+      const sleeper = scheduler.spawn(function* (): Coroutine<void> {
+        try {
+          yield lesson.sleep(1000);
+        } finally {
+          log.push(`sleeper's finally at ${clock.now()}`);
+        }
+      }, "sleeper");
+      const finished = scheduler.spawn(function* (): Coroutine<string> {
+        yield* [];
+        return "finished's result";
+      }, "finished");
+      const killer: Lesson.Task = scheduler.spawn(function* (): Coroutine<void> {
+        yield; // every other task has had its first turn
+        scheduler.kill(finished);
+        try {
+          scheduler.kill(killer);
+          log.push("killer: killing itself went through (it should have thrown)");
+        } catch {
+          log.push("killer: killing itself was refused");
+        }
+        scheduler.kill(queued); // it waits in the ready queue
+        scheduler.kill(joiner); // it waits in target's joiners, beside keeper
+        scheduler.kill(sleeper, custom);
+        log.push("killer done");
+      }, "killer");
+      return { target, joiner, keeper, queued, sleeper, finished };
+    },
+  );
+  await runAll(t, scheduler);
+  t.expectEqual(
+    log,
+    [
+      "queued: a turn",
+      "queued: a turn",
+      "killer: killing itself was refused",
+      "killer done",
+      "queued's finally at 0",
+      "joiner's finally at 0",
+      "sleeper's finally at 0",
+    ],
+    "what happened, in order",
+    "kill() takes the task out of what it waits in (the ready queue, another task's joiners, " +
+      "the sleepers) and makes it ready once, with the error; a task killing itself is refused " +
+      "with an Error; a task that never started has no try: neither its body nor its finally runs",
+  );
+  const { target, joiner, keeper, queued, sleeper, finished } = tasks;
+  const endOf = (task: Lesson.Task) => {
+    const how = task.state !== "failed"
+      ? String(task.result)
+      : task.error === custom
+      ? "the reason given to kill()"
+      : task.error instanceof lesson.TaskKilled
+      ? "TaskKilled"
+      : describeError(task.error);
+    return `${task.name}: ${task.state}, ${how}`;
+  };
+  t.expectEqual(
+    [never, queued, joiner, sleeper, finished, target, keeper].map(endOf),
+    [
+      "never: failed, TaskKilled",
+      "queued: failed, TaskKilled",
+      "joiner: failed, TaskKilled",
+      "sleeper: failed, the reason given to kill()",
+      "finished: done, finished's result",
+      "target: done, target's result",
+      "keeper: done, target's result",
+    ],
+    "how each task ended (state, then the error or the result)",
+    "a killed task fails with TaskKilled — or with the reason given to kill(task, reason) — and " +
+      "stays failed; killing a task that has ended changes nothing; the other joiners of the " +
+      "same task still get its result",
+  );
+  t.expectEqual(clock.now(), 50, "the clock after run()", "a killed sleeper leaves the sleepers");
+});
+
+suite.test("Scheduler: spawn() and kill() from plain code wake an idle run()", async (t) => {
+  const lesson = await load(t);
+  const clock = new HeldClock();
+  const scheduler = await t.step(
+    "new Scheduler({ clock }) (a held clock: its sleep never ends)",
+    () => new lesson.Scheduler({ clock }),
+  );
+  const log: string[] = [];
+  const sleeper = await t.step(
+    "spawn a task that sleeps 1000 ms",
+    () =>
+      scheduler.spawn(function* (): Coroutine<void> {
+        try {
+          yield lesson.sleep(1000);
+          log.push("sleeper woke (it should not have)");
+        } finally {
+          log.push("sleeper's finally");
+        }
+      }, "sleeper"),
+  );
+  const running = scheduler.run();
+  running.catch(() => {}); // looked at below
+  await t.eventually("run() waits on the clock", () => clock.asked.length > 0, {
+    expected: "clock.sleep(1000) to be called",
+    actual: () => "run() never asked the clock to sleep",
+  });
+  const newcomer = await t.step(
+    "spawn a newcomer from plain code while run() waits on the clock",
+    () =>
+      scheduler.spawn(function* (): Coroutine<void> {
+        yield* [];
+        log.push("newcomer ran");
+      }, "newcomer"),
+  );
+  await withNote(
+    t.step(
+      "the newcomer's task.settled (the clock never moves: only spawn() can wake run())",
+      () => newcomer.settled,
+    ),
+    "spawn() must wake an idle run() (this.wakeIdle()): the new task is ready now",
+  );
+  await t.step("kill the sleeper from plain code", () => scheduler.kill(sleeper));
+  await withNote(
+    t.step("run() returns (the clock never moves: only kill() can wake run())", () => running),
+    "kill() must wake an idle run() (this.wakeIdle()) so that the killed task runs its finally",
+  );
+  t.expectEqual(log, ["newcomer ran", "sleeper's finally"], "what happened, in order");
+});
+
 // ---------------------------------------------------------------------------
 // The hub: coroutines on the event loop
 // ---------------------------------------------------------------------------
@@ -470,16 +986,336 @@ suite.test("Hub: a coroutine waits for a readable fd while the others run", asyn
 }, { skip: ffiSkip });
 
 suite.test(
-  "Hub: the green echo server echoes (1 byte at a time, then 16 KiB) and closes at EOF",
+  "Hub: a busy coroutine cannot hide a ready socket; one waiter per fd; writable(fd) wakes",
   async (t) => {
     const { lesson, hub } = await newHub(t);
-    const server = await t.step(
-      "startGreenEchoServer(hub)",
-      () => lesson.startGreenEchoServer(hub),
+    const [left, right] = socketPair({ nonBlocking: true });
+    t.defer(() => {
+      sys.close(left);
+      sys.close(right);
+    });
+    write(left, new TextEncoder().encode("ping"));
+    let busyTurns = 0;
+    let readerSaw: string | undefined;
+    let secondSaw: string | undefined;
+    let writerSaw: string | undefined;
+    await t.step(
+      'write "ping" into a socket pair; spawn a reader (yield readable(fd), then read), a second ' +
+        "reader of the SAME fd, a writer (yield writable(other end)), and a busy task that yields " +
+        "until the reader has read (at most 1000 turns)",
+      () => {
+        hub.spawn(function* (): Coroutine<void> {
+          yield lesson.readable(right);
+          readerSaw = `read ${read(right, new Uint8Array(16))} bytes after ${busyTurns} busy turns`;
+        }, "reader");
+        hub.spawn(function* (): Coroutine<void> {
+          try {
+            yield lesson.readable(right);
+            secondSaw = "it was woken like the first (it should have been refused)";
+          } catch (error) {
+            secondSaw = `refused: ${describeError(error).split(":")[0]}`;
+          }
+        }, "second reader");
+        hub.spawn(function* (): Coroutine<void> {
+          yield lesson.writable(left);
+          writerSaw = "woken: writable";
+        }, "writer");
+        hub.spawn(function* (): Coroutine<void> {
+          while (readerSaw === undefined && busyTurns < 1000) {
+            busyTurns++;
+            yield;
+          }
+        }, "busy");
+      },
     );
-    t.defer(() => server.close());
-    const running = hub.run();
-    running.catch(() => {}); // looked at below
+    await withNote(
+      t.step("hub.run()", () => hub.run(), { timeoutMs: 3000 }),
+      "yield writable(fd): watch fd for writable (not readable) on hub.loop",
+    );
+    t.expectEqual(
+      secondSaw,
+      "refused: Error",
+      "what the second reader of the same fd got",
+      "one waiter per descriptor: a second task that asks to wait on an fd someone already waits " +
+        "on gets an Error at its yield (watching again would replace the first one's callback, " +
+        "and the first would never wake)",
+    );
+    t.check(readerSaw !== undefined && busyTurns <= 3, {
+      step: "when the reader got the data that was already there",
+      expected: "read 4 bytes within 3 turns of the busy task",
+      actual: readerSaw ?? "it never read",
+      note: "while tasks are ready, look at the descriptors between rounds (await this.poll()): " +
+        "a round runs only the tasks that were ready when it began",
+    });
+    t.expectEqual(writerSaw, "woken: writable", "what the writer got");
+    t.expectEqual(
+      hub.loop.watchedFds(),
+      [],
+      "hub.loop.watchedFds() afterwards",
+      "unwatch once woken",
+    );
+  },
+  { skip: ffiSkip },
+);
+
+suite.test(
+  "Hub: kill() of a task waiting for an fd stops the watch; an unwatchable fd fails one task",
+  async (t) => {
+    const { lesson, hub } = await newHub(t);
+    const [left, right] = socketPair({ nonBlocking: true });
+    t.defer(() => {
+      sys.close(left);
+      sys.close(right);
+    });
+    const log: string[] = [];
+    let seen = "";
+    await t.step(
+      "spawn a waiter (readable on a quiet socket), a task that waits on fd -1, and a killer " +
+        "that sleeps 1 ms and kills the waiter",
+      () => {
+        const waiter = hub.spawn(function* (): Coroutine<void> {
+          try {
+            yield lesson.readable(right);
+            log.push("waiter woke (it should not have)");
+          } finally {
+            log.push("waiter's finally");
+          }
+        }, "waiter");
+        hub.spawn(function* (): Coroutine<void> {
+          try {
+            yield lesson.readable(-1);
+            log.push("readable(-1) went through (it should have thrown)");
+          } catch (error) {
+            log.push(`readable(-1) threw ${error instanceof Error ? "an Error" : String(error)}`);
+          }
+        }, "bad fd");
+        hub.spawn(function* (): Coroutine<void> {
+          yield lesson.sleep(1);
+          const before = `${waiter.state}, watched: ${hub.loop.isWatching(right)}`;
+          hub.kill(waiter);
+          seen = `before kill: ${before}; after: watched: ${hub.loop.isWatching(right)}`;
+        }, "killer");
+      },
+    );
+    await withNote(
+      t.step("hub.run()", () => hub.run(), { timeoutMs: 3000 }),
+      "kill() of a task waiting for I/O must cancel the wait (cancelIo: unwatch, forget it); a " +
+        "watch that throws must forget the wait too, or run() waits for it forever",
+    );
+    t.expectEqual(
+      seen,
+      "before kill: waiting, watched: true; after: watched: false",
+      "the waiter's state and hub.loop.isWatching(fd), before and right after kill()",
+      'a task waiting for a descriptor is "waiting"; kill() unwatches the fd at once',
+    );
+    t.expectEqual(
+      log,
+      ["readable(-1) threw an Error", "waiter's finally"],
+      "what happened, in order",
+      "a descriptor the loop cannot watch fails that wait: the error is thrown at the task's yield",
+    );
+  },
+  { skip: ffiSkip },
+);
+
+suite.test(
+  "Hub: greenRead, greenWriteAll and greenAccept yield readable/writable where they would block",
+  async (t) => {
+    const lesson = await load(t);
+    const [left, right] = socketPair({ nonBlocking: true });
+    t.defer(() => {
+      sys.close(left);
+      sys.close(right);
+    });
+    const show = (step: IteratorResult<unknown, unknown>) =>
+      step.done
+        ? `returned ${JSON.stringify(step.value)}`
+        : `yielded ${JSON.stringify(step.value)}`;
+    const idleNote = "where the real call would block (read/send/accept return null), yield " +
+      "readable(fd) or writable(fd) — a bare yield spins the hub while nothing happens";
+
+    // greenRead, driven by hand: no hub, each next() is one resume.
+    const buffer = new Uint8Array(16);
+    const reading = await t.step(
+      "greenRead(fd, buffer) on an empty socket",
+      () => lesson.greenRead(right, buffer),
+    );
+    const first = await t.step("greenRead: its first next()", () => reading.next());
+    t.expectEqual(
+      show(first),
+      `yielded {"kind":"readable","fd":${right}}`,
+      "what greenRead did on an empty socket",
+      idleNote,
+    );
+    const again = await t.step(
+      "greenRead: next() again, still nothing there",
+      () => reading.next(),
+    );
+    t.expectEqual(
+      show(again),
+      `yielded {"kind":"readable","fd":${right}}`,
+      "what greenRead did when resumed with still nothing there",
+      idleNote,
+    );
+    write(left, new TextEncoder().encode("abc"));
+    const got = await t.step('greenRead: next() after "abc" arrived', () => reading.next());
+    t.expectEqual(
+      [show(got), new TextDecoder().decode(buffer.subarray(0, 3))],
+      ["returned 3", "abc"],
+      "[what it did, the first 3 bytes of the buffer]",
+    );
+    const badRead = await t.expectThrows(
+      "greenRead(-1, buffer), resumed at most 3 times: read fails with EBADF",
+      () => {
+        const failing = lesson.greenRead(-1, buffer);
+        for (let i = 0; i < 3; i++) failing.next();
+      },
+      "the ErrnoError, thrown as it is",
+    );
+    t.check(describeError(badRead).startsWith("ErrnoError") && /EBADF/.test(String(badRead)), {
+      step: "the error greenRead threw",
+      expected: "ErrnoError … EBADF (errors are thrown as they are)",
+      actual: describeError(badRead),
+    });
+
+    // greenWriteAll of 1 MiB into a socket pair that holds far less: a late reader.
+    const bytes = new Uint8Array(1024 * 1024).map((_, i) => (i * 7 + (i >> 10)) & 0xff);
+    const writing = await t.step(
+      "greenWriteAll(fd, 1 MiB) into a socket pair",
+      () => lesson.greenWriteAll(left, bytes),
+    );
+    const received = new Uint8Array(bytes.length + 1);
+    let have = 0;
+    const drain = () => {
+      for (let n; have < received.length && (n = read(right, received.subarray(have))) !== null;) {
+        if (n === 0) break;
+        have += n;
+      }
+    };
+    const yields: string[] = [];
+    await t.step(
+      "drive it: each time it yields, read what arrived, then next() (at most 10000 times)",
+      () => {
+        for (let i = 0; i < 10_000; i++) {
+          const step = writing.next();
+          if (step.done) return;
+          yields.push(show(step));
+          drain();
+        }
+      },
+    );
+    drain();
+    t.check(have === bytes.length && received.subarray(0, have).every((b, i) => b === bytes[i]), {
+      step: "the bytes that came out of the other end",
+      expected: `all ${bytes.length} bytes, in order`,
+      actual: have === bytes.length
+        ? `the first difference is at byte ${received.findIndex((b, i) => b !== bytes[i])}`
+        : `${have} bytes`,
+      note: "send() may take only part of what it is given: send the rest, from where it stopped",
+    });
+    const wrongYields = yields.filter((y) => y !== `yielded {"kind":"writable","fd":${left}}`);
+    t.check(yields.length > 0 && wrongYields.length === 0, {
+      step: "what greenWriteAll yielded while the socket was full",
+      expected: `writable(${left}) each time (and at least once: 1 MiB does not fit)`,
+      actual: yields.length === 0 ? "it never yielded" : `${wrongYields[0]} (of ${yields.length})`,
+      note: idleNote,
+    });
+    const empty = await t.step(
+      "greenWriteAll(fd, 0 bytes).next()",
+      () => lesson.greenWriteAll(left, new Uint8Array(0)).next(),
+    );
+    t.expectEqual(show(empty), "returned undefined", "what greenWriteAll of 0 bytes did");
+
+    // greenAccept on a non-blocking listener.
+    const listener = listenTcp({ nonBlocking: true });
+    t.defer(() => sys.close(listener.fd));
+    const accepting = await t.step(
+      "greenAccept(listenFd) with nobody connecting",
+      () => lesson.greenAccept(listener.fd),
+    );
+    const idle = await t.step("greenAccept: its first next()", () => accepting.next());
+    t.expectEqual(
+      show(idle),
+      `yielded {"kind":"readable","fd":${listener.fd}}`,
+      "what greenAccept did with nobody connecting",
+      idleNote,
+    );
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    t.defer(() => client.close());
+    const accepted = await t.step(
+      "greenAccept: next() once a client has connected",
+      () => accepting.next(),
+    );
+    const fd = accepted.done ? accepted.value : -1;
+    if (fd >= 0) t.defer(() => sys.close(fd));
+    t.check(fd >= 0 && isNonBlocking(fd), {
+      step: "what greenAccept returned",
+      expected: "the new connection's fd, non-blocking",
+      actual: accepted.done
+        ? `fd ${fd}, ${fd >= 0 && isNonBlocking(fd) ? "non-" : ""}blocking`
+        : show(accepted),
+      note: "accept(listenFd, { nonBlocking: true }): a blocking fd would freeze the whole hub",
+    });
+  },
+  { skip: ffiSkip },
+);
+
+/** Starts the green echo server on a new hub and runs the hub; `close()` is deferred. */
+async function newEchoServer(t: Grader, options?: { hostname?: string; port?: number }) {
+  const { lesson, hub } = await newHub(t);
+  const server = await t.step(
+    `startGreenEchoServer(hub${options ? `, ${JSON.stringify(options)}` : ""})`,
+    () => lesson.startGreenEchoServer(hub, options),
+  );
+  t.defer(() => server.close());
+  return { lesson, hub, server };
+}
+
+/** Runs the hub in the background; the returned promise is awaited by a later step. */
+function runHub(hub: Lesson.Hub): Promise<void> {
+  const running = hub.run();
+  running.catch(() => {}); // looked at by the step that awaits it
+  return running;
+}
+
+/** Records every task spawned on `hub` from now on (the server's connection tasks). */
+function watchSpawns(hub: Lesson.Hub): Lesson.Task[] {
+  const spawned: Lesson.Task[] = [];
+  const spawn = hub.spawn.bind(hub);
+  hub.spawn = <T>(body: () => Coroutine<T>, name?: string): Lesson.Task<T> => {
+    const task = spawn(body, name);
+    spawned.push(task as Lesson.Task);
+    return task;
+  };
+  return spawned;
+}
+
+/** Fails unless the server holds exactly `expected` fds and nothing else: no leak, no stale entry. */
+async function expectHeld(
+  t: Grader,
+  server: Lesson.GreenEchoServer,
+  expected: number[],
+  step: string,
+): Promise<void> {
+  await t.eventually(step, () => sameFds(server.openFds(), expected) && server.live === 0, {
+    expected: `server.openFds() = [${expected.join(", ")}] and server.live = 0`,
+    actual: () =>
+      `server.openFds() = [${server.openFds().join(", ")}], server.live = ${server.live}`,
+    note: "a connection's finally closes its fd AND forgets it (openFds() is what is still open: " +
+      "a stale entry would be closed a second time later, maybe after the number was reused)",
+  });
+}
+
+function sameFds(actual: number[], expected: number[]): boolean {
+  return actual.length === expected.length && expected.every((fd) => actual.includes(fd));
+}
+
+suite.test(
+  "Hub: the green echo server echoes (1 byte at a time, 16 KiB, 2 MiB) and closes at EOF",
+  async (t) => {
+    const { hub, server } = await newEchoServer(t);
+    const listenerFds = server.openFds();
+    const running = runHub(hub);
     const client = await t.connect(server.addr, "client");
     const line = "hello, coroutines\n";
     await client.send(line, { split: "bytes" });
@@ -487,49 +1323,199 @@ suite.test(
     const block = new TextEncoder().encode("0123456789abcdef".repeat(1024));
     await client.send(block);
     await client.expect(block, { step: "the echo of 16 KiB in one write" });
+    const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 31 + (i >> 12)) & 0xff);
+    await client.send(big);
+    await withNote(
+      client.expect(big, { step: "the echo of 2 MiB (more than the socket buffers hold)" }),
+      "greenWriteAll: send what fits, yield writable(fd), send the rest from where it stopped",
+    );
     await client.closeWrite();
     await withNote(
       client.expectEnd({ cleanly: true, step: "the server closes after the client's EOF" }),
       "greenRead returns 0 at EOF: leave the loop; close the fd in a finally",
     );
     t.expectEqual(server.live, 0, "server.live after the client left");
+    await expectHeld(t, server, listenerFds, "what the server holds after the client left");
     await t.step("server.close()", () => server.close());
     await t.step("hub.run() returns once every task has ended", () => running, { timeoutMs: 3000 });
+    t.expectEqual(
+      [server.openFds(), hub.loop.watchedFds(), listenerFds.filter(isFdOpen)],
+      [[], [], []],
+      "[server.openFds(), hub.loop.watchedFds(), the listener if still open] after close()",
+    );
+  },
+  { skip: ffiSkip },
+);
+
+suite.test(
+  "Hub: two clients echo 256 KiB each at the same time; each gets exactly its own bytes",
+  async (t) => {
+    const { hub, server } = await newEchoServer(t);
+    const running = runHub(hub);
+    const a = await t.connect(server.addr, "client A");
+    const b = await t.connect(server.addr, "client B");
+    await a.send("a\n");
+    await a.expect("a\n");
+    await b.send("b\n");
+    await b.expect("b\n");
+    // Small send buffers on the server's side: its writes fill up and wait for writable often.
+    const connFds = server.openFds().slice(1);
+    for (const fd of connFds) setSocketOption(fd, SOL_SOCKET, SO_SNDBUF, 4096);
+    const pattern = (seed: number) =>
+      new Uint8Array(256 * 1024).map((_, i) => (i * seed + (i >> 11)) & 0xff);
+    const [bytesA, bytesB] = [pattern(7), pattern(13)];
+    await withNote(
+      Promise.all([
+        a.send(bytesA).then(() => a.expect(bytesA, { step: "client A's 256 KiB echo" })),
+        b.send(bytesB).then(() => b.expect(bytesB, { step: "client B's 256 KiB echo" })),
+      ]),
+      "each connection coroutine needs its OWN read buffer: while one waits for writable in the " +
+        "middle of its echo, the other runs and reads",
+    );
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip },
+);
+
+suite.test(
+  "Hub: with one quiet client the hub waits on the event loop; it does not spin",
+  async (t) => {
+    const { hub, server } = await newEchoServer(t);
+    const loop = hub.loop;
+    const runOnce = loop.runOnce.bind(loop);
+    let waits = 0;
+    loop.runOnce = (maxWaitMs?: number) => {
+      waits++;
+      return runOnce(maxWaitMs);
+    };
+    const running = runHub(hub);
+    const quiet = await t.connect(server.addr, "quiet client");
+    await quiet.send("hi\n");
+    await quiet.expect("hi\n");
+    const before = waits;
+    await t.step(
+      "100 ms with one quiet client: count the hub's calls of hub.loop.runOnce",
+      () => new Promise((resolve) => setTimeout(resolve, 100)),
+    );
+    const during = waits - before;
+    t.check(during <= 3, {
+      step: "calls of hub.loop.runOnce while nothing happened",
+      expected: "at most 3 (one wait that lasts until a descriptor is ready)",
+      actual: `${during}`,
+      note: "a green call that yields a bare `yield` where it would block, or a run() that polls " +
+        "while nothing is ready, spins the CPU: wait for readable(fd) and idle when nothing is ready",
+    });
+    await quiet.send("still there\n");
+    await quiet.expect("still there\n", { step: "the quiet client is still served" });
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
   },
   { skip: ffiSkip },
 );
 
 suite.test("Hub: a client that resets ends its own coroutine only", async (t) => {
-  const { lesson, hub } = await newHub(t);
-  const server = await t.step("startGreenEchoServer(hub)", () => lesson.startGreenEchoServer(hub));
-  t.defer(() => server.close());
-  const running = hub.run();
-  running.catch(() => {});
+  const { hub, server } = await newEchoServer(t);
+  const spawned = watchSpawns(hub);
+  const running = runHub(hub);
   const steady = await t.connect(server.addr, "steady");
   await steady.send("before\n");
   await steady.expect("before\n");
   await t.reset(server.addr, "resetting client", "x".repeat(64 * 1024));
   await t.eventually(
     "your server after the reset",
-    () => server.accepted === 2 && server.live === 1,
+    () => server.accepted === 2 && spawned.length === 2 && !spawned[1].alive && server.live === 1,
     {
-      expected: "2 accepted, 1 live (the steady client)",
-      actual: () => `${server.accepted} accepted, ${server.live} live`,
+      expected: "2 accepted, the resetting client's task ended, 1 live (the steady client)",
+      actual: () =>
+        `${server.accepted} accepted, the second connection task is ${
+          spawned[1]?.state ?? "not spawned"
+        }, ${server.live} live`,
       note: "a reset (ECONNRESET, EPIPE) ends that connection's coroutine: catch it, close the fd",
     },
   );
+  t.check(spawned[1].state === "done", {
+    step: "the resetting client's connection task",
+    expected: 'state "done": a peer that resets ends its coroutine quietly',
+    actual: `state ${JSON.stringify(spawned[1].state)}, error ${describeError(spawned[1].error)}`,
+    note: "catch the errors isPeerGone() accepts (ECONNRESET, EPIPE …) in the connection coroutine",
+  });
   await steady.send("after\n");
   await steady.expect("after\n", { step: "the steady client is still served" });
   await t.step("server.close()", () => server.close());
   await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
 }, { skip: ffiSkip });
 
+suite.test(
+  "Hub: an error that is not the peer leaving fails that connection's task only",
+  async (t) => {
+    const { hub, server } = await newEchoServer(t);
+    const spawned = watchSpawns(hub);
+    const running = runHub(hub);
+    const steady = await t.connect(server.addr, "steady");
+    await steady.send("before\n");
+    await steady.expect("before\n");
+    const known = new Set(server.openFds());
+    const broken = await t.connect(server.addr, "broken");
+    await broken.send("one\n");
+    await broken.expect("one\n");
+    const fd = server.openFds().find((held) => !known.has(held)) ?? -1;
+    t.check(fd >= 0, {
+      step: "server.openFds() after a second client connected",
+      expected: "one more fd than before",
+      actual: `[${server.openFds().join(", ")}]`,
+    });
+    // Swap the server's fd for the write end of a pipe: its next read fails with EBADF. A copy of
+    // the socket keeps it open, so the hub's watch still fires when the client sends.
+    const keep = sys.fcntl(fd, F_DUPFD, 0).value;
+    const [readEnd, writeEnd] = pipe();
+    sys.close(fd);
+    const swapped = sys.fcntl(writeEnd, F_DUPFD, fd).value;
+    sys.close(writeEnd);
+    t.defer(() => {
+      sys.close(readEnd);
+      if (keep >= 0) sys.close(keep);
+    });
+    if (keep < 0 || swapped !== fd) {
+      t.fail({
+        step: `the grader swaps fd ${fd} for a pipe (to make its next read fail)`,
+        actual: `dup gave ${keep}, the swap gave fd ${swapped}`,
+        note: "not your code: run the lesson again",
+      });
+    }
+    await broken.send("two\n");
+    await t.eventually(
+      "the broken connection's task, after its read failed with EBADF",
+      () => spawned.length === 2 && !spawned[1].alive,
+      {
+        expected: "it ends",
+        actual: () => `${spawned.length} connection task(s); the second is ${spawned[1]?.state}`,
+      },
+    );
+    sys.close(keep); // the client sees the end now
+    t.check(spawned[1].state === "failed" && /EBADF/.test(String(spawned[1].error)), {
+      step: "how the broken connection's task ended",
+      expected: 'state "failed" with the ErrnoError EBADF its read threw',
+      actual: `state ${JSON.stringify(spawned[1].state)}, error ${describeError(spawned[1].error)}`,
+      note:
+        "catch only what isPeerGone() accepts: any other error is a bug to report, so it must " +
+        "fail that task (the scheduler keeps it local)",
+    });
+    await t.eventually("server.live", () => server.live === 1, {
+      expected: "1 (the steady client)",
+      actual: () => String(server.live),
+    });
+    await steady.send("after\n");
+    await steady.expect("after\n", { step: "the steady client is still served" });
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip },
+);
+
 suite.test("Hub: close() kills every coroutine, closes every fd; clients see EOF", async (t) => {
-  const { lesson, hub } = await newHub(t);
-  const server = await t.step("startGreenEchoServer(hub)", () => lesson.startGreenEchoServer(hub));
-  t.defer(() => server.close());
-  const running = hub.run();
-  running.catch(() => {});
+  const { hub, server } = await newEchoServer(t);
+  const running = runHub(hub);
   const a = await t.connect(server.addr, "client A");
   const b = await t.connect(server.addr, "client B");
   await a.send("a\n");
@@ -550,10 +1536,167 @@ suite.test("Hub: close() kills every coroutine, closes every fd; clients see EOF
     actual: `[${stillOpen.join(", ")}] still open`,
     note: "kill throws TaskKilled at the coroutine's yield: its finally must close the fd",
   });
+  t.expectEqual(
+    {
+      live: server.live,
+      openFds: server.openFds(),
+      tasks: hub.tasks.map((task) => task.name),
+      watched: hub.loop.watchedFds(),
+    },
+    { live: 0, openFds: [], tasks: [], watched: [] },
+    "the server and the hub right after close() resolved",
+    "close() resolves only once every task it killed has ended (await task.settled) and every " +
+      "fd is closed; kill() of a task waiting for I/O unwatches its fd",
+  );
   await a.expectEnd({ step: "client A sees the end" });
   await b.expectEnd({ step: "client B sees the end" });
   await t.step("hub.run() returns once every task has ended", () => running, { timeoutMs: 3000 });
 }, { skip: ffiSkip });
+
+suite.test("Hub: close() before the acceptor ever ran closes the listener", async (t) => {
+  const { hub, server } = await newEchoServer(t);
+  const held = server.openFds();
+  t.check(held.length === 1, {
+    step: "server.openFds() before the hub runs",
+    expected: "1 fd: the listener",
+    actual: `[${held.join(", ")}]`,
+  });
+  const closing = server.close();
+  const running = runHub(hub);
+  await withNote(
+    t.step("server.close(), called before hub.run() (the acceptor never ran)", () => closing, {
+      timeoutMs: 3000,
+    }),
+    "close() kills the acceptor and awaits its task.settled",
+  );
+  t.expectEqual(
+    [held.filter(isFdOpen), server.openFds()],
+    [[], []],
+    "[the listener if still open, server.openFds()] after close()",
+    "a task killed before it ever ran never entered its try, so its finally did not run: " +
+      "close() must close what is still open itself",
+  );
+  await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+}, { skip: ffiSkip });
+
+suite.test(
+  "Hub: close() with connections whose coroutines have not run yet closes them too",
+  async (t) => {
+    const { lesson, hub, server } = await newEchoServer(t);
+    // Hold every connection coroutine back, as a hub busy elsewhere would: it has not started yet.
+    const waiting: string[] = [];
+    const spawn = hub.spawn.bind(hub);
+    hub.spawn = <T>(body: () => Coroutine<T>, name?: string): Lesson.Task<T> =>
+      spawn(function* (): Coroutine<T> {
+        waiting.push(name ?? "a task");
+        yield lesson.sleep(60_000);
+        return yield* body();
+      }, name);
+    const running = runHub(hub);
+    const a = await t.connect(server.addr, "client A");
+    const b = await t.connect(server.addr, "client B");
+    await t.eventually(
+      "the server accepts both clients (their coroutines are held back by the grader)",
+      () => server.accepted === 2 && waiting.length === 2,
+      {
+        expected: "2 accepted, 2 connection coroutines spawned with hub.spawn",
+        actual: () => `${server.accepted} accepted, ${waiting.length} spawned`,
+      },
+    );
+    const held = server.openFds();
+    t.check(held.length === 3, {
+      step: "server.openFds() with two accepted clients",
+      expected: "3 fds: the listener and both connections",
+      actual: `[${held.join(", ")}]`,
+      note: "add each accepted fd to what openFds() returns at once, before its coroutine runs",
+    });
+    await t.step("server.close()", () => server.close(), { timeoutMs: 3000 });
+    t.expectEqual(
+      [held.filter(isFdOpen), server.openFds(), server.live],
+      [[], [], 0],
+      "[fds still open of those the server held, server.openFds(), server.live] after close()",
+      "a connection coroutine killed before it ever ran never entered its try, so its finally " +
+        "did not run: close() must close what is still open itself",
+    );
+    await a.expectEnd({ step: "client A sees the end" });
+    await b.expectEnd({ step: "client B sees the end" });
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip },
+);
+
+suite.test(
+  "Hub: when the acceptor ends, its finally closes the listener; connections go on",
+  async (t) => {
+    const { hub, server } = await newEchoServer(t);
+    const running = runHub(hub);
+    const [listenerFd] = server.openFds();
+    const acceptor = hub.tasks;
+    t.check(acceptor.length === 1, {
+      step: "hub.tasks after startGreenEchoServer(hub)",
+      expected: "1 task: the acceptor",
+      actual: `${acceptor.length} task(s): ${acceptor.map((task) => task.name).join(", ")}`,
+    });
+    const steady = await t.connect(server.addr, "steady");
+    await steady.send("before\n");
+    await steady.expect("before\n");
+    await t.step("hub.kill(acceptor task)", () => hub.kill(acceptor[0]));
+    await t.eventually(
+      "the listener after the acceptor was killed",
+      () => !isFdOpen(listenerFd) && !server.openFds().includes(listenerFd),
+      {
+        expected: `fd ${listenerFd} closed and gone from server.openFds()`,
+        actual: () =>
+          `fd ${listenerFd} ${isFdOpen(listenerFd) ? "open" : "closed"}, server.openFds() = [${
+            server.openFds().join(", ")
+          }]`,
+        note:
+          "close the listener in the acceptor's finally (and forget it): the acceptor can end " +
+          "before close() is called",
+      },
+    );
+    await steady.send("after\n");
+    await steady.expect("after\n", { step: "the steady client is still served" });
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip },
+);
+
+suite.test(
+  "Hub: two servers on one hub, one on ::1 at a port of the grader's choosing",
+  async (t) => {
+    const free = Deno.listen({ hostname: "::1", port: 0 });
+    const port = free.addr.port;
+    free.close();
+    const { lesson, hub, server: v4 } = await newEchoServer(t);
+    const v6 = await t.step(
+      `startGreenEchoServer(hub, { hostname: "::1", port: ${port} })`,
+      () => lesson.startGreenEchoServer(hub, { hostname: "::1", port }),
+    );
+    t.defer(() => v6.close());
+    t.expectEqual(
+      [v6.addr, v4.addr.hostname],
+      [{ hostname: "::1", port }, "127.0.0.1"],
+      "[the ::1 server's addr, the default server's addr.hostname]",
+      "listen on options.hostname and options.port when given (127.0.0.1 and port 0 otherwise)",
+    );
+    const running = runHub(hub);
+    const c6 = await t.connect(v6.addr, "client of ::1");
+    const c4 = await t.connect(v4.addr, "client of 127.0.0.1");
+    await c6.send("six\n");
+    await c4.send("four\n");
+    await c6.expect("six\n");
+    await c4.expect("four\n");
+    await t.step("close the ::1 server", () => v6.close());
+    await c6.expectEnd({ step: "the ::1 server's client sees the end" });
+    await c4.send("four again\n");
+    await c4.expect("four again\n", { step: "the other server still serves its client" });
+    await t.step("close the other server", () => v4.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip, requires: ["ipv6"] },
+);
 
 const CONNECTIONS = 1000;
 
@@ -567,6 +1710,7 @@ suite.test(`Hub: ${CONNECTIONS} connections served at once by one thread`, async
   const { lesson, hub } = await newHub(t);
   const server = await t.step("startGreenEchoServer(hub)", () => lesson.startGreenEchoServer(hub));
   t.defer(() => server.close());
+  const listenerFds = server.openFds();
   const running = hub.run();
   running.catch(() => {});
   let echoed = 0;
@@ -615,6 +1759,12 @@ suite.test(`Hub: ${CONNECTIONS} connections served at once by one thread`, async
       ? `the descriptor limit (${soft}) allowed batches of ${batch} connections`
       : "one coroutine per connection, all alive together",
   });
+  await expectHeld(
+    t,
+    server,
+    listenerFds,
+    `what the server holds after ${CONNECTIONS} clients left`,
+  );
   await t.step("server.close()", () => server.close(), { timeoutMs: 5000 });
   await t.step("hub.run() returns", () => running, { timeoutMs: 5000 });
 }, { skip: ffiSkip, timeoutMs: 60_000 });
