@@ -10,7 +10,15 @@
  * often each request was executed. Timeouts are tens of milliseconds; no
  * check measures time.
  */
-import { GradeFailure, type Grader, lessonSuite, showBytes } from "../workbook/harness/mod.ts";
+import {
+  freePort,
+  GradeFailure,
+  type Grader,
+  ioTurns,
+  lessonSuite,
+  showBytes,
+  withNote,
+} from "../workbook/harness/mod.ts";
 import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
 import { UdpProxy } from "../workbook/harness/udp_proxy.ts";
 import type * as Lesson from "../solutions/07-udp/udp.ts";
@@ -67,13 +75,40 @@ async function during<T>(running: Promise<unknown>, fn: () => Promise<T>): Promi
 /** A counting handler: replies `done <payload>` and counts runs per payload. */
 function countingHandler() {
   const runs = new Map<string, number>();
+  /** The second argument of each call: `{ id, from }`. */
+  const requests: { id?: unknown; from?: unknown }[] = [];
   return {
     runs,
+    requests,
     count: (payload: string) => runs.get(payload) ?? 0,
-    handler: (payload: Uint8Array) => {
+    handler: (payload: Uint8Array, request?: { id?: unknown; from?: unknown }) => {
       const text = decoder.decode(payload);
       runs.set(text, (runs.get(text) ?? 0) + 1);
+      requests.push({ ...request });
       return bytes(`done ${text}`);
+    },
+  };
+}
+
+/**
+ * A counting handler that holds requests with payload `slow` until
+ * `release()`: a slow async handler whose progress the grader controls.
+ * `started()` counts the calls for `slow` as they begin.
+ */
+function gatedHandler(slow: string) {
+  const counting = countingHandler();
+  const gate = Promise.withResolvers<void>();
+  let started = 0;
+  return {
+    ...counting,
+    release: () => gate.resolve(),
+    started: () => started,
+    handler: async (payload: Uint8Array) => {
+      if (decoder.decode(payload) === slow) {
+        started++;
+        await gate.promise;
+      }
+      return counting.handler(payload);
     },
   };
 }
@@ -114,6 +149,7 @@ suite.test("the echo server sends each datagram back whole, empty and large ones
           : undefined,
     });
   }
+  await t.step("server.close()", () => server.close());
 });
 
 suite.test("the echo server replies to each datagram's sender, not to a fixed address", async (t) => {
@@ -139,6 +175,36 @@ suite.test("the echo server replies to each datagram's sender, not to a fixed ad
         error.message = error.render();
       }
       throw error;
+    });
+  }
+});
+
+suite.test("two echo servers at once, each on the hostname and port it was given", async (t) => {
+  const { startEchoServer } = await load(t);
+  const port = freePort("udp");
+  const one = await t.step(
+    `startEchoServer({ hostname: "127.0.0.1", port: ${port} })`,
+    () => startEchoServer({ hostname: "127.0.0.1", port }),
+  );
+  t.defer(() => one.close());
+  t.check(one.addr.hostname === "127.0.0.1" && one.addr.port === port, {
+    step: `startEchoServer({ hostname: "127.0.0.1", port: ${port} }).addr`,
+    expected: `127.0.0.1:${port}, the port it was given`,
+    actual: JSON.stringify(one.addr),
+    note: "bind the port in options.port (0, the kernel's pick, only when none is given)",
+  });
+  const two = await t.step("a second startEchoServer() beside the first", () => startEchoServer());
+  t.defer(() => two.close());
+  const a = openUdpProbe(t, "A");
+  for (const [server, text] of [[one.addr, "to the first"], [two.addr, "to the second"]] as const) {
+    await a.send(text, server);
+    const echo = await a.expectNext(text, {
+      step: `A sends "${text}" to ${where(server)} and waits for its echo`,
+    });
+    t.check(echo.from.port === server.port, {
+      step: `the sender of the echo of "${text}"`,
+      expected: `the server A sent to, ${where(server)}`,
+      actual: where(echo.from),
     });
   }
 });
@@ -259,6 +325,22 @@ suite.test("receiveWithin gives up after its time, and a datagram that comes lat
     expected: "undefined",
     actual: again === undefined ? "undefined" : showBytes(again),
   });
+  // A datagram that comes while receiveWithin waits: it must wait for it, up to its ms.
+  const waiting = t.step(
+    'conn.receiveWithin(1000) while the peer sends "on time" a moment later',
+    () => conn.receiveWithin(1000),
+  );
+  await during(waiting, () => ioTurns());
+  await peer.send("on time", conn.localAddr);
+  const onTime = await waiting;
+  t.check(onTime !== undefined && decoder.decode(onTime) === "on time", {
+    step: 'what conn.receiveWithin(1000) returned when "on time" came during the wait',
+    expected: '"on time"',
+    actual: onTime === undefined
+      ? "undefined: it gave up before the datagram came"
+      : showBytes(onTime),
+    note: "race the pending receive against a timer of ms milliseconds (never less than 0)",
+  });
 });
 
 // ── part 2: the client, with the grader as its server ───────────────────────
@@ -313,6 +395,47 @@ suite.test("request sends <id>\\n<payload> and returns the payload of the reply"
     expected: "two different ids: each request gets a new one",
     actual: `both used id ${[...seen][0]}`,
   });
+  t.expectEqual(client.stats.requests, 2, "client.stats.requests after two requests");
+});
+
+suite.test("request ids run up to MAX_REQUEST_ID and then start again", async (t) => {
+  const { ReliableClient, MAX_REQUEST_ID } = await load(t);
+  const server = openUdpProbe(t, "server");
+  const client = new ReliableClient({ server: server.addr, timeoutMs: 500, maxTries: 5 });
+  t.defer(() => client.close());
+  client.nextId = MAX_REQUEST_ID;
+  const seen = new Set<number>();
+  for (const ask of ["the last id", "after the last id"]) {
+    const running = t.step(
+      `client.request("${ask}") with nextId ${seen.size === 0 ? MAX_REQUEST_ID : "after it"}`,
+      () => client.request(bytes(ask)),
+    );
+    const request = await withNote(
+      during(running, () => nextRequest(server, `the grader waits for request "${ask}"`, seen)),
+      `ids are unsigned 32-bit numbers: after MAX_REQUEST_ID (${MAX_REQUEST_ID}) they start ` +
+        "again at 1",
+    );
+    const expected = seen.size === 0
+      ? `id ${MAX_REQUEST_ID} (nextId)`
+      : `an id from 1 to ${MAX_REQUEST_ID} that is not ${MAX_REQUEST_ID} again`;
+    const ok = seen.size === 0
+      ? request.id === MAX_REQUEST_ID
+      : request.id >= 0 && request.id < MAX_REQUEST_ID;
+    t.check(ok, {
+      step: `the id of request "${ask}"`,
+      expected,
+      actual: `id ${request.id}`,
+      note: `ids are unsigned 32-bit numbers: after MAX_REQUEST_ID (${MAX_REQUEST_ID}) they ` +
+        "start again at 1",
+    });
+    seen.add(request.id);
+    await server.send(encodeMessage(request.id, `reply ${request.id}`), request.from);
+    t.expectEqual(
+      decoder.decode(await running),
+      `reply ${request.id}`,
+      `what client.request("${ask}") returned`,
+    );
+  }
 });
 
 suite.test("request sends the same datagram again when no reply comes in time", async (t) => {
@@ -363,6 +486,12 @@ suite.test("request sends the same datagram again when no reply comes in time", 
     expected: "at least 2 (the grader ignored two copies)",
     actual: String(client.stats.retransmissions),
   });
+  t.expectEqual(
+    client.stats.requests,
+    1,
+    "client.stats.requests",
+    "a retransmission is not a new request: count it in stats.retransmissions only",
+  );
 });
 
 suite.test("request gives up after maxTries with a RequestTimeoutError", async (t) => {
@@ -399,6 +528,18 @@ suite.test("request gives up after maxTries with a RequestTimeoutError", async (
     step: "after 3 copies, nothing more from the client",
     explain: () => "maxTries is the number of sends in all, the first one included: 3, not 4",
   });
+  const sentId = decodeMessage(server.received[0].bytes)?.id;
+  t.check(error.id === sentId && error.tries === 3 && error.timeoutMs === 20, {
+    step: "the RequestTimeoutError's id, tries and timeoutMs",
+    expected: `id ${sentId} (the request's), tries 3, timeoutMs 20`,
+    actual: `id ${error.id}, tries ${error.tries}, timeoutMs ${error.timeoutMs}`,
+    note: "new RequestTimeoutError(id, this.maxTries, this.timeoutMs, server)",
+  });
+  t.check(client.stats.retransmissions === 2 && client.stats.requests === 1, {
+    step: "client.stats after the request gave up",
+    expected: "requests 1, retransmissions 2 (3 sends in all: the first and two more)",
+    actual: `requests ${client.stats.requests}, retransmissions ${client.stats.retransmissions}`,
+  });
 });
 
 suite.test("request ignores a stale reply with another id and returns the right one", async (t) => {
@@ -408,10 +549,16 @@ suite.test("request ignores a stale reply with another id and returns the right 
   t.defer(() => client.close());
   const first = t.step('client.request("one")', () => client.request(bytes("one")));
   const one = await during(first, () => nextRequest(server, 'the grader waits for "one"'));
-  // Two copies of the answer, as a network that duplicates (or a retransmission) makes.
+  // Not a message at all, then two copies of the answer, as a network that duplicates makes.
+  await server.send("garbage: no id, no newline", one.from);
   await server.send(encodeMessage(one.id, "reply to one"), one.from);
   await server.send(encodeMessage(one.id, "reply to one"), one.from);
-  t.expectEqual(decoder.decode(await first), "reply to one", 'what client.request("one") returned');
+  const answer = await withNote(
+    first,
+    "the server's first datagram was no message at all: when decodeMessage returns undefined, " +
+      "skip the datagram like a stale reply and keep waiting",
+  );
+  t.expectEqual(decoder.decode(answer), "reply to one", 'what client.request("one") returned');
   const second = t.step('client.request("two")', () => client.request(bytes("two")));
   const two = await during(
     second,
@@ -435,12 +582,74 @@ suite.test("request ignores a stale reply with another id and returns the right 
   });
 });
 
+suite.test("stale replies that keep coming do not hold off the retransmission", async (t) => {
+  const { ReliableClient } = await load(t);
+  const server = openUdpProbe(t, "server");
+  const client = new ReliableClient({ server: server.addr, timeoutMs: 250, maxTries: 3 });
+  t.defer(() => client.close());
+  const first = t.step('client.request("one")', () => client.request(bytes("one")));
+  const one = await during(first, () => nextRequest(server, 'the grader waits for "one"'));
+  await server.send(encodeMessage(one.id, "reply to one"), one.from);
+  t.expectEqual(decoder.decode(await first), "reply to one", 'what client.request("one") returned');
+  const second = t.step(
+    'client.request("two") (timeoutMs 250) while copies of the reply to "one" keep arriving',
+    () => client.request(bytes("two")),
+  );
+  const two = await during(
+    second,
+    () => nextRequest(server, 'the grader waits for "two"', new Set([one.id])),
+  );
+  // A storm of stale duplicates, one every few ms (at most 500): none is the answer to "two".
+  let stale = 0;
+  const storm = setInterval(() => {
+    if (stale++ >= 500) return clearInterval(storm);
+    server.send(encodeMessage(one.id, "reply to one"), one.from).catch(() => {});
+  }, 4);
+  t.defer(() => clearInterval(storm));
+  let copy: Datagram;
+  try {
+    copy = await withNote(
+      during(second, () =>
+        server.next({
+          step: 'the second copy of request "two" while stale replies kept arriving',
+        })),
+      "no reply to this request came within timeoutMs (250 ms), so it must be sent again. Each " +
+        "stale reply must not restart the wait: keep waiting only for what is left of this " +
+        "try's timeoutMs (a deadline computed when the request was sent)",
+    );
+  } finally {
+    clearInterval(storm);
+  }
+  t.check(sameBytes(copy.bytes, two.bytes), {
+    step: 'the second copy of request "two"',
+    expected: `the same bytes as the first: ${showBytes(two.bytes)}`,
+    actual: showBytes(copy.bytes),
+  });
+  await server.send(encodeMessage(two.id, "reply to two"), two.from);
+  t.expectEqual(
+    decoder.decode(await second),
+    "reply to two",
+    'what client.request("two") returned',
+  );
+  t.check(client.stats.staleReplies >= 1, {
+    step: "client.stats.staleReplies",
+    expected: "at least 1 (the grader sent stale replies every few ms)",
+    actual: String(client.stats.staleReplies),
+  });
+});
+
 // ── part 2: the server, with the grader as its clients ──────────────────────
 
 async function startServer(
   t: Grader,
   options: { cacheSize?: number } = {},
-): Promise<{ server: Lesson.ReliableServer; count: (payload: string) => number }> {
+): Promise<
+  {
+    server: Lesson.ReliableServer;
+    count: (payload: string) => number;
+    requests: { id?: unknown; from?: unknown }[];
+  }
+> {
   const { startReliableServer } = await load(t);
   const counting = countingHandler();
   const server = await t.step(
@@ -450,7 +659,7 @@ async function startServer(
     () => startReliableServer({ handler: counting.handler, ...options }),
   );
   t.defer(() => server.close());
-  return { server, count: counting.count };
+  return { server, count: counting.count, requests: counting.requests };
 }
 
 /** Sends one request and expects its reply as the next datagram. */
@@ -479,9 +688,15 @@ function checkRuns(t: Grader, count: (payload: string) => number, payload: strin
 }
 
 suite.test("the request server runs a request once and replays its reply to a repeat", async (t) => {
-  const { server, count } = await startServer(t);
+  const { server, count, requests } = await startServer(t);
   const a = openUdpProbe(t, "A");
   await ask(a, server.addr, 1, "alpha");
+  const from = requests[0]?.from as Deno.NetAddr | undefined;
+  t.check(requests[0]?.id === 1 && from?.port === a.addr.port && from?.hostname === "127.0.0.1", {
+    step: "the second argument your server passed to handler(payload, request)",
+    expected: `{ id: 1, from: ${where(a.addr)} } (the request's id and its sender)`,
+    actual: `{ id: ${requests[0]?.id}, from: ${JSON.stringify(requests[0]?.from)} }`,
+  });
   await ask(a, server.addr, 1, "alpha");
   checkRuns(
     t,
@@ -569,8 +784,181 @@ suite.test("the reply cache is bounded: it keeps the newest cacheSize replies", 
     note: "a cache that never forgets grows with every request: a long-running server runs " +
       "out of memory. Forget the oldest reply when the cache is full",
   });
-  await ask(a, server.addr, 30, "job 30");
-  checkRuns(t, count, "job 30", "the newest replies must stay cached: forget the OLDEST first");
+  // The newest 8 (ids 23 to 30) are all still cached: each copy is replayed, none runs again.
+  for (let id = 23; id <= 30; id++) {
+    await ask(a, server.addr, id, `job ${id}`);
+    checkRuns(
+      t,
+      count,
+      `job ${id}`,
+      `requests 23 to 30 are the newest 8 and cacheSize is 8: all of them must still be cached. ` +
+        "Forget the OLDEST reply, and only when the cache holds more than cacheSize",
+    );
+  }
+  t.expectEqual(server.stats.duplicates, 8, "server.stats.duplicates after the 8 copies");
+});
+
+suite.test("a copy that arrives while its slow request still runs does not run it again", async (t) => {
+  const { startReliableServer } = await load(t);
+  const slow = gatedHandler("slow job");
+  const server = await t.step(
+    "startReliableServer({ handler }) with a handler that takes its time",
+    () => startReliableServer({ handler: slow.handler }),
+  );
+  t.defer(() => server.close());
+  t.defer(slow.release); // runs first: a failing check must not leave the handler waiting
+  const a = openUdpProbe(t, "A");
+  await a.send(encodeMessage(1, "slow job"), server.addr);
+  await t.eventually("your handler starts on request 1", () => slow.started() >= 1, {
+    expected: "your server to call the handler for request 1",
+    actual: () => "the handler was not called",
+  });
+  // The client's retransmission, while the handler still works on the first copy.
+  await a.send(encodeMessage(1, "slow job"), server.addr);
+  await ioTurns();
+  t.check(slow.started() === 1, {
+    step: "a copy of request 1 arrived while your handler still ran request 1",
+    expected: "the handler running request 1 once",
+    actual: `the handler was called ${slow.started()} times for request 1`,
+    note: "the copy found no reply in the cache yet, because the reply did not exist: a " +
+      "retransmission can arrive while its request still runs. Handle one datagram at a time " +
+      "(await the handler before the next receive): the copy then waits in the socket's queue " +
+      "and finds the reply cached",
+  });
+  slow.release();
+  for (const what of ["the reply to request 1", "the cached reply again, for the copy"]) {
+    await a.expectNext(encodeMessage(1, "done slow job"), {
+      step: `A waits for ${what}`,
+    });
+  }
+  t.expectEqual(server.stats.executed, 1, "server.stats.executed");
+  t.expectEqual(server.stats.duplicates, 1, "server.stats.duplicates");
+});
+
+suite.test("a request whose handler throws gets no reply, runs again on retry, and the server goes on", async (t) => {
+  const { startReliableServer } = await load(t);
+  const counting = countingHandler();
+  let failures = 0;
+  const server = await t.step(
+    "startReliableServer({ handler }) with a handler that throws the first time",
+    () =>
+      startReliableServer({
+        handler: (payload) => {
+          if (decoder.decode(payload) === "fails once" && failures++ === 0) {
+            throw new Error("the grader's handler fails on purpose");
+          }
+          return counting.handler(payload);
+        },
+      }),
+  );
+  t.defer(() => server.close());
+  const a = openUdpProbe(t, "A");
+  await a.send(encodeMessage(7, "fails once"), server.addr);
+  await ask(
+    a,
+    server.addr,
+    7,
+    "fails once",
+    (got) =>
+      `your server answered the request whose handler threw (${
+        showBytes(got.bytes, 40)
+      }): send nothing for it and cache nothing, so that the client's retry runs it again`,
+  ).catch(
+    (error) => {
+      if (error instanceof GradeFailure && error.details.kind === "timeout") {
+        error.details.note = "the handler threw on the first copy of request 7, and your server " +
+          "answered neither that nor the retry: catch a handler's error around the handling of " +
+          "each datagram (log it, send nothing) and go on receiving";
+        error.message = error.render();
+      }
+      throw error;
+    },
+  );
+  t.check(failures === 2 && counting.count("fails once") === 1, {
+    step: "how often your server ran the handler for request 7",
+    expected: "twice: once throwing, once for the retry (nothing was cached for the failure)",
+    actual: `${failures} time(s)`,
+  });
+  await ask(a, server.addr, 8, "after the failure");
+  t.expectEqual(server.stats.executed, 2, "server.stats.executed (requests 7 and 8)");
+});
+
+suite.test("two request servers at once, one on a port it was given: each has its own cache", async (t) => {
+  const { startReliableServer } = await load(t);
+  const port = freePort("udp");
+  const first = countingHandler();
+  const second = countingHandler();
+  const one = await t.step(
+    `startReliableServer({ handler, hostname: "127.0.0.1", port: ${port} })`,
+    () => startReliableServer({ handler: first.handler, hostname: "127.0.0.1", port }),
+  );
+  t.defer(() => one.close());
+  t.check(one.addr.hostname === "127.0.0.1" && one.addr.port === port, {
+    step: `startReliableServer({ …, port: ${port} }).addr`,
+    expected: `127.0.0.1:${port}, the port it was given`,
+    actual: JSON.stringify(one.addr),
+    note: "bind the hostname and port in the options (defaults 127.0.0.1 and 0)",
+  });
+  const two = await t.step(
+    "a second startReliableServer({ handler }) beside it",
+    () => startReliableServer({ handler: second.handler }),
+  );
+  t.defer(() => two.close());
+  t.check(two.addr.hostname === "127.0.0.1" && two.addr.port > 0, {
+    step: "the second server's addr",
+    expected: "127.0.0.1 and the port the kernel picked",
+    actual: JSON.stringify(two.addr),
+  });
+  const a = openUdpProbe(t, "A");
+  await ask(a, one.addr, 1, "to the first server");
+  await ask(
+    a,
+    two.addr,
+    1,
+    "to the second server",
+    (got) =>
+      got.text.includes("to the first server")
+        ? "that is the first server's reply: each server needs a cache of its own (create it " +
+          "inside startReliableServer, not at module level)"
+        : undefined,
+  );
+  checkRuns(t, second.count, "to the second server", "");
+});
+
+suite.test("close() resolves only after a handler still running has finished", async (t) => {
+  const { startReliableServer } = await load(t);
+  const slow = gatedHandler("slow job");
+  const server = await t.step(
+    "startReliableServer({ handler }) with a handler that takes its time",
+    () => startReliableServer({ handler: slow.handler }),
+  );
+  t.defer(() => server.close());
+  t.defer(slow.release);
+  const a = openUdpProbe(t, "A");
+  await a.send(encodeMessage(1, "slow job"), server.addr);
+  await t.eventually("your handler starts on request 1", () => slow.started() >= 1, {
+    expected: "your server to call the handler for request 1",
+    actual: () => "the handler was not called",
+  });
+  let closed = false;
+  const closing = t.step("server.close() while the handler still runs", () => server.close())
+    .then(() => closed = true);
+  closing.catch(() => {}); // awaited below
+  await ioTurns();
+  t.check(!closed, {
+    step: "server.close() while your handler still ran request 1",
+    expected: "close() still pending: it resolves once the receive loop has ended",
+    actual: "close() had already resolved, with the handler still running",
+    note: "close() must wait for the receive loop (await it after closing the socket): a " +
+      "caller that awaited close() expects nothing of the server to be running any more",
+  });
+  slow.release();
+  await closing;
+  t.check(slow.count("slow job") === 1, {
+    step: "the handler after close() resolved",
+    expected: "it had finished",
+    actual: "it had not",
+  });
 });
 
 // ── the acceptance run ──────────────────────────────────────────────────────
@@ -647,6 +1035,12 @@ suite.test(
       step: "requests your server ran",
       expected: String(LOAD.requests),
       actual: String(counting.runs.size),
+    });
+    t.check(server.cachedReplies === 256, {
+      step: "server.cachedReplies after 500 requests (no cacheSize given)",
+      expected: "256, the default cacheSize: the newest 256 replies",
+      actual: String(server.cachedReplies),
+      note: "without options.cacheSize the cache keeps DEFAULT_CACHE_SIZE (256) replies",
     });
     t.check(proxy.stats.dropped > 0 && proxy.stats.duplicated > 0 && proxy.stats.reordered > 0, {
       step: "the proxy did its job (a check of the grader itself)",

@@ -12,7 +12,9 @@
  * would have arrived before it.
  */
 import {
+  freePort,
   type Grader,
+  ioTurns,
   lessonSuite,
   type Probe,
   STEP_MS,
@@ -35,7 +37,6 @@ const SWEEP_MS = 10;
 const key = (addr: { hostname: string; port: number }) => `${addr.hostname}:${addr.port}`;
 const udpAddr = (port: number): Deno.NetAddr => ({ transport: "udp", hostname: "127.0.0.1", port });
 const keys = (entries: { key: string }[]) => entries.map((entry) => entry.key);
-const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -73,10 +74,16 @@ async function start<T>(
   run: () => Promise<T>,
 ): Promise<{ running: Promise<T> }> {
   let running!: Promise<T>;
-  await t.step(step, () => {
+  await t.step(step, async () => {
     running = run();
     running.catch(() => {}); // awaited later; an early failure shows right here
-    return Promise.race([running, tick()]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      // One macrotask for it to fail at once; a timer left behind would leak into the next check.
+      await Promise.race([running, new Promise((resolve) => timer = setTimeout(resolve, 0))]);
+    } finally {
+      clearTimeout(timer);
+    }
   });
   return { running };
 }
@@ -224,6 +231,9 @@ suite.test("ClientRegistry keeps join order, refreshes on seen, and leaves the s
     ["127.0.0.1:5001", "127.0.0.1:5003"],
     "list() after remove(B)",
   );
+  const first = await t.step("registry.remove(A), the first in the list", () => registry.remove(a));
+  t.expectEqual(first, true, "registry.remove(A) returns", "A was registered (at index 0)");
+  t.expectEqual(keys(registry.list()), ["127.0.0.1:5003"], "list() after remove(A)");
 });
 
 suite.test("ClientRegistry.expire removes every silent client, also two side by side", async (t) => {
@@ -282,7 +292,21 @@ suite.test("the server forwards each message to every other client, never to the
   await say(server, c, "C too — ünïcödé ✓", [a, b]);
   await say(server, a, "bye", [b, c]);
   await say(server, b, "last word", [a, c]);
+  // As nc sends it: one trailing newline, which is not part of the text; the spaces are.
+  await c.send("  indented, from nc\n", server.addr);
+  for (const hearer of [a, b]) {
+    await hearer.expectNext(`${key(c.addr)}:   indented, from nc\n`, {
+      step: `${hearer.label} receives C's "  indented, from nc\\n"`,
+      explain: explainChat(hearer),
+      note: "remove exactly one trailing \\n (datagramText does) and keep the rest of the text " +
+        "as it is, leading spaces included: no trim()",
+    });
+  }
   await t.step("server.close()", () => server.close());
+  await withNote(
+    t.step("server.close() a second time (it does nothing)", () => server.close()),
+    "close() may be called again: remember that it ran and return at once the second time",
+  );
   t.check(clock.pending === 0, {
     step: "look at the fake clock after server.close()",
     expected: "no timer left scheduled",
@@ -381,6 +405,54 @@ suite.test("quit leaves at once and is never forwarded", async (t) => {
       : undefined;
   await say(server, a, "welcome back, B", [b, c], quitNote);
   await say(server, b, "thanks", [a, c]);
+  await c.send("quit\n", server.addr);
+  await pollUntil(
+    t,
+    'C is gone right after "quit\\n" (as nc sends it)',
+    () => server.clients(),
+    (list) => !keys(list).includes(key(c.addr)),
+    {
+      expected: `${key(c.addr)} no longer registered`,
+      actual: () => describeClients(server, clock),
+      note: "one trailing \\n is not part of the text: compare datagramText(bytes) with quit",
+    },
+  );
+});
+
+suite.test("the chat server binds the port it is given and sweeps every timeoutMs / 4 by default", async (t) => {
+  const { startChatServer } = await load(t);
+  const clock = new ManualClock();
+  const port = freePort("udp");
+  const server = await t.step(
+    `startChatServer({ port: ${port}, timeoutMs: ${TIMEOUT_MS}, clock: a fake clock }) ` +
+      "(no hostname, no sweepMs)",
+    () => startChatServer({ port, timeoutMs: TIMEOUT_MS, clock }),
+  );
+  t.defer(() => server.close());
+  t.check(server.addr.hostname === "127.0.0.1" && server.addr.port === port, {
+    step: `startChatServer({ …, port: ${port} }).addr`,
+    expected: `127.0.0.1:${port}: the default hostname and the port it was given`,
+    actual: JSON.stringify(server.addr),
+    note: "bind options.hostname and options.port (defaults 127.0.0.1 and 0)",
+  });
+  const a = openUdpProbe(t, "A");
+  await a.send("hb", { hostname: "127.0.0.1", port });
+  await registered(t, server, a);
+  await advance(t, clock, TIMEOUT_MS);
+  t.check(keys(server.clients()).includes(key(a.addr)), {
+    step: `A, silent since 0 ms, at ${TIMEOUT_MS} ms`,
+    expected: "A still registered: silent for exactly timeoutMs, not longer",
+    actual: describeClients(server, clock),
+  });
+  await advance(t, clock, TIMEOUT_MS / 4);
+  t.check(!keys(server.clients()).includes(key(a.addr)), {
+    step: `A, silent since 0 ms, at ${TIMEOUT_MS + TIMEOUT_MS / 4} ms`,
+    expected: `A expired: without sweepMs the sweep runs every timeoutMs / 4 (${
+      TIMEOUT_MS / 4
+    } ms), so a silent client is gone by timeoutMs + ${TIMEOUT_MS / 4} ms`,
+    actual: describeClients(server, clock),
+    note: "options.sweepMs ?? options.timeoutMs / 4",
+  });
 });
 
 // ─── Part 1c: the chat client ───────────────────────────────────────────────
@@ -435,6 +507,10 @@ suite.test("the client registers at once, then heartbeats every intervalMs / 3",
     step: "close() says quit",
     note: "close() sends `quit`, so the server drops the client at once instead of after a timeout",
   });
+  await withNote(
+    t.step("client.close() a second time (it does nothing)", () => client.close()),
+    "close() may be called again: remember that it ran and return at once the second time",
+  );
   t.check(clock.pending === 0, {
     step: "look at the fake clock after client.close()",
     expected: "no timer left scheduled",
@@ -486,15 +562,44 @@ suite.test("the client passes the server's messages on and ignores other senders
 const IDLE_MS = 100;
 const PONG_MS = 50;
 
+/** An AbortSignal that knows how many abort listeners are registered on it right now. */
+function watchedSignal() {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const live = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((type: string, listener: unknown, options?: unknown) => {
+    if (type === "abort" && listener) live.add(listener);
+    (add as (...args: unknown[]) => void)(type, listener, options);
+  }) as typeof signal.addEventListener;
+  signal.removeEventListener = ((type: string, listener: unknown, options?: unknown) => {
+    if (type === "abort") live.delete(listener);
+    (remove as (...args: unknown[]) => void)(type, listener, options);
+  }) as typeof signal.removeEventListener;
+  return {
+    controller,
+    signal,
+    /** Listeners added and not removed, plus an `onabort` handler if one is set. */
+    live: () => live.size + (signal.onabort ? 1 : 0),
+  };
+}
+
 /** The grader's peer and the learner's superviseConnection on the accepted end. */
-async function supervised(t: Grader, clock: ManualClock) {
+async function supervised(
+  t: Grader,
+  clock: ManualClock,
+  extra: { signal?: AbortSignal; resettable?: boolean; label?: string } = {},
+) {
   const { superviseConnection } = await load(t);
   const state: { running?: Promise<Lesson.ConnectionEnding> } = {};
   // Deferred first, so it runs last: after the peer has closed, wait for the function to return.
   t.defer(() => state.running?.catch(() => {}));
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept().finally(() => listener.close());
-  const peer = await t.connect(listener.addr, "peer");
+  const peer = await t.connect(listener.addr, extra.label ?? "peer", {
+    resettable: extra.resettable,
+  });
   const conn = await accepted;
   const keepAlive: boolean[] = [];
   // Watch setKeepAlive; everything else goes straight to the real connection.
@@ -510,10 +615,21 @@ async function supervised(t: Grader, clock: ManualClock) {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+  const signal = extra.signal === undefined
+    ? ""
+    : extra.signal.aborted
+    ? ", signal: already aborted"
+    : ", signal";
   ({ running: state.running } = await start(
     t,
-    `superviseConnection(conn, { idleMs: ${IDLE_MS}, pongTimeoutMs: ${PONG_MS}, clock })`,
-    () => superviseConnection(watched, { idleMs: IDLE_MS, pongTimeoutMs: PONG_MS, clock }),
+    `superviseConnection(conn, { idleMs: ${IDLE_MS}, pongTimeoutMs: ${PONG_MS}, clock${signal} })`,
+    () =>
+      superviseConnection(watched, {
+        idleMs: IDLE_MS,
+        pongTimeoutMs: PONG_MS,
+        clock,
+        signal: extra.signal,
+      }),
   ));
   return { peer, running: state.running, keepAlive };
 }
@@ -539,10 +655,15 @@ suite.test("a peer that answers PING stays connected across several idle periods
         : `the peer answered the last PING, so the connection stays open, and ${IDLE_MS} ms ` +
           "after that answer it is PINGed again",
     );
-    await peer.send(`PONG\nround ${round}\n`, { split: round === 2 ? "bytes" : "whole" });
+    // Round 3 answers as nc -C or telnet would: PONG\r\n.
+    const pong = round === 3 ? "PONG\r\n" : "PONG\n";
+    await peer.send(`${pong}round ${round}\n`, { split: round === 2 ? "bytes" : "whole" });
     await withNote(
-      peer.expect(`round ${round}\n`, { step: "the line after PONG comes back, PONG does not" }),
-      "PONG is proof of life, not data: do not echo it",
+      peer.expect(`round ${round}\n`, {
+        step: `the line after ${JSON.stringify(pong)} comes back, the PONG does not`,
+      }),
+      "PONG is proof of life, not data: do not echo it" +
+        (round === 3 ? ' — "PONG\\r\\n" is a PONG too (lines may end in \\r\\n)' : ""),
     );
     // Past the PONG deadline of this PING, then on to the next idle deadline.
     await advance(t, clock, PONG_MS);
@@ -566,7 +687,9 @@ suite.test("a peer that answers PING stays connected across several idle periods
 
 suite.test("any data from the peer counts as proof of life", async (t) => {
   const clock = new ManualClock();
-  const { peer, running } = await supervised(t, clock);
+  const shutdown = watchedSignal();
+  const { peer, running } = await supervised(t, clock, { signal: shutdown.signal });
+  await echoes(peer, "\n", "an empty line is a line too: echo it");
   await echoes(peer, "a\n");
   await advance(t, clock, 60);
   await echoes(peer, "b at 60 ms\n");
@@ -590,7 +713,111 @@ suite.test("any data from the peer counts as proof of life", async (t) => {
     "a line that answers a PING is as good as a PONG: the peer is alive, keep the connection",
   );
   await peer.close();
+  const ending = await t.step("superviseConnection returns after the peer closes", () => running);
+  t.expectEqual(ending, "peer closed", "what superviseConnection returned");
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after the peer closed (its idle deadline was still ahead)",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+    note: "when the connection ends, whatever the reason, clear the idle and PONG timers: a " +
+      "forgotten idle timer later PINGs a closed connection, and a real one keeps the program alive",
+  });
+  t.check(shutdown.live() === 0, {
+    step: "look at options.signal after superviseConnection returned",
+    expected: "no abort listener of yours left on it",
+    actual: `${shutdown.live()} still registered`,
+    note: "the server's signal outlives every connection: remove your abort listener when the " +
+      "connection ends (removeEventListener in a finally), or a long-running server keeps one " +
+      "closure per connection it ever served",
+  });
+});
+
+suite.test("part of a line is proof of life too", async (t) => {
+  const clock = new ManualClock();
+  const { peer, running } = await supervised(t, clock);
+  await echoes(peer, "first\n");
+  await advance(t, clock, 60);
+  await peer.send("the first half, ");
+  await ioTurns(); // your read has returned those bytes by now
+  await advance(t, clock, 60);
+  await peer.send("the second half\n");
+  await withNote(
+    peer.expect("the first half, the second half\n", {
+      step:
+        "the line sent in two parts (at 60 ms and 120 ms) comes back whole, with no PING before it",
+    }),
+    "the peer sent part of a line at 60 ms: any byte is proof of life, a whole line or not, so " +
+      `at 120 ms it had been quiet only 60 ms (< idleMs ${IDLE_MS}). Restart the idle deadline ` +
+      "after every read that returned bytes, not per complete line",
+  );
+  await advance(t, clock, IDLE_MS);
+  await withNote(
+    peer.expect("PING\n", { step: `PING at 220 ms, ${IDLE_MS} ms after the second half` }),
+    "after idleMs of the clock without a byte from the peer, write PING\\n",
+  );
+  await peer.close();
   await t.step("superviseConnection returns after the peer closes", () => running);
+});
+
+suite.test("a peer that resets the connection ends it: peer closed, no timer left", async (t) => {
+  const clock = new ManualClock();
+  const { peer, running } = await supervised(t, clock, { resettable: true });
+  await echoes(peer, "hello\n");
+  await advance(t, clock, IDLE_MS);
+  await withNote(
+    peer.expect("PING\n", { step: `PING after ${IDLE_MS} ms of silence` }),
+    "after idleMs of the clock without a byte from the peer, write PING\\n",
+  );
+  await peer.reset();
+  const ending = await withNote(
+    t.step("superviseConnection returns after the peer reset the connection", () => running),
+    "a reset (RST) makes the pending read fail: that ends the connection like EOF does — return " +
+      '"peer closed", do not let the error escape',
+  );
+  t.expectEqual(ending, "peer closed", "what superviseConnection returned after a reset");
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after superviseConnection returned",
+    expected: "no timer left scheduled (the PONG deadline was still ahead)",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+    note: "clear the idle and PONG timers when the connection ends, whatever the reason",
+  });
+});
+
+suite.test("superviseConnection ends with shut down when its signal aborts, even before it began", async (t) => {
+  const clock = new ManualClock();
+  const shutdown = new AbortController();
+  const { peer, running } = await supervised(t, clock, { signal: shutdown.signal });
+  await echoes(peer, "hello\n");
+  await t.step("abort the signal", () => shutdown.abort());
+  await withNote(
+    peer.expectEnd({ step: "your side closes the connection when the signal aborts" }),
+    "an abort of options.signal (server shutdown) ends the connection at once: close it",
+  );
+  t.expectEqual(
+    await t.step("superviseConnection returns", () => running),
+    "shut down",
+    "what superviseConnection returned after the abort",
+  );
+  const late = await supervised(t, clock, { signal: shutdown.signal, label: "late peer" });
+  await withNote(
+    late.peer.expectEnd({
+      step:
+        "your side closes a connection whose signal had aborted before superviseConnection began",
+    }),
+    "an abort event fires once: a signal that is already aborted (signal.aborted) sends no more " +
+      "events, so check it when you start",
+  );
+  t.expectEqual(
+    await t.step("superviseConnection returns", () => late.running),
+    "shut down",
+    "what superviseConnection returned with an aborted signal",
+  );
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after both connections were shut down",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+    note: "clear the idle and PONG timers when the connection ends, whatever the reason",
+  });
 });
 
 suite.test("a peer that does not answer PING is closed", async (t) => {
@@ -617,6 +844,56 @@ suite.test("a peer that does not answer PING is closed", async (t) => {
     expected: "no timer left scheduled",
     actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
     note: "clear the idle and PONG timers when the connection ends",
+  });
+});
+
+suite.test("startPingServer hands its clock and deadlines to every connection, and binds its port", async (t) => {
+  const { startPingServer } = await load(t);
+  const clock = new ManualClock();
+  const port = freePort("tcp");
+  // Fake minutes: on the real clock this PING would come only a minute later.
+  const idleMs = 60_000;
+  const pongTimeoutMs = 20_000;
+  const server = await t.step(
+    `startPingServer({ port: ${port}, idleMs: ${idleMs}, pongTimeoutMs: ${pongTimeoutMs}, ` +
+      "clock }) (no hostname)",
+    () => startPingServer({ port, idleMs, pongTimeoutMs, clock }),
+  );
+  t.defer(() => server.close());
+  t.check(server.addr.hostname === "127.0.0.1" && server.addr.port === port, {
+    step: `startPingServer({ …, port: ${port} }).addr`,
+    expected: `127.0.0.1:${port}: the default hostname and the port it was given`,
+    actual: JSON.stringify(server.addr),
+    note: "listen on options.hostname and options.port (defaults 127.0.0.1 and 0)",
+  });
+  const peer = await t.connect(server.addr, "peer");
+  await echoes(peer, "hello\n");
+  await advance(t, clock, idleMs);
+  await withNote(
+    peer.expect("PING\n", { step: `PING after ${idleMs} ms of the fake clock` }),
+    "startPingServer must hand its clock, idleMs and pongTimeoutMs to superviseConnection for " +
+      "every connection ({ ...options, signal }): without the clock its deadlines run on real time",
+  );
+  await advance(t, clock, pongTimeoutMs);
+  await withNote(
+    peer.expectEnd({ step: `the peer is closed ${pongTimeoutMs} ms of the fake clock later` }),
+    "after pongTimeoutMs of the clock without an answer, close the connection",
+  );
+  const other = await t.connect(server.addr, "second peer");
+  await echoes(other, "me too\n");
+  await t.step("server.close() with a connection open", () => server.close());
+  await withNote(
+    other.expectEnd({ step: "server.close() closes the open connection" }),
+    "close() shuts every connection down (abort their signal) and waits for them",
+  );
+  await withNote(
+    t.step("server.close() a second time (it does nothing)", () => server.close()),
+    "close() may be called again: remember that it ran and return at once the second time",
+  );
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after server.close()",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
   });
 });
 
@@ -665,6 +942,114 @@ suite.test("answerPings answers PING with PONG and passes the other lines on", a
     ["hello", "wörld ✓", "bye"],
     "the lines your client passed to onLine",
     "every line but PING, without its \\n or \\r\\n, decoded as UTF-8",
+  );
+});
+
+suite.test("answerPings returns when the peer resets the connection, and closes it", async (t) => {
+  const { answerPings } = await load(t);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept().finally(() => listener.close());
+  const server = await t.connect(listener.addr, "server", { resettable: true });
+  const conn = await accepted;
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch {
+      // answerPings closed it, as it should.
+    }
+  });
+  const lines: string[] = [];
+  const { running } = await start(
+    t,
+    "answerPings(conn, onLine)",
+    () => answerPings(conn, (line) => void lines.push(line)),
+  );
+  await server.send("PING\n");
+  await server.expect("PONG\n", { step: "your client answers PING" });
+  await server.send("\ncarriage\rreturn inside\r\nlast words\n");
+  await pollUntil(t, "onLine receives the three lines", () => lines.length, (n) => n >= 3, {
+    expected: 'onLine(""), onLine("carriage\\rreturn inside"), onLine("last words")',
+    actual: () => `${lines.length} call(s): ${JSON.stringify(lines)}`,
+    note: "every line but PING goes to onLine, an empty one too",
+  });
+  await server.reset();
+  await withNote(
+    t.step("answerPings returns after the server reset the connection", () => running),
+    "a reset by the peer ends the conversation as EOF does: answerPings returns, without an " +
+      "error (catch Deno.errors.ConnectionReset), and closes conn",
+  );
+  let open = false;
+  try {
+    conn.close();
+    open = true;
+  } catch {
+    // Closed by answerPings.
+  }
+  t.check(!open, {
+    step: "conn after answerPings returned",
+    expected: "closed by answerPings",
+    actual: "still open (the grader closed it)",
+    note: "close conn when answerPings ends, whichever way it ends (finally)",
+  });
+  t.expectEqual(
+    lines,
+    ["", "carriage\rreturn inside", "last words"],
+    "the lines your client passed to onLine",
+    "each line without its \\n or \\r\\n at the end (a \\r inside the line stays)",
+  );
+});
+
+suite.test("answerPings lets an error thrown by onLine pass through, and closes conn", async (t) => {
+  const { answerPings } = await load(t);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept().finally(() => listener.close());
+  const server = await t.connect(listener.addr, "server");
+  const conn = await accepted;
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch {
+      // answerPings closed it, as it should.
+    }
+  });
+  const failure = new Error("the grader's onLine fails on purpose");
+  const { running } = await start(
+    t,
+    "answerPings(conn, onLine) with an onLine that throws",
+    () =>
+      answerPings(conn, () => {
+        throw failure;
+      }),
+  );
+  await server.send("a line for onLine\n");
+  const error = await t.expectError("answerPings when onLine throws", () => running, {
+    name: "Error",
+    message: "the grader's onLine fails on purpose",
+    what: "the very error onLine threw",
+    note: "only the end of the conversation (EOF, a reset by the peer) ends answerPings quietly; " +
+      "any other error is not yours to swallow: let it pass through, unchanged",
+  });
+  t.check(error === failure, {
+    step: "the error answerPings rejected with",
+    expected: "the very Error object onLine threw",
+    actual: String(error),
+  });
+  let open = false;
+  try {
+    conn.close();
+    open = true;
+  } catch {
+    // Closed by answerPings.
+  }
+  t.check(!open, {
+    step: "conn after answerPings failed",
+    expected: "closed by answerPings",
+    actual: "still open (the grader closed it)",
+    note: "close conn when answerPings ends, whichever way it ends (finally)",
+  });
+  await withNote(
+    server.expectEnd({ step: "the grader's side sees your client close the connection" }),
+    "close conn when answerPings ends, whichever way it ends (finally)",
   );
 });
 
