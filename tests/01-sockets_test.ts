@@ -2,7 +2,8 @@
  * Grading suite of lesson 01 — sockets: addresses, families and ports.
  * Run it with `deno task lesson 1`.
  */
-import { lessonSuite } from "../workbook/harness/mod.ts";
+import net from "node:net";
+import { describeError, lessonSuite, withNote } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/01-sockets/sockets.ts";
 
 const suite = lessonSuite("01");
@@ -16,15 +17,58 @@ suite.test("formatAddress writes IPv4, IPv6 and Unix addresses", async (t) => {
     [{ transport: "udp", hostname: "fe80::1", port: 53 }, "[fe80::1]:53"],
     [{ transport: "udp", hostname: "10.0.0.7", port: 5353 }, "10.0.0.7:5353"],
     [{ transport: "unix", path: "/tmp/app.sock" }, "unix:/tmp/app.sock"],
+    [{ transport: "unixpacket", path: "/run/seq.sock" }, "unix:/run/seq.sock"],
   ];
   for (const [addr, expected] of cases) {
-    const text = await t.step(`formatAddress(${JSON.stringify(addr)})`, () => formatAddress(addr));
+    const text = await withNote(
+      t.step(`formatAddress(${JSON.stringify(addr)})`, () => formatAddress(addr)),
+      "UDP addresses look like TCP ones, and both Unix transports (unix, unixpacket) are " +
+        "written unix:<path>",
+    );
     t.expectEqual(text, expected, `formatAddress(${JSON.stringify(addr)})`);
   }
+  const vsock: Deno.Addr = { transport: "vsock", cid: 3, port: 5000 };
+  await expectErrorNaming(
+    t,
+    `formatAddress(${JSON.stringify(vsock)})`,
+    () => formatAddress(vsock),
+    {
+      what: "there is no text form for a vsock address",
+      names: "vsock",
+      note: "an address of a kind you do not handle is an Error that names its transport " +
+        "(see the contract in the doc), not a made-up text or undefined",
+    },
+  );
 });
 
+type Grader = Parameters<Parameters<typeof suite.test>[1]>[0];
+
+/**
+ * Expects learner code to throw an Error (any class: the doc asks only for an Error) whose
+ * message names `names`.
+ */
+async function expectErrorNaming(
+  t: Grader,
+  step: string,
+  fn: () => unknown,
+  expected: { what: string; names: string; note: string },
+): Promise<void> {
+  const error = await withNote(
+    t.expectThrows(step, fn, `an Error (${expected.what})`),
+    expected.note,
+  );
+  t.check(error instanceof Error && error.message.includes(expected.names), {
+    step: `${step}: the error's message`,
+    expected: `an Error (${expected.what}) whose message includes ${
+      JSON.stringify(expected.names)
+    }`,
+    actual: `your code threw ${describeError(error)}`,
+    note: expected.note,
+  });
+}
+
 async function checkTcpListener(
-  t: Parameters<Parameters<typeof suite.test>[1]>[0],
+  t: Grader,
   hostname: string,
 ) {
   const { listenTcp } = await load(t);
@@ -117,10 +161,16 @@ suite.test("listenUnix leaves a file that is not a socket alone", async (t) => {
   const { listenUnix } = await load(t);
   const path = await t.socketPath();
   await Deno.writeTextFile(path, "precious data\n");
-  await t.expectThrows(
+  await expectErrorNaming(
+    t,
     `listenUnix("${path}") where a regular file is`,
     () => listenUnix(path),
-    "an Error: the path holds a regular file, not a socket",
+    {
+      what: "the path holds a regular file, not a socket",
+      names: path,
+      note: "look before you listen (Deno.lstat) and refuse anything that is not a socket with " +
+        "an Error that names the path; do not let a catch-all swallow your own refusal",
+    },
   );
   const content = await Deno.readTextFile(path).catch(() => "(file deleted)");
   t.expectEqual(content, "precious data\n", "read the regular file after listenUnix");
@@ -146,7 +196,24 @@ suite.test("listenExclusive explains an address already in use", async (t) => {
   free.close();
 });
 
-const GREETING = "héllo from the grader — 世界, greetings\n";
+suite.test("listenExclusive lets errors other than 'address in use' through", async (t) => {
+  const { listenExclusive } = await load(t);
+  await t.expectError(
+    'listenExclusive("127.0.0.1", 70000)',
+    () => {
+      const listener = listenExclusive("127.0.0.1", 70000);
+      t.defer(() => listener.close());
+    },
+    {
+      name: "RangeError",
+      what: "Deno's own error for a port out of range, unchanged",
+      note: "catch only Deno.errors.AddrInUse: calling every failure 'address in use' sends the " +
+        "reader looking for a program that does not exist",
+    },
+  );
+});
+
+const GREETING = "héllo from the grader — 世界, greetings\nsecond line: only EOF ends it\n";
 
 for (const split of [[1], [3, 1, 7], [1000]]) {
   suite.test(`fetchGreeting reads the whole greeting (sent in chunks of ${split.join(", ")})`, async (t) => {
@@ -167,18 +234,107 @@ for (const split of [[1], [3, 1, 7], [1000]]) {
   });
 }
 
-suite.test("greet tells the client both addresses, then closes", async (t) => {
+/** Budget of a step that a correct but slow (1 byte per read) client may need for 80 KiB. */
+const SLOW_READER_MS = 8000;
+
+suite.test(
+  "fetchGreeting reaches an IPv6 server and reads a greeting larger than socket buffers",
+  async (t) => {
+    const { fetchGreeting } = await load(t);
+    // 80 KiB of text (more than a 64 KiB buffer, more than one read) with 3-byte characters
+    // that the reads cut wherever they end. A correct client that reads 1 byte at a time needs
+    // a few seconds for it on a busy machine: the deadlines leave it room.
+    const big = "世界 hello\n".repeat(6300);
+    const server = t.serve(async (conn) => {
+      await conn.send(big);
+      await conn.conn.closeWrite();
+      await conn.expectEnd({
+        step: "wait for your client to close after the greeting",
+        timeoutMs: SLOW_READER_MS,
+      });
+    }, { hostname: "::1" });
+    const text = await t.step(
+      `fetchGreeting([::1]:${server.addr.port}) for a ${big.length}-character greeting`,
+      () => fetchGreeting(server.addr),
+      { timeoutMs: SLOW_READER_MS },
+    );
+    t.check(text === big, {
+      step: "the greeting fetchGreeting returned",
+      expected: `all ${big.length} characters the server sent before EOF`,
+      actual: text.length === big.length
+        ? `${text.length} characters, but different ones (at ${firstDifference(text, big)})`
+        : `${text.length} characters`,
+      note: "connect to the host you are given (it may be ::1), read until read() returns null, " +
+        "and keep one TextDecoder with { stream: true } for the whole greeting",
+    });
+    await t.step("the grader's server finishes", () => server.settled(), {
+      timeoutMs: SLOW_READER_MS,
+    });
+  },
+  { requires: ["ipv6"], timeoutMs: 3 * SLOW_READER_MS },
+);
+
+function firstDifference(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return i;
+}
+
+suite.test("fetchGreeting passes a reset through and still closes its connection", async (t) => {
+  const { fetchGreeting } = await load(t);
+  // A grader server that sends part of a greeting, then resets (RST) like a crashed server.
+  const resets: Promise<void>[] = [];
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {/* the reset is the point */});
+    resets.push(
+      new Promise<void>((resolve) => {
+        socket.once("close", () => resolve());
+        socket.write("half a greet", () => socket.resetAndDestroy());
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  t.defer(async () => {
+    server.close();
+    await closed;
+  });
+  const { port } = server.address() as { port: number };
+  await t.expectError(
+    `fetchGreeting(127.0.0.1:${port}) from a server that resets`,
+    () => fetchGreeting({ hostname: "127.0.0.1", port }),
+    {
+      name: "ConnectionReset",
+      what: "the reset, unchanged: the greeting never ended with EOF",
+      note: "let the read's error through, and close the connection in a finally so that it is " +
+        "closed on this path too (the check fails with 'left something open' otherwise)",
+    },
+  );
+  await t.step("the grader's server finishes", () => Promise.all(resets));
+});
+
+for (const hostname of ["127.0.0.1", "::1"]) {
+  suite.test(`greet tells the client both addresses, then closes (on ${hostname})`, async (t) => {
+    await checkGreet(t, hostname);
+  }, { requires: hostname === "::1" ? ["ipv6"] : [] });
+}
+
+async function checkGreet(t: Grader, hostname: string) {
   const { greet } = await load(t);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const listener = Deno.listen({ hostname, port: 0 });
   t.defer(() => listener.close());
   const accepted = listener.accept();
   const client = await t.connect(listener.addr, "client");
   const conn = await accepted;
   const clientAddr = client.conn.localAddr as Deno.NetAddr;
   await t.step("greet(conn)", () => greet(conn));
-  await client.expect(
-    `hello 127.0.0.1:${clientAddr.port}, you reached 127.0.0.1:${listener.addr.port}\n`,
-    { step: "read the greeting" },
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  await withNote(
+    client.expect(
+      `hello ${host}:${clientAddr.port}, you reached ${host}:${listener.addr.port}\n`,
+      { step: "read the greeting" },
+    ),
+    "write both addresses with formatAddress: an IPv6 address needs its brackets",
   );
   await client.expectEnd({ step: "the server closes after greeting", cleanly: true });
-});
+}

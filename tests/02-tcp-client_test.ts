@@ -285,6 +285,22 @@ suite.test("readUntil keeps what came after the delimiter: two replies in one wr
   }
 });
 
+suite.test("readUntil returns an empty reply: the delimiter as its first byte", async (t) => {
+  const { ReplyReader } = await load(t);
+  const server = t.serve(async (conn) => {
+    await conn.send("\nack-ONE\n\nack-TWO\n"); // one write: empty, ONE, empty, TWO
+    await conn.closeWrite();
+  });
+  const reader = new ReplyReader(await dial(t, server));
+  const note = "a delimiter at index 0 is found (indexOf returns 0, not -1): the reply is the " +
+    "delimiter alone, an empty line";
+  for (const [i, expected] of ["\n", "ack-ONE\n", "\n", "ack-TWO\n"].entries()) {
+    const step = `readUntil("\\n"), call ${i + 1} of 4, on "\\nack-ONE\\n\\nack-TWO\\n"`;
+    const got = await withNote(() => t.step(step, () => reader.readUntil("\n")), note, "after");
+    expectBytes(t, got, expected, `the bytes of ${step}`, note);
+  }
+});
+
 suite.test("readUntil finds a two-byte delimiter cut between two reads", async (t) => {
   const { ReplyReader } = await load(t);
   // Read 1 ends in "\r", read 2 starts with "\n". "lone\rcr" has a \r that ends nothing.
@@ -305,31 +321,51 @@ suite.test("readUntil finds a two-byte delimiter cut between two reads", async (
   }
 });
 
+for (const split of ["bytes", "whole"] as const) {
+  suite.test(`readUntil holds replies to maxBytes, delimiter included (sent ${describeSplit(split)})`, async (t) => {
+    const { ReplyReader } = await load(t);
+    const replies = [
+      "0123456789abcd\n", // 15 bytes: under the limit of 16
+      "0123456789abcde\n", // 16 bytes: exactly the limit
+      "0123456789abcdef\n", // 17 bytes: one too many
+    ];
+    const server = t.serve(async (conn) => {
+      await conn.send(replies.join(""), { split });
+      // The grader stays connected: only the limit can end the last call.
+    });
+    const reader = new ReplyReader(await dial(t, server));
+    const where = split === "whole"
+      ? "the grader sent all three replies in one write, so the 17-byte one arrived whole, " +
+        "delimiter and all: check the length of a reply you found too"
+      : "the grader sent the replies byte by byte";
+    for (const reply of replies.slice(0, 2)) {
+      const step = `readUntil("\\n", 16) on a ${reply.length}-byte reply`;
+      const got = await t.step(step, () => reader.readUntil("\n", 16));
+      expectBytes(
+        t,
+        got,
+        reply,
+        `the ${reply.length}-byte reply`,
+        "up to maxBytes bytes, \\n included, is a reply",
+      );
+    }
+    await t.expectError(
+      `readUntil("\\n", 16) on a 17-byte reply sent ${describeSplit(split)}`,
+      () => reader.readUntil("\n", 16),
+      {
+        name: "ReplyTooLongError",
+        note: `maxBytes limits the whole reply, \\n included: 17 bytes with maxBytes 16 is one ` +
+          `too many; ${where}`,
+      },
+    );
+  });
+}
+
 suite.test("readUntil refuses a reply longer than maxBytes, without waiting for its end", async (t) => {
   const { ReplyReader } = await load(t);
-  const exact = "0123456789abcde\n"; // 16 bytes: allowed with maxBytes 16
-  const over = "0123456789abcdef\n"; // 17 bytes: one too many
-  const server = t.serve(async (conn, index) => {
-    if (index === 0) await conn.send(exact + over, { split: "bytes" });
-    // The second connection sends a reply that never ends (the grader stays connected).
-    else await conn.send("x".repeat(4096));
-  });
-  const reader = new ReplyReader(await dial(t, server));
-  const got = await t.step(
-    `readUntil("\\n", 16) on a 16-byte reply`,
-    () => reader.readUntil("\n", 16),
-  );
-  expectBytes(
-    t,
-    got,
-    exact,
-    "the 16-byte reply",
-    "a reply of exactly maxBytes (with its \\n) is fine",
-  );
-  await t.expectError(`readUntil("\\n", 16) on a 17-byte reply`, () => reader.readUntil("\n", 16), {
-    name: "ReplyTooLongError",
-    note:
-      "maxBytes limits the whole reply, \\n included: 17 bytes with maxBytes 16 is one too many",
+  const server = t.serve(async (conn) => {
+    // A reply that never ends (the grader stays connected).
+    await conn.send("x".repeat(4096));
   });
   const endless = new ReplyReader(await dial(t, server));
   await t.expectError(
@@ -342,6 +378,54 @@ suite.test("readUntil refuses a reply longer than maxBytes, without waiting for 
         "then, instead of reading (and keeping) more",
     },
   );
+  // Exactly maxBytes bytes, no delimiter, and the source has nothing more to give yet: the
+  // reader must refuse now. A read asked for after that is counted, not answered.
+  for (const chunks of [["x".repeat(16)], ["x".repeat(10), "x".repeat(6)]]) {
+    let delivered = 0;
+    let lateReads = 0;
+    const queue = chunks.map(toBytes);
+    const source: Lesson.ByteReader = {
+      async read(buffer: Uint8Array) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        const next = queue.shift();
+        if (next === undefined) {
+          lateReads++;
+          // Answer with the delimiter, so a reader that waited does not hang.
+          buffer[0] = 0x0a;
+          return 1;
+        }
+        const n = Math.min(next.length, buffer.length);
+        buffer.set(next.subarray(0, n));
+        if (n < next.length) queue.unshift(next.subarray(n));
+        delivered += n;
+        return n;
+      },
+    };
+    const reader = new ReplyReader(source);
+    const step = `readUntil("\\n", 16) after exactly 16 bytes without "\\n" (in reads of ${
+      chunks.map((c) => c.length).join(" + ")
+    })`;
+    const outcome = await t.step(step, () =>
+      reader.readUntil("\n", 16).then(
+        (reply) => `it returned ${showBytes(reply)}`,
+        (error) => error,
+      ));
+    t.check(lateReads === 0, {
+      step,
+      expected: "a ReplyTooLongError as soon as the 16th byte was in, with no further read",
+      actual: `it asked for another read after exactly ${delivered} bytes had arrived without ` +
+        `a "\\n", then ${
+          typeof outcome === "string" ? outcome : `threw ${describeError(outcome)}`
+        }`,
+      note: "with maxBytes bytes held and no delimiter among them, the reply can no longer fit: " +
+        "throw ReplyTooLongError then (#pending.length >= maxBytes), do not wait for more bytes",
+    });
+    t.check(outcome instanceof Error && outcome.name === "ReplyTooLongError", {
+      step,
+      expected: "a ReplyTooLongError",
+      actual: typeof outcome === "string" ? outcome : `your code threw ${describeError(outcome)}`,
+    });
+  }
 });
 
 suite.test("readUntil throws IncompleteReplyError when the server closes mid-reply", async (t) => {
@@ -417,6 +501,30 @@ suite.test("readToEnd refuses more than maxBytes, without waiting for the end", 
   );
 });
 
+suite.test("readToEnd allows exactly maxBytes, the kept bytes included", async (t) => {
+  const { ReplyReader } = await load(t);
+  const bodies = ["0123456789abcdef", "0123456789abcdefg"]; // 16 bytes: the limit; 17: one more
+  const server = t.serve(async (conn, index) => {
+    // The header and the whole body in one write: the body is all kept bytes.
+    await conn.send(`200 OK\n${bodies[index]}`);
+    await conn.closeWrite();
+  });
+  const exact = new ReplyReader(await dial(t, server));
+  await t.step('readUntil("\\n")', () => exact.readUntil("\n"));
+  const body = await withNote(
+    () => t.step("readToEnd(16) on a 16-byte body", () => exact.readToEnd(16)),
+    "maxBytes is the most readToEnd may return: exactly maxBytes bytes in all is fine",
+    "after",
+  );
+  expectBytes(t, body, bodies[0], "the 16-byte body readToEnd(16) returned");
+  const over = new ReplyReader(await dial(t, server));
+  await t.step('readUntil("\\n")', () => over.readUntil("\n"));
+  await t.expectError("readToEnd(16) on a 17-byte body", () => over.readToEnd(16), {
+    name: "ReplyTooLongError",
+    note: "count the kept bytes too: 17 bytes in all is more than maxBytes 16",
+  });
+});
+
 // ── Part 3: connectTo, LineClient, request ──────────────────────────────────
 
 suite.test("connectTo connects, and names the address when the connection is refused", async (t) => {
@@ -453,6 +561,20 @@ suite.test("connectTo connects, and names the address when the connection is ref
     expected: "the original Deno.errors.ConnectionRefused",
     actual: describeError(error.cause),
     note: "pass { cause: error } so the original error is not lost",
+  });
+});
+
+suite.test("connectTo lets errors other than a refused connection through", async (t) => {
+  const { connectTo } = await load(t);
+  const bad = { hostname: "127.0.0.1", port: 70000 };
+  await t.expectError(`connectTo(${JSON.stringify(bad)})`, async () => {
+    const conn = await connectTo(bad);
+    conn.close();
+  }, {
+    name: "RangeError",
+    what: "Deno's own error for a port out of range, unchanged",
+    note: "only Deno.errors.ConnectionRefused means 'no server there'; rethrow every other error " +
+      "as it is",
   });
 });
 
@@ -627,4 +749,49 @@ suite.test("request closes its connection when the server hangs up without reply
   );
   expectBytes(t, error.received, "", "error.received when nothing arrived");
   // A connection request() left open fails this check as "left something open".
+});
+
+suite.test("LineClient and request honour maxReplyBytes", async (t) => {
+  const { LineClient, request } = await load(t);
+  const replies = ["ack-0123456789\n", "ack-0123456789a\n", "ack-0123456789ab\n"]; // 15, 16, 17
+  const server = t.serve(async (conn, index) => {
+    if (index === 0) {
+      for (const reply of replies) {
+        await conn.readLine({ step: "read your request" });
+        await conn.send(reply);
+      }
+    } else {
+      await conn.readLine({ step: "read the request of request()" });
+      await conn.send(replies[2]);
+      await conn.expectEnd({ step: "wait for request() to close after the too-long reply" });
+    }
+  });
+  const client = new LineClient(await dial(t, server), { maxReplyBytes: 16 });
+  const note = "read every reply with this.maxReplyBytes: it is the client's limit, \\n included";
+  for (const reply of replies.slice(0, 2)) {
+    const text = await withNote(
+      () =>
+        t.step(
+          `client.request("hi") with { maxReplyBytes: 16 }, a ${reply.length}-byte reply`,
+          () => client.request("hi"),
+        ),
+      note,
+    );
+    t.expectEqual(text, reply.slice(0, -1), `the ${reply.length}-byte reply`, note);
+  }
+  await t.expectError(
+    'client.request("hi") with { maxReplyBytes: 16 }, a 17-byte reply',
+    () => client.request("hi"),
+    { name: "ReplyTooLongError", what: "the client's maxReplyBytes is 16", note },
+  );
+  await t.expectError(
+    'request(server, "hi", { maxReplyBytes: 16 }), a 17-byte reply',
+    () => request(server.addr, "hi", { maxReplyBytes: 16 }),
+    {
+      name: "ReplyTooLongError",
+      what: "the options go on to the client",
+      note: "pass the options on to LineClient.connect, and close the connection in a finally",
+    },
+  );
+  await t.step("the grader's server finishes", () => server.settled());
 });

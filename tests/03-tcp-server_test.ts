@@ -6,7 +6,17 @@
  * and the line with its ASCII letters upper-cased; a line longer than 1024
  * bytes gets an error line and the connection is closed.
  */
-import { type Grader, lessonSuite, type Probe, withNote } from "../workbook/harness/mod.ts";
+import {
+  freePort,
+  gateListen,
+  type Grader,
+  heapAfterGc,
+  ioTurns,
+  lessonSuite,
+  type ListenerGate,
+  type Probe,
+  withNote,
+} from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/03-tcp-server/server.ts";
 
 const suite = lessonSuite("03");
@@ -242,6 +252,124 @@ suite.test(`handleConnection refuses a line longer than ${MAX_LINE} bytes`, asyn
   t.expectEqual(await ending, "too-long", "what handleConnection returned");
 });
 
+suite.test("handleConnection holds the line limit exactly, whole or in pieces", async (t) => {
+  const { client, ending } = await handOver(t);
+  await whileServing(ending, async () => {
+    // Exactly MAX_LINE bytes first, and the \n only once the server has read them all.
+    const full = "a".repeat(MAX_LINE);
+    await client.send(full);
+    await ioTurns();
+    await client.send("\n");
+    await withNote(
+      client.expect(ack(`${full}\n`), {
+        step: `the reply to a line of exactly ${MAX_LINE} bytes, its \\n late (in a later read)`,
+      }),
+      `${MAX_LINE} bytes without a \\n is not too long yet: the \\n may still come. Refuse only ` +
+        `once more than ${MAX_LINE} bytes have arrived without one`,
+    );
+    const under = "b".repeat(MAX_LINE - 1) + "\n";
+    await client.send(under);
+    await client.expect(ack(under), {
+      step: `the reply to a line of ${MAX_LINE - 1} bytes sent in one write`,
+    });
+    // A complete line that is too long, \n and all, after a short one, in ONE write.
+    const over = "c".repeat(MAX_LINE + 1) + "\n";
+    await client.send(`first\n${over}`);
+    await client.expect(ack("first\n"), { step: "the reply to the short line before it" });
+    await withNote(
+      client.expect(LINE_TOO_LONG, {
+        step: `the answer to a line of ${
+          MAX_LINE + 1
+        } bytes sent whole, \\n included, in one write`,
+      }),
+      `a line whose \\n is there but more than ${MAX_LINE} bytes away is too long too: check ` +
+        "the length of every complete line, not only of the unfinished one",
+    );
+    await withNote(
+      client.expectEnd({ step: "your side closes after the error line" }),
+      "close the connection after the error line",
+    );
+  });
+  t.expectEqual(await ending, "too-long", "what handleConnection returned");
+});
+
+suite.test('handleConnection returns "closed" when its own server closes the connection', async (t) => {
+  const { client, conn, ending } = await handOver(t);
+  await whileServing(ending, async () => {
+    await roundTrip(client, "still here\n");
+    await client.send("half a li");
+    await ioTurns();
+  });
+  // What server.close() does to a live connection: close it under its handler.
+  conn.close();
+  const how = await withNote(
+    t.step("handleConnection(conn) after the server closed conn under it", () => ending),
+    "a read on a connection your own server closed fails with Interrupted (or BadResource): " +
+      'that is not an error and not a client that left: return "closed"',
+  );
+  t.expectEqual(
+    how,
+    "closed",
+    "what handleConnection returned after its server closed the connection",
+    'ConnectionReset/BrokenPipe/ConnectionAborted is "reset" (the client vanished); ' +
+      'Interrupted/BadResource is "closed" (your server closed it)',
+  );
+  await client.expectEnd({ step: "the client sees the connection end" });
+});
+
+/** An error no connection ending explains: a bug, as far as handleConnection knows. */
+class GraderFault extends Error {
+  override name = "GraderFault";
+}
+
+suite.test("handleConnection lets an unknown error through, and still closes", async (t) => {
+  const { handleConnection } = await load(t);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  let client: Probe;
+  let real: Deno.Conn;
+  try {
+    client = await t.connect(listener.addr, "client");
+    real = await accepted;
+  } finally {
+    listener.close();
+  }
+  t.defer(() => closeQuietly(real));
+  // The grader's connection, except that its second read fails with an error of no known kind.
+  let reads = 0;
+  const read = (buffer: Uint8Array): Promise<number | null> =>
+    ++reads === 1 ? real.read(buffer) : Promise.reject(new GraderFault("the disk is on fire"));
+  const faulty = new Proxy(real, {
+    get(target, property) {
+      if (property === "read") return read;
+      if (property === "readable") {
+        return new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const buffer = new Uint8Array(4096);
+            const n = await read(buffer);
+            if (n === null) controller.close();
+            else controller.enqueue(buffer.subarray(0, n));
+          },
+        });
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  await client.send("one\n");
+  await t.expectError(
+    "handleConnection(conn) when conn's second read fails with an unknown error",
+    () => handleConnection(faulty),
+    {
+      name: "GraderFault",
+      what: "the read's own error, unchanged",
+      note: 'sort the errors you expect (a lost client: "reset"; your own close: "closed") ' +
+        "and rethrow every other one: swallowing it hides a bug",
+    },
+  );
+  expectClosedByLearner(t, real, "an unknown error");
+});
+
 suite.test('handleConnection returns "reset" when the client resets, and closes', async (t) => {
   const { handleConnection } = await load(t);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -459,3 +587,155 @@ for (const kind of ["serial", "concurrent"] as const) {
     await t.step("server.close() a second time", () => server.close());
   });
 }
+
+for (const kind of ["serial", "concurrent"] as const) {
+  suite.test(`the ${kind} server listens on the port it is given`, async (t) => {
+    const lesson = await load(t);
+    const start = kind === "serial" ? lesson.startSerialServer : lesson.startConcurrentServer;
+    const port = freePort("tcp");
+    const options = { hostname: "127.0.0.1", port };
+    const server = await t.step(
+      `start the ${kind} server with ${JSON.stringify(options)}`,
+      () => start(options),
+    );
+    t.defer(() => server.close());
+    t.check(server.addr?.port === port, {
+      step: `the ${kind} server's addr.port`,
+      expected: String(port),
+      actual: JSON.stringify(server.addr),
+      note: "listen on options.port when it is given (port 0 only when it is not)",
+    });
+    const a = await t.connect({ hostname: "127.0.0.1", port }, "A");
+    await roundTrip(a, "on the port i asked for\n");
+    await leave(a);
+    await t.step("server.close()", () => server.close());
+  });
+}
+
+/** Starts the learner's server behind a gate on its listener (see workbook/harness/listen_gate.ts). */
+async function startGated(
+  t: Grader,
+  kind: "serial" | "concurrent",
+  mode: "paused" | "holding",
+): Promise<{ server: Lesson.LineServer; gate: ListenerGate }> {
+  const lesson = await load(t);
+  const start = kind === "serial" ? lesson.startSerialServer : lesson.startConcurrentServer;
+  const name = kind === "serial" ? "startSerialServer" : "startConcurrentServer";
+  const { value: server, gate } = await t.step(
+    `${name}({ port: 0 })`,
+    () => gateListen(() => start({ port: 0 }), mode),
+  );
+  t.defer(() => server.close());
+  t.defer(() => gate.open()); // runs first: nothing stays held once the check is over
+  return { server, gate };
+}
+
+/** Waits for a count of the gate, as a step the learner can read. */
+async function gateUntil(
+  t: Grader,
+  gate: ListenerGate,
+  condition: () => boolean,
+  what: string,
+  note: string,
+): Promise<void> {
+  await withNote(t.step(`wait until ${what}`, () => gate.until(condition, what)), note);
+}
+
+for (const kind of ["serial", "concurrent"] as const) {
+  suite.test(`the ${kind} server closes a connection accept() hands over after close() began`, async (t) => {
+    const { server, gate } = await startGated(t, kind, "holding");
+    // The kernel hands X to the server's accept(); the grader holds it there while close() runs.
+    const x = await t.connect(server.addr, "X");
+    await gateUntil(
+      t,
+      gate,
+      () => gate.held === 1,
+      "your server's accept() has X",
+      "the server must be in accept() once it has started",
+    );
+    const closing = Promise.resolve().then(() => server.close());
+    closing.catch(() => {}); // awaited below, as a step
+    gate.open(); // accept() now returns X, to a server that is closing
+    await withNote(
+      t.step("server.close(), with X accepted as close() began", () => closing),
+      "check your closing flag after accept() returns too: a connection that arrives once " +
+        "close() has begun must be closed at once, not served (close() would wait for it forever)",
+    );
+    await withNote(
+      x.expectEnd({ step: "X, accepted as close() began, is closed" }),
+      "close a connection that accept() returns after close() has begun; do not serve it",
+    );
+  });
+}
+
+suite.test("the concurrent server keeps accepting after a client reset in the queue", async (t) => {
+  const { server, gate } = await startGated(t, "concurrent", "paused");
+  // The server is in accept(), but the grader keeps the call from reaching the kernel while
+  // R1 connects and resets, and B connects: both wait in the queue.
+  await gateUntil(
+    t,
+    gate,
+    () => gate.waiting === 1,
+    "your server calls accept()",
+    "the server must be in accept() once it has started",
+  );
+  await t.reset(server.addr, "R1", "hello\n");
+  const b = await t.connect(server.addr, "B");
+  await b.send("b after a reset\n");
+  gate.open(); // accept() now meets R1 first: it throws NotConnected
+  await withNote(
+    b.expect(ack("b after a reset\n"), { step: "B's reply, after R1 reset in the queue" }),
+    "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
+      "log it and accept again — one client must never stop the server",
+  );
+  await leave(b);
+  await t.step("server.close()", () => server.close());
+});
+
+/** Clients served one after another in the memory check (after as many to warm up). */
+const ROUNDS = 300;
+
+suite.test(`the concurrent server forgets each connection once it is served`, async (t) => {
+  const server = await startServer(t, "concurrent");
+  const port = server.addr.port;
+  const line = new TextEncoder().encode("hi\n");
+  const buffer = new Uint8Array(64);
+  // Raw connections, outside the transcript, so the grader's own memory stays flat.
+  const serveOne = async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await conn.write(line);
+      let got = 0;
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        got += n;
+        if (got === 7) await conn.closeWrite(); // "ack-HI\n" is in: leave
+      }
+    } finally {
+      conn.close();
+    }
+  };
+  const serveMany = (n: number, what: string) =>
+    t.step(`${n} clients, one after another (${what})`, async () => {
+      for (let i = 0; i < n; i++) await serveOne();
+    }, { timeoutMs: 8000 });
+  await serveMany(ROUNDS, "warm-up");
+  const before = heapAfterGc();
+  await serveMany(ROUNDS, "measured");
+  const after = heapAfterGc();
+  if (before !== undefined && after !== undefined) {
+    // A kept Deno.Conn with its handler's promise costs about 1 KB; the measure itself moves
+    // by up to some 40 KB either way, whatever the number of clients.
+    const grown = after - before;
+    t.check(grown < ROUNDS * 300, {
+      step: `the heap after ${ROUNDS} more clients came and went`,
+      expected: `about what it was (less than ${ROUNDS * 300} bytes more)`,
+      actual: `${grown} bytes more (${Math.round(grown / ROUNDS)} per client)`,
+      note: "delete a connection from your map when its handler finishes (in the finally of the " +
+        "task that runs it): a long-running server that keeps every finished connection runs " +
+        "out of memory",
+    });
+  }
+  await t.step("server.close()", () => server.close());
+}, { timeoutMs: 15000 });

@@ -12,8 +12,10 @@ import { inspect } from "node:util";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   describeError,
+  gateListen,
   GradeFailure,
   type Grader,
+  ioTurns,
   isGradeFailure,
   lessonSuite,
   type Probe,
@@ -70,6 +72,11 @@ function surfaceTodos<S extends Server>(t: Grader, server: S): S {
     }
   };
   return server;
+}
+
+/** Rejects when `running` rejects (a TodoError, say); never settles otherwise. */
+function failed(running: Promise<unknown>): Promise<never> {
+  return running.then(() => new Promise<never>(() => {}));
 }
 
 /** Lets the event loop turn once (timers, I/O). */
@@ -620,6 +627,218 @@ suite.test("ConcurrentTcpServer overlaps two slow requests", async (t) => {
   await t.step("serveForever() returns after shutdown()", () => served.serving);
 });
 
+/** An error no client and no closed listener explains: a broken server, as far as the loop knows. */
+class GraderFault extends Error {
+  override name = "GraderFault";
+}
+
+suite.test("handleRequest sorts getRequest's failures: a client's goes on, a closed endpoint ends, anything else rejects", async (t) => {
+  const lib = await load(t);
+  const failures: Error[] = [];
+  /** A TcpServer whose getRequest() fails with the grader's errors, one per call. */
+  class Failing extends lib.TcpServer {
+    protected override getRequest(): Promise<Lesson.Incoming<Deno.Conn>> {
+      const next = failures.shift();
+      return next ? Promise.reject(next) : super.getRequest();
+    }
+  }
+  const server = await t.step(
+    "new TcpServer subclass({ port: 0 }) whose getRequest() fails",
+    () => new Failing({ port: 0 }, lib.BaseRequestHandler<Deno.Conn>),
+  );
+  surfaceTodos(t, server);
+  t.defer(() => cleanUp(server));
+  const cases: [Error, boolean | "rejects", string][] = [
+    [new Deno.errors.ConnectionReset("a client reset before it was accepted"), true, "go on"],
+    [new Deno.errors.NotConnected("a client reset in the queue"), true, "go on"],
+    [new GraderFault("getRequest itself is broken"), "rejects", "a server failure"],
+    [new Deno.errors.BadResource("the listener is closed"), false, "done"],
+    [new Deno.errors.Interrupted("the pending accept was cancelled"), false, "done"],
+  ];
+  for (const [error, expected, meaning] of cases) {
+    failures.push(error);
+    const step = `handleRequest() when getRequest() rejects with ${error.name}`;
+    if (expected === "rejects") {
+      await t.expectError(step, () => server.handleRequest(), {
+        name: "GraderFault",
+        what: "the same error: the server itself is broken",
+        note: "only a client's own error (isClientError) is logged and skipped, and only a " +
+          "closed endpoint (BadResource, Interrupted) ends the loop; rethrow anything else",
+      });
+    } else {
+      const got = await t.step(step, () => server.handleRequest());
+      t.expectEqual(
+        got,
+        expected,
+        `what ${step} resolved`,
+        `${error.name} means ${meaning}: ${expected ? "true" : "false"}`,
+      );
+    }
+  }
+});
+
+suite.test("a client that resets while queued does not stop TcpServer", async (t) => {
+  const lib = await load(t);
+  const journal = new Journal();
+  const served = await serve(
+    t,
+    "TcpServer",
+    () => new lib.TcpServer({ port: 0 }, recorderClass(lib, journal)),
+  );
+  const addr = served.server.addr;
+  const a = await client(t, addr, "A", journal);
+  await echo(a, "a is served\n");
+  // R connects while A is served (it waits in the queue) and resets there; B queues after it.
+  await t.reset(addr, "R", "hello\n");
+  const b = await client(t, addr, "B", journal);
+  await b.send("b after R\n");
+  await hangUp(a);
+  await withNote(
+    () => b.expect("b after R\n", { step: "B's line comes back, after R reset in the queue" }),
+    "accept() throws NotConnected for a client that reset while it waited in the queue: that is " +
+      "a client's error (isClientError), to log and go on — the server must not stop",
+  );
+  await hangUp(b);
+});
+
+suite.test("a client that resets while queued does not stop the BroadcastServer", async (t) => {
+  const lib = await load(t);
+  // The grader keeps the server's accept() from reaching the kernel while R connects and resets.
+  const { value: server, gate } = await t.step(
+    "new BroadcastServer({ port: 0 })",
+    () => gateListen(() => new lib.BroadcastServer({ port: 0 }), "paused"),
+  );
+  surfaceTodos(t, server);
+  const state = { ending: false };
+  const serving = server.serveForever();
+  serving.catch(() => {}); // looked at below
+  t.defer(() => {
+    state.ending = true;
+    return cleanUp(server, serving);
+  });
+  t.defer(() => gate.open()); // runs first
+  await t.step(
+    "serveForever() calls accept()",
+    () =>
+      Promise.race([gate.until(() => gate.waiting === 1, "accept() is called"), failed(serving)]),
+  );
+  await t.reset(server.addr, "R", "hello\n");
+  const b = await client(t, server.addr, "B");
+  gate.open(); // accept() meets R first: it throws NotConnected
+  let stopped: string | undefined;
+  serving.then(
+    () => stopped = "serveForever() returned",
+    (error) => stopped = `serveForever() rejected with ${describeError(error)}`,
+  );
+  const keepGoing = "accept() throws NotConnected for a client that reset while it waited in " +
+    "the queue: a client's error (isClientError), to log and go on — the server must not stop";
+  await t.eventually(
+    "B joins after R reset in the queue",
+    () => server.clients.size === 1 || stopped !== undefined,
+    {
+      expected: "server.clients.size to be 1 (B)",
+      actual: () => `it is ${server.clients.size}`,
+      note: keepGoing,
+    },
+  );
+  if (stopped !== undefined) {
+    t.fail({
+      step: "the server after R reset in the queue",
+      expected: "to go on serving (B joins)",
+      actual: stopped,
+      note: keepGoing,
+    });
+  }
+  await b.send("b is here\n");
+  await b.expect("b is here\n", { step: "B's line is broadcast back to B" });
+});
+
+suite.test("a request accepted as shutdown() began is closed unhandled", async (t) => {
+  const lib = await load(t);
+  const journal = new Journal();
+  // The grader holds the connection the server's accept() got, and hands it over only once
+  // shutdown() has begun.
+  const { value: server, gate } = await t.step(
+    "new ConcurrentTcpServer({ port: 0 }, handler)",
+    () =>
+      gateListen(
+        () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
+        "holding",
+      ),
+  );
+  surfaceTodos(t, server);
+  t.defer(() => cleanUp(server));
+  t.defer(() => gate.open()); // runs first: nothing stays held
+  let answer: string | undefined;
+  const handling = server.handleRequest();
+  const one = handling.then(
+    (more) => answer = String(more),
+    (error) => answer = `a rejection: ${describeError(error)}`,
+  );
+  const x = await client(t, server.addr, "X", journal);
+  await t.step(
+    "handleRequest(): the server's accept() has X",
+    () => Promise.race([gate.until(() => gate.held === 1, "X is accepted"), failed(handling)]),
+  );
+  t.transcript.record("grader", "note", { detail: "calls shutdown({ deadlineMs: 2000 })" });
+  const stopping = server.shutdown({ deadlineMs: 2000 });
+  stopping.catch(() => {}); // awaited below
+  gate.open(); // getRequest() now returns X, to a server that is stopping
+  await t.step("handleRequest() with X accepted as shutdown() began", () => one);
+  t.expectEqual(
+    answer,
+    "false",
+    "what handleRequest() resolved with X accepted as shutdown() began",
+    "a request that arrives once the server is stopping is closed unhandled (closeRequest), " +
+      "and handleRequest resolves false: the server is done",
+  );
+  await withNote(
+    () => x.expectEnd({ step: "X, accepted as shutdown() began, is closed" }),
+    "a request that arrives once the server is stopping is closed unhandled (closeRequest)",
+  );
+  t.expectEqual(
+    journal.list().filter((event) => event.endsWith(" X")),
+    [],
+    "X's handler events",
+    "X arrived once the server was stopping: it must not be handled (no setup, no handle)",
+  );
+  const report = await t.step("shutdown() resolves", () => stopping, { timeoutMs: 3000 });
+  t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
+});
+
+suite.test("inFlight counts the requests being handled, and goes back to 0", async (t) => {
+  const lib = await load(t);
+  const journal = new Journal();
+  const served = await serve(
+    t,
+    "ConcurrentTcpServer",
+    () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
+  );
+  const server = served.server;
+  const expectInFlight = (n: number, why: string) =>
+    t.eventually(`${why}: inFlight becomes ${n}`, () => server.inFlight === n, {
+      expected: `server.inFlight to be ${n}`,
+      actual: () => `it is ${server.inFlight}`,
+      note: "runRequest puts its task in the in-flight map before it returns and takes it out " +
+        "when it settles (task.then(() => map.delete(task)))",
+    });
+  const a = await client(t, server.addr, "A", journal);
+  await echo(a, "a1\n");
+  const b = await client(t, server.addr, "B", journal);
+  await echo(b, "b1\n");
+  await expectInFlight(2, "A and B are being served");
+  await hangUp(b);
+  await expectInFlight(1, "B has left, A is still served");
+  await hangUp(a);
+  await expectInFlight(0, "A has left too");
+  for (const name of ["C", "D", "E"]) {
+    const probe = await client(t, server.addr, name, journal);
+    await echo(probe, `${name} comes and goes\n`);
+    await hangUp(probe);
+  }
+  await expectInFlight(0, "three more clients came and went, one after another");
+});
+
 // ─── shutdown ────────────────────────────────────────────────────────────────
 
 /** Connects until refused: shutdown() may close the listener a moment after it is called. */
@@ -689,6 +908,34 @@ suite.test("shutdown lets the request in flight finish, refuses new clients, rep
   await t.step("serveForever() returns after shutdown()", () => served.serving);
 });
 
+suite.test("shutdown() without options marks the server stopping and waits for the request in flight", async (t) => {
+  const lib = await load(t);
+  const journal = new Journal();
+  const served = await serve(
+    t,
+    "ConcurrentTcpServer",
+    () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
+  );
+  const a = await client(t, served.server.addr, "A", journal);
+  await echo(a, "a1\n", "A's request is in flight");
+  const stopping = served.shutdown({});
+  await t.step("shutdown() without options begins", () => unlessItFailsAtOnce(stopping));
+  t.check(served.server.stopping, {
+    step: "server.stopping once shutdown() has begun",
+    expected: "true",
+    actual: String(served.server.stopping),
+    note: "shutdown() first marks the server stopping, then stops accepting",
+  });
+  await withNote(
+    () => echo(a, "a2\n", "A is still served while shutdown() without options waits"),
+    `without options, shutdown() waits up to DEFAULT_SHUTDOWN_MS (${lib.DEFAULT_SHUTDOWN_MS} ms) ` +
+      "for the requests in flight: options.deadlineMs ?? DEFAULT_SHUTDOWN_MS",
+  );
+  await hangUp(a);
+  const report = await t.step("shutdown() resolves once A is done", () => stopping);
+  t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
+});
+
 for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
   suite.test(`shutdown with a short deadline cuts a stuck request and still resolves (${kind})`, async (t) => {
     const lib = await load(t);
@@ -713,7 +960,8 @@ for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
       () =>
         t.step(
           "shutdown({ deadlineMs: 100 }) while the handlers wait for bytes that never come",
-          () => served.shutdown({ deadlineMs: 100 }),
+          () =>
+            served.shutdown({ deadlineMs: 100 }).finally(() => journal.note("shutdown resolved")),
           { timeoutMs: 3000 },
         ),
       "after the deadline shutdown() closes the requests still running and stops waiting: " +
@@ -728,20 +976,157 @@ for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
     for (const probe of stuck) {
       await probe.expectEnd({ step: `${probe.label}'s connection is closed by the cut` });
     }
+    const events = journal.list();
     for (const name of names) {
-      await t.eventually(
-        `finish() runs for ${name}, cut off at the deadline`,
-        () => journal.has(`finish ${name}`),
-        {
-          expected: `the event "finish ${name}"`,
-          actual: () => inspect(journal.list()),
-          note: "a cut request's read fails; run()'s finally still calls finish()",
-        },
-      );
+      const finished = events.indexOf(`finish ${name}`);
+      t.check(finished >= 0 && finished < events.indexOf("shutdown resolved"), {
+        step: `finish() runs for ${name}, cut off at the deadline, before shutdown() resolves`,
+        expected: `the event "finish ${name}" before "shutdown resolved"`,
+        actual: inspect(events),
+        note: "a cut request's read fails and run()'s finally calls finish(); after cutting, " +
+          "shutdown() waits (up to deadlineMs more) for the cut tasks to settle before it resolves",
+      });
     }
     await t.step("serveForever() returns after shutdown()", () => served.serving);
   });
 }
+
+/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+function showRecords(records: LogRecord[]): string {
+  return records.length === 0
+    ? "no log records at all"
+    : records.map((r) => `${r.level} ${r.category.join("·")}: ${inspect(r.message)}`).join(
+      "\n          ",
+    );
+}
+
+suite.test("handleError logs a client that vanished and a request cut by shutdown as warnings", async (t) => {
+  const lib = await load(t);
+  const records = await captureLogs(t);
+  const journal = new Journal();
+  const served = await serve(
+    t,
+    "TcpServer",
+    () => new lib.TcpServer({ port: 0 }, recorderClass(lib, journal)),
+  );
+  const note = "the default handleError logs at level warning (not error) when the connection " +
+    "was lost (isClientError) or cut off by shutdown (Interrupted or BadResource while stopping)";
+  const expectWarningOnly = (step: string, port: number) => {
+    const errors = records.filter((r) => r.level === "error" || r.level === "fatal");
+    const warnings = records.filter((r) =>
+      r.level === "warning" && inspect([r.message, r.properties]).includes(`:${port}`)
+    );
+    t.check(errors.length === 0 && warnings.length > 0, {
+      step,
+      expected: `a record at level warning naming 127.0.0.1:${port}, and none at level error`,
+      actual: showRecords(records),
+      note,
+    });
+  };
+  // R's handler is reading when R resets: its read fails with ConnectionReset.
+  const r = await t.connect(served.server.addr, "R", { resettable: true });
+  journal.name(r, "R");
+  await echo(r, "r is served\n");
+  const rPort = (r.conn.localAddr as Deno.NetAddr).port;
+  await r.reset();
+  await t.eventually("R's request ends after its reset", () => journal.has("finish R"), {
+    expected: 'the event "finish R"',
+    actual: () => inspect(journal.list()),
+  });
+  await ioTurns(); // handleError runs right after finish()
+  expectWarningOnly("the log records after R reset while its handler read", rPort);
+  // A's handler is reading when shutdown cuts it off.
+  const a = await client(t, served.server.addr, "A", journal);
+  await echo(a, "a never finishes\n");
+  const aPort = (a.conn.localAddr as Deno.NetAddr).port;
+  records.length = 0;
+  const report = await t.step(
+    "shutdown({ deadlineMs: 50 }) while A's handler waits for bytes",
+    () => served.shutdown({ deadlineMs: 50 }),
+    { timeoutMs: 3000 },
+  );
+  t.expectEqual(report, { outcome: "cut", cut: 1 }, "shutdown()'s report");
+  expectWarningOnly("the log records after shutdown cut A's request", aPort);
+});
+
+suite.test("handleError logs a real failure as an error, also during shutdown", async (t) => {
+  const lib = await load(t);
+  const records = await captureLogs(t);
+  const journal = new Journal();
+  /** The grader's recorder, except that the line `close` makes it close its own connection first. */
+  class SelfCloser extends recorderClass(lib, journal) {
+    override async handle(): Promise<void> {
+      const buffer = new Uint8Array(64);
+      await this.request.read(buffer);
+      // A bug of the handler's own: it closes its connection, then reads from it (BadResource).
+      this.request.close();
+      await this.request.read(buffer);
+    }
+  }
+  const served = await serve(
+    t,
+    "ConcurrentTcpServer",
+    () => new lib.ConcurrentTcpServer({ port: 0 }, SelfCloser),
+  );
+  const note = "only a lost client (isClientError) and a request cut by shutdown (Interrupted or " +
+    "BadResource while the server is stopping) are warnings; any other failure is an error";
+  const expectError = (step: string, port: number, detail: string) => {
+    const errors = records.filter((r) =>
+      r.level === "error" && inspect([r.message, r.properties]).includes(`:${port}`)
+    );
+    t.check(errors.length > 0, {
+      step,
+      expected: `a record at level error naming 127.0.0.1:${port} (${detail})`,
+      actual: showRecords(records),
+      note,
+    });
+  };
+  const a = await client(t, served.server.addr, "A", journal);
+  await a.send("go\n");
+  await a.expectEnd({ step: "A's handler closes its own connection, then reads from it" });
+  const aPort = (a.conn.localAddr as Deno.NetAddr).port;
+  await t.eventually("handleError logs A's failure", () => records.length > 0, {
+    expected: "a log record",
+    actual: () => showRecords(records),
+    note,
+  });
+  expectError(
+    "the log record of A's failure",
+    aPort,
+    "BadResource while the server is not stopping is the handler's own bug",
+  );
+  // The same server goes on with the line-echo recorder.
+  (served.server as { handlerClass: unknown }).handlerClass = recorderClass(lib, journal);
+  const b = await client(t, served.server.addr, "B", journal);
+  await echo(b, "b is in flight\n");
+  const bPort = (b.conn.localAddr as Deno.NetAddr).port;
+  records.length = 0;
+  const stopping = served.shutdown({ deadlineMs: 2000 });
+  await t.step("shutdown({ deadlineMs: 2000 }) begins", () => unlessItFailsAtOnce(stopping));
+  await b.send("throw\n");
+  await b.expectEnd({ step: "B's handler throws while the server is stopping" });
+  const report = await t.step("shutdown() resolves once B is done", () => stopping);
+  t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
+  expectError(
+    "the log record of B's failure during shutdown",
+    bPort,
+    "a handler that throws during shutdown is a real failure, not a cut",
+  );
+});
 
 // ─── UDP and Unix ────────────────────────────────────────────────────────────
 
@@ -786,6 +1171,11 @@ class DatagramClient {
 
   /** The next datagram, within 2 s. */
   async next(step: string): Promise<string> {
+    return decoder.decode(await this.nextBytes(step));
+  }
+
+  /** The bytes of the next datagram, within 2 s. */
+  async nextBytes(step: string): Promise<Uint8Array> {
     const deadline = performance.now() + 2000;
     while (this.#queue.length === 0) {
       const left = deadline - performance.now();
@@ -805,7 +1195,7 @@ class DatagramClient {
       });
       clearTimeout(timer);
     }
-    return decoder.decode(this.#queue.shift());
+    return this.#queue.shift()!;
   }
 
   async close(): Promise<void> {
@@ -818,6 +1208,9 @@ class DatagramClient {
   }
 }
 
+/** Bytes a handler replies with: not UTF-8, and with a 0 byte. */
+const RAW_REPLY = Uint8Array.of(0xff, 0x00, 0x68, 0x69, 0xc3);
+
 suite.test("UdpServer answers each datagram on its own and survives a failing handler", async (t) => {
   const lib = await load(t);
   const events: string[] = [];
@@ -827,6 +1220,7 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
       const from = this.clientAddress.transport === "udp" ? this.clientAddress.port : "?";
       events.push(`${text} from ${from}`);
       if (text === "throw") throw new Error("thrown on purpose by the grader's UDP handler");
+      if (text === "bytes") return await this.request.reply(RAW_REPLY);
       await this.request.reply(text.toUpperCase());
     }
   }
@@ -856,6 +1250,14 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
     'the handler of "throw" failed; the server must go on and answer the next datagram',
   );
   t.expectEqual(third, "AGAIN", "the reply after the failure");
+  await me.send("bytes", addr);
+  const raw = await me.nextBytes('the reply to "bytes": the handler calls reply(bytes)');
+  t.expectEqual(
+    raw,
+    RAW_REPLY,
+    "the datagram reply(bytes) sent",
+    "reply() sends a Uint8Array as it is; only a string is encoded (as UTF-8)",
+  );
   const report = await t.step("shutdown() of the idle UDP server", () => served.shutdown({}));
   t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
   await t.step("serveForever() returns after shutdown()", () => served.serving);
@@ -870,6 +1272,96 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
     });
   }
   again.close();
+});
+
+/**
+ * A UDP handler that holds its request until the grader lets it go, so a check
+ * can act while it is in flight. `started` counts the requests it got.
+ */
+function heldUdpHandler(lib: Lib, t: Grader) {
+  const state = { started: 0, release: () => {} };
+  const released = new Promise<void>((resolve) => state.release = resolve);
+  t.defer(() => state.release()); // never leave a handler hanging
+  class Held extends lib.BaseRequestHandler<Lesson.Datagram> {
+    override async handle(): Promise<void> {
+      state.started++;
+      await released;
+      await this.request.reply("done");
+    }
+  }
+  return { Held, state };
+}
+
+suite.test("UdpServer: while shutdown drains, handleRequest() says done at once, and the drain ends it", async (t) => {
+  const lib = await load(t);
+  const { Held, state } = heldUdpHandler(lib, t);
+  const served = await serve(t, "UdpServer", () => new lib.UdpServer({ port: 0 }, Held));
+  const addr = served.server.addr as Deno.NetAddr;
+  const me = new DatagramClient(t, "udp client");
+  await me.send("hold on", addr);
+  await t.eventually("the handler of the datagram runs", () => state.started === 1, {
+    expected: "the handler to start",
+    actual: () => `${state.started} handler(s) started`,
+  });
+  const stopping = served.shutdown({ deadlineMs: 2000 });
+  stopping.catch(() => {}); // awaited below
+  // The UDP socket stays open through the drain: a handleRequest() that went on to
+  // getRequest() would wait for a datagram.
+  let answer: string | undefined;
+  const asked = served.server.handleRequest().then(
+    (more) => answer = String(more),
+    (error) => answer = `a rejection: ${describeError(error)}`,
+  );
+  await ioTurns();
+  t.check(answer === "false", {
+    step: "handleRequest() called while the UDP server is stopping",
+    expected: "false, at once (the server is stopping)",
+    actual: answer === undefined ? "still pending: it waits for a datagram" : answer,
+    note: "handleRequest's first step: if the server is stopping, resolve false without " +
+      "waiting. A UDP server keeps its socket open through the drain, so getRequest() would wait",
+  });
+  state.release();
+  await asked;
+  t.expectEqual(await me.next("the held handler's reply"), "done", "the held handler's reply");
+  const report = await t.step("shutdown() resolves once the handler is done", () => stopping);
+  t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
+  await t.step("serveForever() returns after shutdown()", () => served.serving);
+});
+
+suite.test("UdpServer: shutdown past its deadline still closes the socket", async (t) => {
+  const lib = await load(t);
+  const { Held, state } = heldUdpHandler(lib, t);
+  const served = await serve(t, "UdpServer", () => new lib.UdpServer({ port: 0 }, Held));
+  const addr = served.server.addr as Deno.NetAddr;
+  const me = new DatagramClient(t, "udp client");
+  await me.send("never done", addr);
+  await t.eventually("the handler of the datagram runs", () => state.started === 1, {
+    expected: "the handler to start",
+    actual: () => `${state.started} handler(s) started`,
+  });
+  const report = await withNote(
+    () =>
+      t.step(
+        "shutdown({ deadlineMs: 50 }) while a UDP handler never ends",
+        () => served.shutdown({ deadlineMs: 50 }),
+        { timeoutMs: 3000 },
+      ),
+    "after the deadline, cut what is left, wait up to deadlineMs more, then close() and resolve",
+  );
+  t.expectEqual(report, { outcome: "cut", cut: 1 }, "shutdown()'s report");
+  let again: Deno.DatagramConn;
+  try {
+    again = Deno.listenDatagram({ hostname: "127.0.0.1", port: addr.port, transport: "udp" });
+  } catch (error) {
+    throw t.fail({
+      step: `bind UDP port ${addr.port} again after shutdown() cut the request`,
+      expected: "the port to be free: shutdown() closes the server's socket on every path",
+      actual: describeError(error),
+      note: "call this.close() before resolving, after a cut as after a drain",
+    });
+  }
+  again.close();
+  state.release();
 });
 
 suite.test("UnixStreamServer serves on a socket file, one client at a time, and removes it at shutdown", async (t) => {
@@ -1073,3 +1565,56 @@ for (const split of ["whole", "bytes"] as const) {
     await waitForAudience(t, server, 1, "A is gone");
   });
 }
+
+for (const split of ["whole", "bytes"] as const) {
+  suite.test(`BroadcastServer broadcasts a line of exactly maxLineBytes (sent ${split === "whole" ? "in one write" : "byte by byte"})`, async (t) => {
+    const { clients } = await broadcastRoom(t, ["A", "B"], { maxLineBytes: 32 });
+    const [a] = clients;
+    const line = "y".repeat(31) + "\n"; // 32 bytes, newline included: exactly the limit
+    await a.send(line, { split });
+    await withNote(
+      () => everyoneGets(clients, line, "A's line of exactly 32 bytes, newline included"),
+      "a line, newline included, may be maxLineBytes long: readLine(this.server.maxLineBytes)",
+    );
+  });
+}
+
+suite.test("BroadcastHandler passes an error that is not a line too long on to handleError", async (t) => {
+  const lib = await load(t);
+  const failures: unknown[] = [];
+  /** Your BroadcastHandler, except that readLine fails with an error no line explains. */
+  class Faulty extends lib.BroadcastHandler {
+    override readLine(): Promise<Uint8Array | null> {
+      return Promise.reject(new GraderFault("readLine broke (the grader's doing)"));
+    }
+  }
+  const served = await serve(t, "BroadcastServer", () => {
+    const server = new lib.BroadcastServer({ port: 0 }, { maxLineBytes: 32 });
+    (server as { handlerClass: unknown }).handlerClass = Faulty;
+    const original = server.handleError;
+    server.handleError = function (error, request, clientAddress) {
+      failures.push(error);
+      return original.call(this, error, request, clientAddress);
+    };
+    return server;
+  });
+  const a = await client(t, served.server.addr, "A");
+  await withNote(
+    () =>
+      a.expectEnd({
+        step: "A's readLine failed with an error that is not a line too long: A gets no line",
+      }),
+    "answer the error line only for LineTooLongError; rethrow any other error of readLine, so " +
+      "the server's handleError sees it",
+  );
+  await t.eventually("handleError gets the error", () => failures.length > 0, {
+    expected: "one call of handleError, with the GraderFault",
+    actual: () => `${failures.length} call(s)`,
+  });
+  t.check(failures[0] instanceof GraderFault, {
+    step: "the error handleError got",
+    expected: "the GraderFault readLine threw",
+    actual: describeError(failures[0]),
+    note: "rethrow errors that are not LineTooLongError from handle()",
+  });
+});

@@ -110,11 +110,16 @@ export async function settledWithin(tasks: Promise<unknown>[], ms: number): Prom
   }
 }
 
-/** Errors of one client's connection, not of the server: accepting goes on after them. */
+/**
+ * Errors of one client's connection, not of the server: accepting goes on after them.
+ * `NotConnected` is what `accept()` throws for a client that reset while it waited in the
+ * listener's queue.
+ */
 export function isClientError(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.ConnectionRefused;
+    error instanceof Deno.errors.ConnectionRefused ||
+    error instanceof Deno.errors.NotConnected;
 }
 
 /**

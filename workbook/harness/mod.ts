@@ -7,6 +7,7 @@ export * from "./bytes.ts";
 export * from "./failure.ts";
 export * from "./freeze_guard.ts";
 export * from "./grader.ts";
+export * from "./listen_gate.ts";
 export * from "./probe.ts";
 export * from "./target.ts";
 export * from "./transcript.ts";
