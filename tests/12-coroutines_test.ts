@@ -21,9 +21,20 @@
  * read fail with an error that is not the peer leaving, the grader swaps the
  * server's fd for a pipe's write end (keeping the socket open by a copy).
  */
-import { describeError, type Grader, lessonSuite, withNote } from "../workbook/harness/mod.ts";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import {
+  describeError,
+  type Grader,
+  heapAfterGc,
+  lessonSuite,
+  withNote,
+} from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/12-coroutines/coroutines.ts";
 import {
+  EINVAL,
+  EMFILE,
+  ENFILE,
+  errnoName,
   F_DUPFD,
   ffiAvailable,
   getrlimit,
@@ -1661,6 +1672,524 @@ suite.test(
     await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
   },
   { skip: ffiSkip },
+);
+
+// ---------------------------------------------------------------------------
+// Under attack: out of descriptors, and state that outlives its connection
+// ---------------------------------------------------------------------------
+
+/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+/** Records at level info or above (what a server running at "info" shows), as short lines. */
+function shownRecords(records: LogRecord[]): string[] {
+  return records
+    .filter((r) => r.level !== "debug" && r.level !== "trace")
+    .map((r) => `${r.level}: ${r.message.map((part) => String(part)).join("")}`);
+}
+
+/**
+ * A double of accept4 on one listener: the server's accept calls go through
+ * `sys.accept4` of the libc bindings, and while `failing` is set each call on
+ * `fd` fails with that errno, as if the process were out of descriptors
+ * (the client stays queued, as the kernel keeps it). Every call is logged in
+ * `events`, beside what the acceptor yields (see {@linkcode watchAcceptor}).
+ */
+class AcceptDouble {
+  /** Calls still to fail (Infinity: until stop()), and with which errno. */
+  failing = 0;
+  errno = EMFILE;
+  failed = 0;
+  readonly events: string[];
+  /** `events.length` and the log length at the first real accept after a failure. */
+  recovered: { event: number; log: number } | undefined;
+  #failedSince = false;
+
+  constructor(t: Grader, fd: number, events: string[], records: LogRecord[]) {
+    this.events = events;
+    const real = sys.accept4;
+    sys.accept4 = (on, address, length, flags) => {
+      if (on !== fd) return real(on, address, length, flags);
+      if (this.failing > 0) {
+        this.failing--;
+        this.failed++;
+        this.#failedSince = true;
+        this.events.push(`accept: ${errnoName(this.errno)}`);
+        return { value: -1, errno: this.errno };
+      }
+      const result = real(on, address, length, flags);
+      if (result.value >= 0 && this.#failedSince) {
+        this.#failedSince = false;
+        this.recovered = { event: this.events.length, log: records.length };
+      }
+      this.events.push(
+        result.value >= 0 ? "accept: a client" : `accept: ${errnoName(result.errno)}`,
+      );
+      return result;
+    };
+    t.defer(() => sys.accept4 = real);
+  }
+
+  /** Fails the next `count` calls (Infinity: until stop()) with `errno`. */
+  fail(count: number, errno: number): void {
+    this.failing = count;
+    this.errno = errno;
+    this.recovered = undefined;
+  }
+
+  stop(): void {
+    this.failing = 0;
+  }
+}
+
+/**
+ * Wraps the first task spawned on `hub` from now on (startGreenEchoServer's
+ * acceptor): records what it yields into `events`. While `compress` is set,
+ * a `sleep(ms)` it yields is passed on as `sleep(0)`: the grader's clock,
+ * so a pause of a second costs no real second.
+ */
+function watchAcceptor(hub: Lesson.Hub, lesson: typeof Lesson, events: string[]) {
+  const watch = { compress: false, task: undefined as Lesson.Task | undefined };
+  const spawn = hub.spawn.bind(hub);
+  hub.spawn = <T>(body: () => Coroutine<T>, name?: string): Lesson.Task<T> => {
+    hub.spawn = spawn;
+    const task = spawn(() => watched(body()), name);
+    watch.task = task as Lesson.Task;
+    return task;
+  };
+  function* watched<T>(inner: Coroutine<T>): Coroutine<T> {
+    let resume: { ok: true; value: unknown } | { ok: false; error: unknown } = {
+      ok: true,
+      value: undefined,
+    };
+    for (;;) {
+      const step: IteratorResult<Lesson.Instruction | undefined, T> = resume.ok
+        ? inner.next(resume.value)
+        : inner.throw(resume.error);
+      if (step.done) return step.value;
+      const instruction: Lesson.Instruction | undefined = step.value;
+      events.push(
+        instruction === undefined
+          ? "yield (a bare yield)"
+          : `yield ${instruction.kind}(${
+            instruction.kind === "sleep"
+              ? instruction.ms
+              : instruction.kind === "join"
+              ? instruction.task.name
+              : instruction.fd
+          })`,
+      );
+      const passed: Lesson.Instruction | undefined = watch.compress && instruction?.kind === "sleep"
+        ? lesson.sleep(0)
+        : instruction;
+      try {
+        resume = { ok: true, value: yield passed };
+      } catch (error) {
+        resume = { ok: false, error };
+      }
+    }
+  }
+  return watch;
+}
+
+/** The pause schedule the doc gives: 10 ms, doubling, at most 1 s. */
+function pauses(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.min(10 * 2 ** i, 1000));
+}
+
+/**
+ * From `events` (accept calls and the acceptor's yields), what the acceptor
+ * did between each failed accept and the next accept call: the ms it slept
+ * in total, or why that was no pause.
+ */
+function pausesAfterFailures(events: string[]): { ms: number[]; shown: string[] } {
+  const ms: number[] = [];
+  const shown: string[] = [];
+  for (let i = 0; i < events.length; i++) {
+    if (!/^accept: E[MN]FILE$/.test(events[i])) continue;
+    const between: string[] = [];
+    for (let j = i + 1; j < events.length && !events[j].startsWith("accept:"); j++) {
+      between.push(events[j]);
+    }
+    const slept = between.map((e) => /^yield sleep\((\d+(?:\.\d+)?)\)$/.exec(e)?.[1])
+      .filter((m) => m !== undefined).reduce((sum, m) => sum + Number(m), 0);
+    ms.push(between.some((e) => e.startsWith("yield sleep")) ? slept : 0);
+    shown.push(between.length === 0 ? "nothing: accept again at once" : between.join(", "));
+  }
+  return { ms, shown };
+}
+
+const PAUSE_NOTE = "out of descriptors (accept throws EMFILE or ENFILE: isOutOfDescriptors), the " +
+  "client stays queued, so the listener stays readable and accepting again at once fails again " +
+  "at once: a spin. Pause the acceptor with yield sleep(ms) — ACCEPT_PAUSE_MS (10 ms) first, " +
+  "doubling on each further failure up to ACCEPT_PAUSE_MAX_MS (1 s) — then try again; read " +
+  '"Under attack" in the doc';
+
+suite.test(
+  "Hub: out of descriptors, the acceptor pauses (10 ms doubling to 1 s), logs once, recovers",
+  async (t) => {
+    const { lesson, hub } = await newHub(t);
+    const records = await captureLogs(t);
+    const events: string[] = [];
+    const acceptor = watchAcceptor(hub, lesson, events);
+    const server = await t.step(
+      "startGreenEchoServer(hub)",
+      () => lesson.startGreenEchoServer(hub),
+    );
+    t.defer(() => server.close());
+    const [listenFd] = server.openFds();
+    const double = new AcceptDouble(t, listenFd, events, records);
+    const running = runHub(hub);
+    const steady = await t.connect(server.addr, "steady");
+    await steady.send("before\n");
+    await steady.expect("before\n");
+    const acceptorState = () =>
+      acceptor.task
+        ? `the acceptor task is ${acceptor.task.state}${
+          acceptor.task.state === "failed" ? ` (${describeError(acceptor.task.error)})` : ""
+        }`
+        : "no acceptor task";
+    // A client that queues while accept fails (raw: a server that gives up resets it).
+    const queue = () => {
+      const conn = Deno.connect({ hostname: "127.0.0.1", port: server.addr.port })
+        .catch(() => undefined);
+      t.defer(async () => (await conn)?.close());
+    };
+
+    // Episode 1: the next 10 accept calls fail with EMFILE; the acceptor's sleeps are compressed.
+    acceptor.compress = true;
+    double.fail(10, EMFILE);
+    events.length = 0;
+    const logFrom = records.length;
+    queue();
+    await withNote(
+      t.eventually(
+        "the server while its next 10 accept calls fail with EMFILE (out of descriptors), " +
+          "a client waiting in the queue",
+        () => double.failed === 10 && server.accepted === 2,
+        {
+          expected: "10 failed accept calls, then the queued client accepted (2 accepted in all)",
+          actual: () =>
+            `${double.failed} failed accept call(s), ${server.accepted} accepted; ${acceptorState()}`,
+          timeoutMs: 4000,
+        },
+      ),
+      PAUSE_NOTE,
+    );
+    const first = pausesAfterFailures(events);
+    t.check(first.ms.join() === pauses(10).join(), {
+      step: "what the acceptor yielded between failed accepts (the grader's clock: no real wait)",
+      expected: `a pause after each of the 10 failures: yield sleep(ms) with ms = ${
+        pauses(10).join(", ")
+      } (10 ms doubling, at most ACCEPT_PAUSE_MAX_MS = 1000)`,
+      actual: first.shown.map((what, i) => `after failure ${i + 1}: ${what}`).join("; "),
+      note: PAUSE_NOTE,
+    });
+    const episode1 = shownRecords(records.slice(logFrom, double.recovered?.log ?? records.length));
+    t.check(episode1.length === 1 && /^warning/.test(episode1[0]), {
+      step: "the log records (info and above) while the 10 accept calls failed",
+      expected: "one warning per episode: 1 record, at level warning",
+      actual: episode1.length === 0 ? "no record" : episode1.join(" | "),
+      note: "log a warning when an episode starts (the first failure), not one per failed " +
+        "accept: a long exhaustion would flood the log",
+    });
+    const after1 = await t.connect(server.addr, "client B, after the first episode");
+    await after1.send("b\n");
+    await after1.expect("b\n", { step: "client B's echo: the server accepts again" });
+
+    // Episode 2: ENFILE, in real time, until the grader stops it; the steady client is served.
+    acceptor.compress = false;
+    double.fail(Infinity, ENFILE);
+    events.length = 0;
+    const log2From = records.length;
+    queue();
+    await withNote(
+      t.eventually(
+        "the server while accept fails with ENFILE (the system is out of descriptors), a " +
+          "client waiting in the queue",
+        () => double.failed >= 12,
+        {
+          expected: "2 failed accept calls (the first at once, the second after a 10 ms pause)",
+          actual: () => `${double.failed - 10} failed accept call(s); ${acceptorState()}`,
+        },
+      ),
+      PAUSE_NOTE + "; ENFILE counts as out of descriptors too",
+    );
+    await steady.send("during\n");
+    await steady.expect("during\n", {
+      step: "the steady client's echo while the acceptor pauses",
+    });
+    double.stop();
+    await t.eventually("the server once accept works again", () => server.accepted === 4, {
+      expected: "the queued client accepted (4 accepted in all)",
+      actual: () => `${server.accepted} accepted; ${acceptorState()}`,
+      note: PAUSE_NOTE,
+    });
+    const second = pausesAfterFailures(events);
+    t.check(
+      second.ms.length >= 2 && second.ms.join() === pauses(second.ms.length).join(),
+      {
+        step: "what the acceptor yielded between failed accepts in the second episode (ENFILE)",
+        expected: `yield sleep(ms) after each failure, ms = ${
+          pauses(Math.max(2, second.ms.length)).join(", ")
+        }: once an accept succeeds, the next episode starts again from 10 ms`,
+        actual: second.shown.map((what, i) => `after failure ${i + 1}: ${what}`).join("; "),
+        note: PAUSE_NOTE,
+      },
+    );
+    const episode2 = shownRecords(
+      records.slice(log2From, double.recovered?.log ?? records.length),
+    );
+    t.check(episode2.length === 1 && /^warning/.test(episode2[0]), {
+      step: "the log records (info and above) during the second episode",
+      expected: "one warning per episode: 1 record, at level warning",
+      actual: episode2.length === 0 ? "no record" : episode2.join(" | "),
+      note: "every episode gets its one warning: once an accept succeeds, the next failure " +
+        "starts a new episode",
+    });
+    const after2 = await t.connect(server.addr, "client C, after the second episode");
+    await after2.send("c\n");
+    await after2.expect("c\n", { step: "client C's echo: the server accepts again" });
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip },
+);
+
+const OTHER_ERROR_NOTE = "only out of descriptors (isOutOfDescriptors: EMFILE, ENFILE) is worth " +
+  "a pause: any other accept error is a bug to report, so let it end the acceptor (its finally " +
+  "closes the listener)";
+
+suite.test(
+  "Hub: accept fails with an error other than EMFILE/ENFILE: the acceptor ends, connections go on",
+  async (t) => {
+    const { lesson, hub } = await newHub(t);
+    const events: string[] = [];
+    const acceptor = watchAcceptor(hub, lesson, events);
+    const server = await t.step(
+      "startGreenEchoServer(hub)",
+      () => lesson.startGreenEchoServer(hub),
+    );
+    t.defer(() => server.close());
+    const [listenFd] = server.openFds();
+    const double = new AcceptDouble(t, listenFd, events, []);
+    const running = runHub(hub);
+    const steady = await t.connect(server.addr, "steady");
+    await steady.send("before\n");
+    await steady.expect("before\n");
+    double.fail(Infinity, EINVAL);
+    // A client for accept to fail on; the listener may reset it when it closes.
+    const late = Deno.connect({ hostname: "127.0.0.1", port: server.addr.port })
+      .catch(() => undefined);
+    t.defer(async () => (await late)?.close());
+    await t.eventually(
+      "the acceptor after accept failed with EINVAL",
+      () => double.failed > 0 && acceptor.task !== undefined && !acceptor.task.alive,
+      {
+        expected: "it ends",
+        actual: () =>
+          `${double.failed} failed accept call(s); the acceptor task is ${
+            acceptor.task?.state ?? "not spawned"
+          }`,
+        note: OTHER_ERROR_NOTE,
+      },
+    );
+    double.stop();
+    const task = acceptor.task!;
+    t.check(
+      task.state === "failed" && /EINVAL/.test(String(task.error)) && double.failed === 1,
+      {
+        step: "how the acceptor task ended",
+        expected: 'state "failed" with the ErrnoError EINVAL accept threw, after 1 accept call',
+        actual: `state ${JSON.stringify(task.state)}, error ${
+          describeError(task.error)
+        }, after ${double.failed} failed accept call(s)`,
+        note: OTHER_ERROR_NOTE,
+      },
+    );
+    await t.eventually("the listener", () => !isFdOpen(listenFd), {
+      expected: `fd ${listenFd} closed (the acceptor's finally)`,
+      actual: () => `fd ${listenFd} open`,
+    });
+    await steady.send("after\n");
+    await steady.expect("after\n", { step: "the steady client is still served" });
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip },
+);
+
+/** About 200 KB on the JS heap: hung on a task, it makes a task kept after it ended show. */
+function ballast(): number[] {
+  return new Array(25_000).fill(0.5); // 25 000 doubles in one backing store on the heap
+}
+
+const BALLAST_BYTES = 200_000;
+const ROUNDS = 30;
+
+suite.test(
+  "Hub: an ended task is not kept — after its wait was woken, unwatchable or killed",
+  async (t) => {
+    const { lesson, hub } = await newHub(t);
+    const pairs = [0, 1].map(() => socketPair({ nonBlocking: true }));
+    t.defer(() => pairs.flat().forEach((fd) => sys.close(fd)));
+    const [[wakeLeft, wakeRight], [, quiet]] = pairs;
+    const kinds = {
+      woken: "wait for readable(fd), woken by the grader's byte",
+      unwatchable: "wait for readable(-1): an unwatchable fd",
+      killed: "wait for readable(fd) on a quiet socket, killed while waiting",
+    };
+    type Kind = keyof typeof kinds;
+    const notWaiting: string[] = [];
+    function* driver(kind: Kind, rounds: number): Coroutine<void> {
+      for (let i = 0; i < rounds; i++) {
+        const child = hub.spawn(function* (): Coroutine<void> {
+          const buffer = new Uint8Array(1);
+          if (kind === "woken") {
+            yield lesson.readable(wakeRight);
+            read(wakeRight, buffer);
+          } else if (kind === "unwatchable") {
+            try {
+              yield lesson.readable(-1);
+            } catch {
+              // expected: the watch fails
+            }
+          } else {
+            yield lesson.readable(quiet);
+          }
+        }, `${kind} ${i}`);
+        Object.assign(child, { ballast: ballast() });
+        if (kind === "woken") write(wakeLeft, new Uint8Array([1]));
+        if (kind === "killed") {
+          for (let turn = 0; turn < 10 && child.state !== "waiting"; turn++) yield;
+          if (child.state !== "waiting") notWaiting.push(`${child.name}: ${child.state}`);
+          hub.kill(child);
+        }
+        try {
+          yield lesson.join(child);
+        } catch {
+          // the killed one
+        }
+      }
+    }
+    const drive = async (kind: Kind, rounds: number) => {
+      hub.spawn(() => driver(kind, rounds), `driver (${kind})`);
+      await hub.run();
+    };
+    await t.step(
+      "warm-up: 3 tasks of each kind, one after another, each with ~200 KB hung on it",
+      async () => {
+        for (const kind of Object.keys(kinds) as Kind[]) await drive(kind, 3);
+      },
+      { timeoutMs: 5000 },
+    );
+    let before = heapAfterGc();
+    for (const kind of Object.keys(kinds) as Kind[]) {
+      await t.step(
+        `${ROUNDS} tasks, one after another, that ${kinds[kind]}; each with ~200 KB hung on it`,
+        () => drive(kind, ROUNDS),
+        { timeoutMs: 5000 },
+      );
+      const after = heapAfterGc();
+      if (kind === "killed" && notWaiting.length > 0) {
+        t.fail({
+          step: "the tasks to be killed",
+          expected: 'each "waiting" for its fd when killed',
+          actual: notWaiting.join(", "),
+          note: 'a task that yields readable(fd) is "waiting"',
+        });
+      }
+      if (before === undefined || after === undefined) continue;
+      const grown = after - before;
+      before = after;
+      t.check(grown < (ROUNDS * BALLAST_BYTES) / 4, {
+        step: `the heap after ${ROUNDS} tasks ${
+          kind === "woken" ? "were woken" : kind === "killed" ? "were killed" : "failed to wait"
+        } and ended (${kinds[kind]})`,
+        expected: `about what it was (less than ${(ROUNDS * BALLAST_BYTES) / 4} bytes more)`,
+        actual: `${grown} bytes more (${Math.round(grown / ROUNDS)} per task: each ended task ` +
+          "is still referenced)",
+        note: "once a wait ends — woken by its callback, refused by a watch that throws " +
+          "(unwatchable), or cancelled by kill() (cancelIo) — forget it in BOTH directions " +
+          "(waiting: fd → task, waitingOn: task → fd): a stale entry keeps an ended task, " +
+          "its coroutine and all it holds, for the life of the hub",
+      });
+    }
+  },
+  { skip: ffiSkip, timeoutMs: 20_000 },
+);
+
+suite.test(
+  "Hub: the echo server keeps nothing of a connection that ended (the heap stays flat)",
+  async (t) => {
+    const { hub, server } = await newEchoServer(t);
+    // Hang ~200 KB on every connection task, so that a task kept after its end shows.
+    const spawn = hub.spawn.bind(hub);
+    hub.spawn = <T>(body: () => Coroutine<T>, name?: string): Lesson.Task<T> =>
+      Object.assign(spawn(body, name), { ballast: ballast() });
+    const running = runHub(hub);
+    const line = new TextEncoder().encode("hi\n");
+    const buffer = new Uint8Array(16);
+    // Raw connections, outside the transcript, so the grader's own memory stays flat.
+    const serveOne = async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      try {
+        await conn.write(line);
+        for (let got = 0; got < line.length;) {
+          const n = await conn.read(buffer);
+          if (n === null) throw new Error(`the connection ended after ${got} bytes`);
+          got += n;
+        }
+      } finally {
+        conn.close();
+      }
+    };
+    const serveMany = async (n: number, what: string) => {
+      await t.step(
+        `${n} clients, one after another, each echoes "hi" and leaves (${what})`,
+        async () => {
+          for (let i = 0; i < n; i++) await serveOne();
+        },
+        { timeoutMs: 8000 },
+      );
+      await t.eventually("server.live once they left", () => server.live === 0, {
+        expected: "0",
+        actual: () => String(server.live),
+      });
+    };
+    await serveMany(5, "warm-up");
+    const before = heapAfterGc();
+    await serveMany(ROUNDS, "measured");
+    const after = heapAfterGc();
+    if (before !== undefined && after !== undefined) {
+      const grown = after - before;
+      t.check(grown < (ROUNDS * BALLAST_BYTES) / 4, {
+        step:
+          `the heap after ${ROUNDS} clients came and went (~200 KB hung on each connection task)`,
+        expected: `about what it was (less than ${(ROUNDS * BALLAST_BYTES) / 4} bytes more)`,
+        actual: `${grown} bytes more (${Math.round(grown / ROUNDS)} per client: each ended ` +
+          "connection task is still referenced)",
+        note: "forget a connection when its task ends: the set of connection tasks close() " +
+          "kills must drop each one when it settles (task.settled), or a long-running server " +
+          "keeps every client that ever connected",
+      });
+    }
+    await t.step("server.close()", () => server.close());
+    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  },
+  { skip: ffiSkip, timeoutMs: 20_000 },
 );
 
 suite.test(

@@ -24,6 +24,8 @@ import {
   accept,
   ECONNABORTED,
   ECONNRESET,
+  EMFILE,
+  ENFILE,
   EPIPE,
   ErrnoError,
   ETIMEDOUT,
@@ -470,6 +472,8 @@ export class Hub extends Scheduler {
    * fd on the loop with that interest; when the callback fires, unwatch it,
    * forget the wait and make the task ready. One waiter per fd: if another
    * task already waits on it, make this one ready with an Error instead.
+   * Whenever a wait ends (woken, refused by a watch that throws, cancelled),
+   * forget it in both maps: a stale entry keeps an ended task alive.
    */
   protected override waitIo(task: Task, instruction: Instruction): void {
     throw new TodoError("waitIo");
@@ -519,6 +523,21 @@ export function isPeerGone(error: unknown): boolean {
   return error instanceof ErrnoError &&
     [ECONNRESET, EPIPE, ECONNABORTED, ETIMEDOUT].includes(error.errno);
 }
+
+/**
+ * Errors that mean "this process (EMFILE) or the whole system (ENFILE) is out
+ * of file descriptors": `accept` cannot take the next connection now, but it
+ * stays queued in the kernel and can be taken once a descriptor is free.
+ */
+export function isOutOfDescriptors(error: unknown): boolean {
+  return error instanceof ErrnoError && (error.errno === EMFILE || error.errno === ENFILE);
+}
+
+/** The acceptor's first pause when out of descriptors, in ms; each further failure doubles it. */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The acceptor's longest pause when out of descriptors, in ms. */
+export const ACCEPT_PAUSE_MAX_MS = 1000;
 
 /**
  * The green `accept`: looks blocking to its coroutine, yields to the others
@@ -586,6 +605,13 @@ export interface GreenEchoServer {
  *   await their `settled` promises. A task killed before it ever ran never
  *   entered its `try`, so its `finally` did not run: close what is left open.
  * - Log connects and disconnects (`log.info`).
+ * - Out of descriptors (accept throws what {@linkcode isOutOfDescriptors}
+ *   accepts: EMFILE, ENFILE): the client stays queued, so accepting again at
+ *   once would spin. Pause the acceptor with `yield sleep(ms)`:
+ *   {@linkcode ACCEPT_PAUSE_MS} first, doubling on each further failure up to
+ *   {@linkcode ACCEPT_PAUSE_MAX_MS}; `log.warn` once when the episode starts,
+ *   not per failure. Once an accept succeeds, the next episode starts again
+ *   from the first pause. Any other accept error ends the acceptor.
  */
 export function startGreenEchoServer(
   hub: Hub,

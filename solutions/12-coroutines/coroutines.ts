@@ -23,6 +23,8 @@ import {
   accept,
   ECONNABORTED,
   ECONNRESET,
+  EMFILE,
+  ENFILE,
   EPIPE,
   ErrnoError,
   ETIMEDOUT,
@@ -626,6 +628,8 @@ export class Hub extends Scheduler {
    * fd on the loop with that interest; when the callback fires, unwatch it,
    * forget the wait and make the task ready. One waiter per fd: if another
    * task already waits on it, make this one ready with an Error instead.
+   * Whenever a wait ends (woken, refused by a watch that throws, cancelled),
+   * forget it in both maps: a stale entry keeps an ended task alive.
    */
   protected override waitIo(task: Task, instruction: Instruction): void {
     // #region solution waitIo
@@ -707,6 +711,21 @@ export function isPeerGone(error: unknown): boolean {
   return error instanceof ErrnoError &&
     [ECONNRESET, EPIPE, ECONNABORTED, ETIMEDOUT].includes(error.errno);
 }
+
+/**
+ * Errors that mean "this process (EMFILE) or the whole system (ENFILE) is out
+ * of file descriptors": `accept` cannot take the next connection now, but it
+ * stays queued in the kernel and can be taken once a descriptor is free.
+ */
+export function isOutOfDescriptors(error: unknown): boolean {
+  return error instanceof ErrnoError && (error.errno === EMFILE || error.errno === ENFILE);
+}
+
+/** The acceptor's first pause when out of descriptors, in ms; each further failure doubles it. */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The acceptor's longest pause when out of descriptors, in ms. */
+export const ACCEPT_PAUSE_MAX_MS = 1000;
 
 /**
  * The green `accept`: looks blocking to its coroutine, yields to the others
@@ -792,6 +811,13 @@ export interface GreenEchoServer {
  *   await their `settled` promises. A task killed before it ever ran never
  *   entered its `try`, so its `finally` did not run: close what is left open.
  * - Log connects and disconnects (`log.info`).
+ * - Out of descriptors (accept throws what {@linkcode isOutOfDescriptors}
+ *   accepts: EMFILE, ENFILE): the client stays queued, so accepting again at
+ *   once would spin. Pause the acceptor with `yield sleep(ms)`:
+ *   {@linkcode ACCEPT_PAUSE_MS} first, doubling on each further failure up to
+ *   {@linkcode ACCEPT_PAUSE_MAX_MS}; `log.warn` once when the episode starts,
+ *   not per failure. Once an accept succeeds, the next episode starts again
+ *   from the first pause. Any other accept error ends the acceptor.
  */
 export function startGreenEchoServer(
   hub: Hub,
@@ -831,9 +857,25 @@ export function startGreenEchoServer(
   }
 
   function* acceptConnections(): Coroutine<void> {
+    let pause = 0; // the pause of an out-of-descriptors episode; 0 while accepting normally
     try {
       for (;;) {
-        const fd = yield* greenAccept(listener.fd);
+        let fd: number;
+        try {
+          fd = yield* greenAccept(listener.fd);
+        } catch (error) {
+          if (!isOutOfDescriptors(error)) throw error;
+          // The connection stays queued: retrying at once would spin. Pause, doubling.
+          if (pause === 0) {
+            log.warn("out of descriptors ({error}): pausing accept until connections close", {
+              error: String(error),
+            });
+          }
+          pause = Math.min(pause === 0 ? ACCEPT_PAUSE_MS : pause * 2, ACCEPT_PAUSE_MAX_MS);
+          yield sleep(pause);
+          continue;
+        }
+        pause = 0; // accepting again: a later episode starts from the first pause
         open.add(fd);
         accepted++;
         const task = hub.spawn(() => serveConnection(fd), `connection fd ${fd}`);
