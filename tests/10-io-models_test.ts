@@ -12,6 +12,8 @@
  * the timings are printed by `deno task run 10 bench`.
  */
 import {
+  equalBytes,
+  GradeFailure,
   type Grader,
   isGradeFailure,
   lessonSuite,
@@ -25,7 +27,9 @@ import {
   close,
   connectTcp,
   createTcpSocket,
+  EADDRINUSE,
   EAGAIN,
+  EBADF,
   ECONNRESET,
   ENOTSOCK,
   ErrnoError,
@@ -71,6 +75,13 @@ function statusFlags(fd: number): number {
   return r.value;
 }
 
+/** `ErrnoError: syscall "read", errno ECONNRESET`, for failure messages. */
+function describeErrno(error: ErrnoError): string {
+  return `${error.name}: syscall ${JSON.stringify(error.syscall)}, errno ${
+    errnoName(error.errno)
+  } (${error.errno})`;
+}
+
 function describeFlags(flags: number): string {
   const names = [
     flags & O_NONBLOCK ? "O_NONBLOCK" : "",
@@ -79,6 +90,32 @@ function describeFlags(flags: number): string {
   return `0o${flags.toString(8)} (${
     names.length ? names.join(" | ") : "neither O_NONBLOCK nor O_APPEND"
   })`;
+}
+
+/** The lowest free descriptor number right now: where a leaked descriptor would sit. */
+function lowestFreeFd(): number {
+  const [readEnd, writeEnd] = pipe();
+  sys.close(readEnd);
+  sys.close(writeEnd);
+  return readEnd;
+}
+
+/**
+ * Descriptors the grader opened itself and may close early: each is closed
+ * once (a closed number can be reused at once), the rest after the check.
+ */
+function ownFds(t: Grader) {
+  const open = new Set<number>();
+  t.defer(() => open.forEach((fd) => sys.close(fd)));
+  return {
+    add(fd: number): number {
+      open.add(fd);
+      return fd;
+    },
+    close(fd: number): void {
+      if (open.delete(fd)) sys.close(fd);
+    },
+  };
 }
 
 /** Waits (blocking the grader briefly, at most `ms`) until `fd` is readable. */
@@ -259,11 +296,34 @@ suite.test("makeNonBlocking sets O_NONBLOCK and keeps the flags already set", as
     actual: describeFlags(statusFlags(socket)),
   });
 
-  await t.expectError(
+  // A write-only pipe end: its flags are exactly O_WRONLY (1), like many fresh descriptors.
+  const [plainRead, plainWrite] = pipe();
+  t.defer(() => closeFd(plainRead));
+  t.defer(() => closeFd(plainWrite));
+  const plainBefore = statusFlags(plainWrite);
+  await t.step(
+    `makeNonBlocking(${plainWrite}) on the write end of a new pipe (flags ${
+      describeFlags(plainBefore)
+    })`,
+    () => makeNonBlocking(plainWrite),
+  );
+  t.check(statusFlags(plainWrite) === (plainBefore | O_NONBLOCK), {
+    step: "fcntl(F_GETFL) on the pipe's write end after makeNonBlocking",
+    expected: `the old flags plus O_NONBLOCK: ${describeFlags(plainBefore | O_NONBLOCK)}`,
+    actual: describeFlags(statusFlags(plainWrite)),
+    note: "fcntl failed only when it returned -1; any other value of F_GETFL is the flags",
+  });
+
+  const error = await t.expectError<ErrnoError>(
     "makeNonBlocking(1000000), a descriptor that does not exist",
     () => makeNonBlocking(1_000_000),
     { name: "ErrnoError", what: 'EBADF: throw new ErrnoError("fcntl", errno)' },
   );
+  t.check(error.syscall === "fcntl" && error.errno === EBADF, {
+    step: "the error makeNonBlocking threw for a descriptor that does not exist",
+    expected: `new ErrnoError("fcntl", errno) with errno EBADF (${EBADF})`,
+    actual: `syscall ${JSON.stringify(error.syscall)}, errno ${errnoName(error.errno)}`,
+  });
 }, { requires: ["ffi"] });
 
 suite.test(
@@ -309,6 +369,75 @@ suite.test(
       expected: "the grader's connection",
       actual: "EAGAIN",
     });
+  },
+  { requires: ["ffi"] },
+);
+
+suite.test(
+  "listenNonBlocking(port) listens on that port; a taken port throws and leaks nothing; a restart works",
+  async (t) => {
+    const { listenNonBlocking } = await load(t);
+    const fds = ownFds(t);
+    // A port the grader found free: bound once (port 0), then released.
+    const scout = listenTcp();
+    const port = scout.port;
+    closeFd(scout.fd);
+    const first = await t.step(
+      `listenNonBlocking(${port}), a port the grader found free`,
+      () => listenNonBlocking(port),
+    );
+    fds.add(first.fd);
+    const local = getsockname(first.fd);
+    t.check(first.port === port && local.port === port && local.address === "127.0.0.1", {
+      step: `listenNonBlocking(${port}): where your listener listens`,
+      expected: `127.0.0.1:${port}, the port you asked for (and that port returned)`,
+      actual: `it returned port ${first.port}; getsockname says ${local.address}:${local.port}`,
+      note: 'bind the port you were given: 0 only means "let the kernel pick"',
+    });
+
+    const lowest = lowestFreeFd();
+    const taken = await t.expectError<ErrnoError>(
+      `listenNonBlocking(${port}) again while your first listener still holds the port`,
+      () => {
+        const second = listenNonBlocking(port);
+        fds.add(second.fd);
+      },
+      { name: "ErrnoError", what: "EADDRINUSE: bind fails, the port is taken" },
+    );
+    t.check(taken.errno === EADDRINUSE, {
+      step: "the error listenNonBlocking threw for a taken port",
+      expected: `errno EADDRINUSE (${EADDRINUSE}), from bind`,
+      actual: describeErrno(taken),
+    });
+    t.expectEqual(
+      lowestFreeFd(),
+      lowest,
+      "the lowest free descriptor after the failed listenNonBlocking",
+      "if a step after socket() fails, close the socket before you rethrow (try/catch): " +
+        "otherwise each failed start leaks a descriptor",
+    );
+
+    // The grader connects; your listener's side closes first, so its end of the connection
+    // waits in TIME_WAIT on the port after the listener is gone.
+    const client = fds.add(connectTcp("127.0.0.1", port, { timeoutMs: 1000 }));
+    waitReadable(first.fd);
+    const conn = accept(first.fd);
+    if (conn !== null) fds.add(conn);
+    if (conn !== null) fds.close(conn);
+    waitReadable(client);
+    fds.close(client);
+    fds.close(first.fd);
+    const again = await withNote(
+      t.step(
+        `restart: listenNonBlocking(${port}) right after your listener on it closed, with a ` +
+          "connection it closed first still in TIME_WAIT",
+        () => listenNonBlocking(port),
+      ),
+      "set SO_REUSEADDR (setReuseAddress(fd)) before bind: without it the kernel refuses a port " +
+        "while old connections on it wait out TIME_WAIT, and a restarted server cannot listen",
+    );
+    fds.add(again.fd);
+    t.expectEqual(again.port, port, `the port listenNonBlocking(${port}) returned on restart`);
   },
   { requires: ["ffi"] },
 );
@@ -373,11 +502,14 @@ suite.test(
       () => tryAccept(readEnd),
       'an ErrnoError (ENOTSOCK): only EAGAIN means "try later"',
     );
-    t.check(error instanceof Error && (error as ErrnoError).errno === ENOTSOCK, {
-      step: "the error tryAccept threw for a pipe",
-      expected: `new ErrnoError("accept4", errno) with errno ENOTSOCK (${ENOTSOCK})`,
-      actual: String(error),
-    });
+    t.check(
+      error instanceof ErrnoError && error.errno === ENOTSOCK && error.syscall === "accept4",
+      {
+        step: "the error tryAccept threw for a pipe",
+        expected: `new ErrnoError("accept4", errno) with errno ENOTSOCK (${ENOTSOCK})`,
+        actual: error instanceof ErrnoError ? describeErrno(error) : String(error),
+      },
+    );
   },
   { requires: ["ffi"] },
 );
@@ -454,11 +586,14 @@ suite.test(
       () => tryRead(victim, buffer),
       "an ErrnoError (ECONNRESET)",
     );
-    t.check(error instanceof Error && (error as ErrnoError).errno === ECONNRESET, {
-      step: "the error tryRead threw after a reset",
-      expected: `new ErrnoError("read", errno) with errno ECONNRESET (${ECONNRESET})`,
-      actual: String(error),
-    });
+    t.check(
+      error instanceof ErrnoError && error.errno === ECONNRESET && error.syscall === "read",
+      {
+        step: "the error tryRead threw after a reset",
+        expected: `new ErrnoError("read", errno) with errno ECONNRESET (${ECONNRESET})`,
+        actual: error instanceof ErrnoError ? describeErrno(error) : String(error),
+      },
+    );
   },
   { requires: ["ffi"] },
 );
@@ -467,8 +602,15 @@ suite.test(
 // Part 1: the polling loop
 // ---------------------------------------------------------------------------
 
-/** Starts the learner's polling server on a grader-made listener, watched by a FreezeGuard. */
-async function startPolling(t: Grader, clients: number) {
+/**
+ * Starts the learner's polling server on a grader-made listener, watched by a
+ * FreezeGuard. The loop is the check's background work: if it throws, or
+ * returns before the check calls `mayEnd()`, the step being awaited fails at
+ * once; after the check, clean-up waits for it to end. With `defaults: true`
+ * it gets neither `stats` nor `signal` (both are optional); the loop then ends
+ * when its clients have closed, or when clean-up closes the listener.
+ */
+async function startPolling(t: Grader, clients: number, options: { defaults?: boolean } = {}) {
   const { pollingEchoServer } = await load(t);
   const listener = listenTcp({ nonBlocking: true });
   t.defer(() => closeFd(listener.fd));
@@ -482,23 +624,139 @@ async function startPolling(t: Grader, clients: number) {
     wastedReads: 0,
   };
   const stop = new AbortController();
-  const step = `pollingEchoServer({ listener, clients: ${clients}, stats, signal })`;
+  const step = options.defaults
+    ? `pollingEchoServer({ listener, clients: ${clients} }): no stats, no signal`
+    : `pollingEchoServer({ listener, clients: ${clients}, stats, signal })`;
   const serving = await t.step(step, async () => {
-    const started = track(pollingEchoServer({ listener, clients, stats, signal: stop.signal }));
+    const started = track(
+      options.defaults
+        ? pollingEchoServer({ listener, clients })
+        : pollingEchoServer({ listener, clients, stats, signal: stop.signal }),
+    );
     await turn();
     if (guard.rescued) failFrozen(t, guard, step, "pollingEchoServer", stats);
     if (started.failed) throw started.error;
     return started;
   });
+  let ending = false;
+  t.background("your pollingEchoServer", serving.promise, {
+    onEnd: (outcome) =>
+      "error" in outcome ? loopThrew(t, outcome.error) : ending ? undefined : new GradeFailure({
+        kind: "mismatch",
+        step: "your pollingEchoServer",
+        expected: "it to keep serving while its clients are connected",
+        actual: `it returned while the check still had clients connected; ${showStats(stats)}`,
+        note: "loop while fewer than `clients` clients have been accepted OR some are still open",
+      }),
+  });
   // Runs before the probes close (defers run latest first, probes come later): stop the loop.
-  t.defer(async () => {
+  t.defer(() => {
+    ending = true;
     stop.abort();
-    await serving.promise.catch(() => {});
   });
   const watch = { serving, servingName: "pollingEchoServer", guard, stats };
   const useful = () => stats.readCalls - stats.wastedReads;
   const accepted = () => stats.acceptCalls - stats.wastedAccepts;
-  return { listener, guard, stats, stop, serving, watch, useful, accepted };
+  /** From now on the loop may return: the check is about to wait for it. */
+  const mayEnd = () => ending = true;
+  return { listener, guard, stats, stop, serving, watch, useful, accepted, mayEnd };
+}
+
+/** The polling loop threw: the failure, with advice for the usual cause. */
+function loopThrew(t: Grader, error: unknown): GradeFailure {
+  const failure = t.explain(error, "your pollingEchoServer");
+  failure.details.expected ??= "it to keep serving until its clients are gone (or signal aborts)";
+  if (error instanceof ErrnoError && error.syscall === "read") {
+    failure.details.note ??= "a read that fails (tryRead throws, e.g. ECONNRESET from a client " +
+      "that reset) ends THAT connection, like end of stream: catch it, close the fd, and keep " +
+      "serving the others";
+  }
+  failure.message = failure.render();
+  return failure;
+}
+
+/** A 1 ms timer turn of the grader's own: the yardstick for how often a loop comes round. */
+function timerTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+/**
+ * Watches the polling loop while its only open client is connected and
+ * silent, one grader timer turn at a time, until it has made `rounds` more
+ * rounds. Then checks what each round cost (exactly one accept while it still
+ * needs clients, one read per open client, each answering EAGAIN) and how many
+ * rounds came per turn of the grader's own 1 ms timer. Counts only, no clock:
+ * a loop that ends each round with a timer comes round about once per turn,
+ * one that yields with setImmediate hundreds of times.
+ */
+async function quietWindow(
+  t: Grader,
+  watch: {
+    serving: Tracked<unknown>;
+    servingName: string;
+    guard: FreezeGuard;
+    stats: Lesson.PollingStats;
+  },
+  what: { open: number; accepting: boolean; rounds?: number },
+): Promise<void> {
+  const { stats, guard } = watch;
+  const wanted = what.rounds ?? 8;
+  const before = { ...stats };
+  const grown = () => ({
+    rounds: stats.rounds - before.rounds,
+    acceptCalls: stats.acceptCalls - before.acceptCalls,
+    wastedAccepts: stats.wastedAccepts - before.wastedAccepts,
+    readCalls: stats.readCalls - before.readCalls,
+    wastedReads: stats.wastedReads - before.wastedReads,
+  });
+  const step = `${what.open} client(s) connected and silent: the grader watches ${wanted} more ` +
+    "of your rounds, turn by turn of its own 1 ms timer";
+  const deadline = performance.now() + 2000;
+  let turns = 0;
+  while (grown().rounds < wanted) {
+    if (guard.rescued) failFrozen(t, guard, step, "your loop", stats);
+    if (watch.serving.failed) throw t.explain(watch.serving.error, step);
+    if (performance.now() > deadline) {
+      t.fail({
+        kind: "timeout",
+        step,
+        expected: `stats.rounds to grow by ${wanted} within 2000 ms`,
+        actual: `it grew by ${grown().rounds}: ${showStats(stats)}`,
+        note: "count every pass of the loop in stats.rounds (stats.rounds++ at the top of it)",
+      });
+    }
+    await timerTurn();
+    turns++;
+    t.throwIfInterrupted();
+  }
+  const d = grown();
+  t.check(d.rounds <= 4 * turns + 4, {
+    step,
+    expected: "about one round per turn of the grader's own timer, at most " +
+      `${4 * turns + 4} rounds in ${turns} turn(s)`,
+    actual: `${d.rounds} rounds while the grader's own timer came round ${turns} time(s): ` +
+      `${d.readCalls} read calls, all wasted, while nobody sent anything`,
+    note: "end each round with a timer: `await new Promise((r) => setTimeout(r, 0))`. " +
+      "setImmediate (or queueMicrotask, or a resolved promise) comes back before any timer is " +
+      "due, so an idle loop burns a whole core asking sockets that have nothing to say",
+  });
+  const near = (a: number, b: number) => Math.abs(a - b) <= 1;
+  const accepts = what.accepting ? d.rounds : 0;
+  t.check(
+    near(d.readCalls, what.open * d.rounds) && d.wastedReads === d.readCalls &&
+      near(d.acceptCalls, accepts) && d.wastedAccepts === d.acceptCalls,
+    {
+      step: `${step}: what those rounds cost`,
+      expected:
+        `per round: one read of each open client (${what.open}) and ${
+          what.accepting ? "one accept" : "no accept (all clients are in)"
+        }, each answering EAGAIN and counted as wasted: ${what.open * d.rounds} reads and ` +
+        `${accepts} accepts in ${d.rounds} rounds (±1)`,
+      actual: `in ${d.rounds} rounds: ${d.readCalls} read calls (${d.wastedReads} wasted), ` +
+        `${d.acceptCalls} accept calls (${d.wastedAccepts} wasted)`,
+      note: COUNT_NOTE + ". Each round makes one call per open client and at most one accept",
+    },
+  );
 }
 
 const COUNT_NOTE = "count as you go, in the stats object you were given: acceptCalls and " +
@@ -514,7 +772,10 @@ const EOF_NOTE = "read() returning 0 means the client closed: close that connect
 suite.test(
   "pollingEchoServer polls: counts EAGAIN while nobody is there, then echoes 3 clients",
   async (t) => {
-    const { listener, stats, serving, watch, useful, accepted } = await startPolling(t, 3);
+    const { listener, stats, serving, watch, useful, accepted, mayEnd } = await startPolling(
+      t,
+      3,
+    );
     const address = { hostname: "127.0.0.1", port: listener.port };
 
     await waitUntil(
@@ -561,6 +822,7 @@ suite.test(
       actual: showStats(stats),
       note: COUNT_NOTE,
     });
+    await quietWindow(t, watch, { open: 1, accepting: true });
 
     await a.send("ping\n", { split: "bytes" });
     await withNote(
@@ -608,6 +870,9 @@ suite.test(
         "wasted. Only EAGAIN (null) is",
     });
 
+    // B and C are in: from here on a quiet round makes no accept call.
+    await quietWindow(t, watch, { open: 2, accepting: false, rounds: 4 });
+    mayEnd();
     await b.close();
     await c.closeWrite();
     await withNote(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
@@ -636,7 +901,7 @@ suite.test(
 suite.test(
   "pollingEchoServer stops when its signal is aborted and closes what it holds",
   async (t) => {
-    const { listener, stats, stop, serving, watch, accepted } = await startPolling(t, 2);
+    const { listener, stats, stop, serving, watch, accepted, mayEnd } = await startPolling(t, 2);
     const a = await t.connect({ hostname: "127.0.0.1", port: listener.port }, "A");
     await waitUntil(t, "A connected: one of your accept calls takes it", () => accepted() === 1, {
       ...watch,
@@ -646,6 +911,7 @@ suite.test(
     });
     await a.send("before the stop\n");
     await withNote(a.expect("before the stop\n"), ECHO_NOTE);
+    mayEnd();
     stop.abort();
     const result = await t.step(
       "pollingEchoServer returns after signal.abort()",
@@ -660,89 +926,230 @@ suite.test(
   { requires: ["ffi"], timeoutMs: 8000 },
 );
 
+suite.test(
+  "pollingEchoServer drops a client that resets and serves the others (no stats, no signal)",
+  async (t) => {
+    const { listener, serving, mayEnd } = await startPolling(t, 3, { defaults: true });
+    const address = { hostname: "127.0.0.1", port: listener.port };
+    const a = await t.connect(address, "A");
+    await a.send("A first\n");
+    await withNote(a.expect("A first\n"), ECHO_NOTE);
+    await t.reset(address, "B resets");
+    const c = await t.connect(address, "C");
+    await c.send("after the reset\n", { split: "bytes" });
+    await withNote(
+      c.expect("after the reset\n", { step: "C is served after B reset its connection" }),
+      "a read that fails (tryRead throws ECONNRESET for a client that reset) ends THAT " +
+        "connection, like end of stream: catch it, close the fd, and keep serving the others",
+    );
+    await a.send("A again\n");
+    await withNote(a.expect("A again\n", { step: "A is still served" }), ECHO_NOTE);
+    mayEnd();
+    await a.close();
+    await c.closeWrite();
+    await withNote(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
+    const result = await t.step(
+      "your pollingEchoServer returns once its 3 clients are gone",
+      () => serving.promise,
+    );
+    const r = result as Lesson.PollingStats;
+    t.check(
+      typeof r === "object" && r !== null && r.acceptCalls - r.wastedAccepts === 3 &&
+        r.rounds > 0 && r.readCalls >= r.wastedReads,
+      {
+        step: "the stats pollingEchoServer returned (it was given no stats object)",
+        expected: "a fresh stats object, counted as you went: 3 accepted clients, rounds > 0",
+        actual: typeof r === "object" && r !== null ? showStats(r) : String(r),
+        note: "without options.stats, count into newPollingStats() and return that",
+      },
+    );
+  },
+  { requires: ["ffi"], timeoutMs: 8000 },
+);
+
 // ---------------------------------------------------------------------------
 // Part 2: the blocking way
 // ---------------------------------------------------------------------------
 
+/**
+ * `length` bytes of numbered text lines: readable in a transcript, and a lost
+ * or reordered piece shows in the line numbers.
+ */
+function numberedLines(length: number, tag: string): Uint8Array {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (let n = 0; at < length; n++) {
+    const line = encoder.encode(
+      `${tag} ${String(n).padStart(6, "0")} abcdefghijklmnopqrstuvwxyz\n`,
+    );
+    out.set(line.subarray(0, length - at), at);
+    at += line.length;
+  }
+  return out;
+}
+
+const BLOCKING_CASES = [
+  {
+    name:
+      "blockingEchoOnce serves a client running on another thread, and nothing else runs meanwhile",
+    payload: encoder.encode("a request from another thread\n"),
+  },
+  {
+    // More than one read can take (and than a socket buffer holds at first): read until 0.
+    name: "blockingEchoOnce reads until end of stream: a 256 KiB request comes back whole",
+    payload: numberedLines(256 * 1024, "big"),
+  },
+];
+
+for (const { name, payload } of BLOCKING_CASES) {
+  suite.test(
+    name,
+    async (t) => {
+      const { blockingEchoOnce } = await load(t);
+      const listener = listenTcp(); // blocking, as the function expects
+      t.defer(() => closeFd(listener.fd));
+      const guard = await FreezeGuard.start({ port: listener.port, afterMs: 2000 });
+      t.defer(() => guard.stop());
+      const client = clientInThread({
+        port: listener.port,
+        payload,
+        transcript: t.transcript,
+        label: "thread client",
+        timeoutMs: 5000,
+      });
+      t.defer(() => client.stop());
+      let timerRan = false;
+      const timer = setTimeout(() => timerRan = true, 0);
+      t.defer(() => clearTimeout(timer));
+
+      const step = `blockingEchoOnce(listener): blocking calls on the main thread; the client ` +
+        `sends ${payload.length} bytes, then shuts down its side`;
+      const stuckNote =
+        "the grader's client (on its own thread) had connected, sent its request and " +
+        "shut down its side, so accept, then reads until one returns 0, then send and close " +
+        "would all have returned. Read until read() returns 0 (end of stream), send it all back, close";
+      let outcome: { n: number; ms: number; timerRan: boolean };
+      try {
+        outcome = await t.step(step, () => {
+          const started = performance.now();
+          const n = blockingEchoOnce(listener.fd);
+          return { n, ms: performance.now() - started, timerRan };
+        }, { timeoutMs: 8000 });
+      } catch (error) {
+        if (guard.rescued) {
+          t.fail({
+            kind: "timeout",
+            step,
+            expected: "your call to return once the client was served",
+            actual:
+              `it was still blocked after ${(guard.longestFreezeMs / 1000).toFixed(1)} s; the ` +
+              `grader's watchdog shut the sockets down to wake it, and then it threw ${error}`,
+            note: stuckNote,
+          });
+        }
+        throw error;
+      }
+      t.transcript.record("main thread", "note", {
+        detail: `blockingEchoOnce held the main thread for ${outcome.ms.toFixed(1)} ms`,
+      });
+      t.check(!guard.rescued, {
+        step,
+        expected: "your call to return once the client was served",
+        actual:
+          `it blocked for ${(guard.longestFreezeMs / 1000).toFixed(1)} s, until the grader's ` +
+          "watchdog shut the sockets down",
+        note: stuckNote,
+      });
+      const result = await t.step("the thread client's conversation ends", () => client.result, {
+        timeoutMs: 8000,
+      });
+      t.check(result.outcome === "eof", {
+        step: "the thread client's conversation",
+        expected: "the echo, then end of stream (your code closes the connection)",
+        actual: `${result.outcome} after receiving ${showBytes(result.received)}`,
+        note: result.outcome === "error"
+          ? "a socket closed while bytes it received are still unread is reset (RST), not " +
+            "closed cleanly: read until read() returns 0 (end of stream) before you echo and close"
+          : undefined,
+      });
+      if (result.received.length !== payload.length || !equalBytes(result.received, payload)) {
+        t.fail({
+          step: "the bytes the thread client got back",
+          expected: `all ${payload.length} bytes it sent, in order: ${showBytes(payload, 60)}`,
+          actual: `${result.received.length} bytes: ${showBytes(result.received, 60)}`,
+          note: "one read returns what has arrived so far, at most the buffer's size: read until " +
+            "read() returns 0 (end of stream), keeping every chunk, then send them all back",
+        });
+      }
+      t.expectEqual(outcome.n, payload.length, "blockingEchoOnce's return value (bytes echoed)");
+      t.check(!outcome.timerRan, {
+        step: "a 0 ms timer set just before your call",
+        expected:
+          "still waiting when your call returned: a blocking call holds the whole event loop",
+        actual: "it had already run",
+        note: "blockingEchoOnce must stay synchronous: plain blocking libc calls, no await",
+      });
+    },
+    { requires: ["ffi"], timeoutMs: 8000 },
+  );
+}
+
 suite.test(
-  "blockingEchoOnce serves a client running on another thread, and nothing else runs meanwhile",
+  "blockingEchoOnce throws ErrnoError when a call fails, and closes the connection it accepted",
   async (t) => {
     const { blockingEchoOnce } = await load(t);
-    const listener = listenTcp(); // blocking, as the function expects
+    const listener = listenTcp(); // blocking
     t.defer(() => closeFd(listener.fd));
     const guard = await FreezeGuard.start({ port: listener.port, afterMs: 2000 });
     t.defer(() => guard.stop());
-    const payload = encoder.encode("a request from another thread\n");
-    const client = clientInThread({
-      port: listener.port,
-      payload,
-      transcript: t.transcript,
-      label: "thread client",
-      timeoutMs: 5000,
-    });
-    t.defer(() => client.stop());
-    let timerRan = false;
-    const timer = setTimeout(() => timerRan = true, 0);
-    t.defer(() => clearTimeout(timer));
-
-    const step = "blockingEchoOnce(listener): blocking calls on the main thread";
-    const stuckNote =
-      "the grader's client (on its own thread) had connected, sent its request and " +
-      "shut down its side, so accept, then reads until one returns 0, then send and close " +
-      "would all have returned. Read until read() returns 0 (end of stream), send it all back, close";
-    let outcome: { n: number; ms: number; timerRan: boolean };
-    try {
-      outcome = await t.step(step, () => {
-        const started = performance.now();
-        const n = blockingEchoOnce(listener.fd);
-        return { n, ms: performance.now() - started, timerRan };
-      }, { timeoutMs: 8000 });
-    } catch (error) {
-      if (guard.rescued) {
-        t.fail({
-          kind: "timeout",
-          step,
-          expected: "your call to return once the client was served",
-          actual:
-            `it was still blocked after ${(guard.longestFreezeMs / 1000).toFixed(1)} s; the ` +
-            `grader's watchdog shut the sockets down to wake it, and then it threw ${error}`,
-          note: stuckNote,
-        });
-      }
-      throw error;
-    }
-    t.transcript.record("main thread", "note", {
-      detail: `blockingEchoOnce held the main thread for ${outcome.ms.toFixed(1)} ms`,
-    });
+    // A client that connects and resets at once: it waits in the queue, so accept returns it,
+    // and the first read says ECONNRESET. Nothing here blocks.
+    const resetter = connectTcp("127.0.0.1", listener.port, { timeoutMs: 1000 });
+    waitReadable(listener.fd);
+    setLinger(resetter, 0);
+    close(resetter); // RST
+    t.transcript.record("reset client", "note", { detail: "connected, then reset (RST)" });
+    const lowest = lowestFreeFd();
+    const reset = await t.expectError<ErrnoError>(
+      "blockingEchoOnce(listener) for a client that connected and reset (RST)",
+      () => blockingEchoOnce(listener.fd),
+      { name: "ErrnoError", what: 'ECONNRESET: throw new ErrnoError("read", errno)' },
+    );
     t.check(!guard.rescued, {
-      step,
-      expected: "your call to return once the client was served",
-      actual: `it blocked for ${(guard.longestFreezeMs / 1000).toFixed(1)} s, until the grader's ` +
-        "watchdog shut the sockets down",
-      note: stuckNote,
+      step: "blockingEchoOnce(listener) for a client that connected and reset (RST)",
+      expected: "the call to return (throw) at once: the connection was already reset",
+      actual: "it blocked until the grader's watchdog shut the sockets down",
     });
-    const result = await t.step("the thread client's conversation ends", () => client.result, {
-      timeoutMs: 8000,
-    });
-    t.check(result.outcome === "eof", {
-      step: "the thread client's conversation",
-      expected: "the echo, then end of stream (your code closes the connection)",
-      actual: `${result.outcome} after receiving ${showBytes(result.received)}`,
+    t.check(reset.syscall === "read" && reset.errno === ECONNRESET, {
+      step: "the error blockingEchoOnce threw for a client that reset",
+      expected: `new ErrnoError("read", errno) with errno ECONNRESET (${ECONNRESET})`,
+      actual: describeErrno(reset),
+      note: 'only EINTR means "call read again"; any other -1 from read is an error to throw',
     });
     t.expectEqual(
-      showBytes(result.received),
-      showBytes(payload),
-      "the bytes the thread client got back",
+      lowestFreeFd(),
+      lowest,
+      "the lowest free descriptor after blockingEchoOnce threw",
+      "close the accepted connection in a finally: it must not leak when a call fails",
     );
-    t.expectEqual(outcome.n, payload.length, "blockingEchoOnce's return value (bytes echoed)");
-    t.check(!outcome.timerRan, {
-      step: "a 0 ms timer set just before your call",
-      expected: "still waiting when your call returned: a blocking call holds the whole event loop",
-      actual: "it had already run",
-      note: "blockingEchoOnce must stay synchronous: plain blocking libc calls, no await",
+
+    const [readEnd, writeEnd] = pipe();
+    t.defer(() => closeFd(readEnd));
+    t.defer(() => closeFd(writeEnd));
+    const notSocket = await t.expectError<ErrnoError>(
+      `blockingEchoOnce(${readEnd}), the read end of a pipe (not a listening socket)`,
+      () => blockingEchoOnce(readEnd),
+      { name: "ErrnoError", what: 'ENOTSOCK: throw new ErrnoError("accept4", errno)' },
+    );
+    t.check(notSocket.syscall === "accept4" && notSocket.errno === ENOTSOCK, {
+      step: "the error blockingEchoOnce threw for a pipe",
+      expected: `new ErrnoError("accept4", errno) with errno ENOTSOCK (${ENOTSOCK})`,
+      actual: describeErrno(notSocket),
+      note: 'accept4 failed when it returned -1: EINTR and ECONNABORTED mean "try again", ' +
+        "anything else is an error to throw",
     });
   },
-  { requires: ["ffi"], timeoutMs: 8000 },
+  { requires: ["ffi"] },
 );
 
 // ---------------------------------------------------------------------------
@@ -759,6 +1166,8 @@ class WatchedListener implements Deno.Listener<Deno.TcpConn, Deno.NetAddr> {
   acceptCalls = 0;
   acceptsWhileBusy = 0;
   acceptRejected = false;
+  /** accept() calls still to fail on purpose, like a server out of descriptors (EMFILE). */
+  failNext = 0;
 
   constructor(busy: () => number) {
     this.inner = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -772,6 +1181,12 @@ class WatchedListener implements Deno.Listener<Deno.TcpConn, Deno.NetAddr> {
   accept(): Promise<Deno.TcpConn> {
     this.acceptCalls++;
     if (this.#busy() > 0) this.acceptsWhileBusy++;
+    if (this.failNext > 0) {
+      this.failNext--;
+      return Promise.reject(
+        new Error("Too many open files (os error 24): the grader failed this accept() on purpose"),
+      );
+    }
     return this.inner.accept().catch((error) => {
       this.acceptRejected = true;
       throw error;
@@ -1037,5 +1452,50 @@ for (const kind of ["serveSerial", "serveConcurrent"] as const) {
       t.step(`${kind} returns after the listener is closed`, () => serving.promise),
       "catch each handler's error inside the server: it must not end the loop or escape",
     );
+  });
+}
+
+for (const kind of ["serveSerial", "serveConcurrent"] as const) {
+  suite.test(`${kind} logs an accept() that fails and goes on accepting`, async (t) => {
+    const lesson = await load(t);
+    const h = gatedHandlers();
+    const listener = new WatchedListener(() => h.state.active);
+    listener.failNext = 1;
+    const serving = await startServing(
+      t,
+      `${kind}(listener, handler), where the first accept() fails once (EMFILE: out of ` +
+        "descriptors): your server goes on",
+      () => lesson[kind](listener, h.handler),
+      listener,
+      h.openAll,
+    );
+    const note = "only a closed listener ends the loop (isListenerClosed(error)); any other " +
+      "accept() error is logged and the loop goes on: a server out of descriptors for a moment " +
+      "must not stop for good";
+    await waitUntil(
+      t,
+      "the first accept() failed once (EMFILE): your server goes on and calls accept() again",
+      () => listener.acceptCalls >= 2,
+      {
+        serving,
+        servingName: kind,
+        expected: "a second accept() call",
+        actual: () => `accept() was called ${listener.acceptCalls} time(s)`,
+        note,
+      },
+    );
+    const a = await t.connect(listener.addr, "A");
+    await waitUntil(t, "A connected: its handler starts", () => h.state.started.length === 1, {
+      serving,
+      servingName: kind,
+      expected: "a handler for A",
+      actual: () => `${h.state.started.length} handler(s) started`,
+      note,
+    });
+    h.openAll();
+    await a.expect("done\n", { step: "read the handler's reply on A" });
+    await a.expectEnd({ step: "your server closes A after its handler" });
+    listener.close();
+    await t.step(`${kind} returns after the listener is closed`, () => serving.promise);
   });
 }

@@ -13,6 +13,7 @@
  * the hard limit; both are undone when the check ends.
  */
 import {
+  type BackgroundOutcome,
   describeError,
   GradeFailure,
   type Grader,
@@ -22,12 +23,16 @@ import {
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/11-select-poll-epoll/multiplex.ts";
 import {
+  connectTcp,
+  EMFILE,
   F_DUPFD_CLOEXEC,
   FD_SETSIZE,
   ffiAvailable,
   getrlimit,
   isFdOpen,
   pipe,
+  poll,
+  POLLIN,
   raiseFileLimit,
   read,
   setrlimit,
@@ -75,8 +80,46 @@ async function start(t: Grader, kind: Kind, options: Lesson.EchoOptions = {}) {
         return lesson.startEpollEchoServer({ ...options, edgeTriggered: true });
     }
   });
-  t.defer(() => server.close());
+  t.defer(() => closeServer(server));
+  // The loop is the check's background work: a crash or an early end fails the step being
+  // awaited at once, and clean-up waits for the loop to end, so nothing it runs outlives the check.
+  t.background(`your ${kind} server's loop`, Promise.resolve(server.finished), {
+    onEnd: (outcome) => loopEnded(t, server, outcome),
+  });
   return server;
+}
+
+/** Servers the grader has asked to close: from then on their loop may end. */
+const closing = new WeakSet<EchoServer>();
+
+/** Closes the learner's server (the loop may end now). */
+function closeServer(server: EchoServer): Promise<void> {
+  closing.add(server);
+  return server.close();
+}
+
+/** Why the loop's ending fails the check, or undefined when the grader had closed it. */
+function loopEnded(t: Grader, server: EchoServer, outcome: BackgroundOutcome): unknown {
+  const step = `your ${server.kind} server's loop`;
+  if ("error" in outcome) {
+    return new GradeFailure({
+      kind: "threw",
+      step,
+      expected: closing.has(server)
+        ? "close() to end the loop cleanly"
+        : "the loop to keep serving until close() is called",
+      actual: `it stopped with ${describeError(outcome.error)}`,
+      note: adviceFor(outcome.error),
+    }).attach(t.transcript, t.doc);
+  }
+  if (closing.has(server)) return undefined;
+  return new GradeFailure({
+    kind: "mismatch",
+    step,
+    expected: "the loop to keep serving until close() is called",
+    actual: "the loop ended by itself",
+    note: "loop while !state.closing; a wait that returns nothing is no reason to stop",
+  }).attach(t.transcript, t.doc);
 }
 
 /** Advice for the ways a server loop dies. */
@@ -94,35 +137,6 @@ function adviceFor(error: unknown): string | undefined {
     return "a closed descriptor is still in your pollfd list: close AND forget (state.closeClient)";
   }
   return undefined;
-}
-
-/**
- * Runs `work` while watching the server's loop: if the loop crashes or ends
- * before close(), that is the failure to report, not a client timing out.
- */
-async function serving<T>(t: Grader, server: EchoServer, work: () => Promise<T>): Promise<T> {
-  const stopped = server.finished.then(
-    () => {
-      throw new GradeFailure({
-        kind: "mismatch",
-        step: `your ${server.kind} server's loop`,
-        expected: "the loop to keep serving until close() is called",
-        actual: "the loop ended by itself",
-        note: "loop while !state.closing; a wait that returns nothing is no reason to stop",
-      }).attach(t.transcript, t.doc);
-    },
-    (error) => {
-      throw new GradeFailure({
-        kind: "threw",
-        step: `your ${server.kind} server's loop`,
-        expected: "the loop to keep serving until close() is called",
-        actual: `it stopped with ${describeError(error)}`,
-        note: adviceFor(error),
-      }).attach(t.transcript, t.doc);
-    },
-  );
-  stopped.catch(() => {});
-  return await Promise.race([work(), stopped]);
 }
 
 /**
@@ -146,6 +160,163 @@ function list(fds: readonly number[]): string {
 }
 
 // ---------------------------------------------------------------------------
+// The building blocks: serveReady and serveEdge, one turn at a time
+// ---------------------------------------------------------------------------
+
+/** Writes filler into non-blocking `fd` until the kernel says EAGAIN; returns how much. */
+function fillUntilFull(fd: number): number {
+  const junk = new Uint8Array(64 * 1024).fill(0x2e);
+  let total = 0;
+  for (let i = 0; i < 4096; i++) {
+    const n = write(fd, junk);
+    if (n === null) return total;
+    total += n;
+  }
+  throw new Error("the grader could not fill the socket");
+}
+
+/** Reads non-blocking `fd` until EAGAIN or EOF; returns how many bytes it took. */
+function drainAll(fd: number): number {
+  const buffer = new Uint8Array(64 * 1024);
+  let total = 0;
+  for (let i = 0; i < 4096; i++) {
+    const n = read(fd, buffer);
+    if (n === null || n === 0) return total;
+    total += n;
+  }
+  throw new Error("the grader could not drain the socket");
+}
+
+suite.test(
+  "serveReady: one read per turn, echoed at once; a client whose echo is queued past its EOF is kept until done",
+  async (t) => {
+    const { serveReady, EchoClient } = await load(t);
+    const [server, peer] = pair(t);
+    const client = new EchoClient(server);
+    const buffer = new Uint8Array(1024);
+    write(peer, pattern(4096, "ready"));
+    const kept = await t.step(
+      "serveReady(client, a 1 KiB buffer, readable, not writable) with 4 KiB waiting",
+      () => serveReady(client, buffer, true, false),
+    );
+    t.expectEqual(kept, true, "what serveReady returned for a client with more to say");
+    t.expectEqual(
+      drainAll(peer),
+      1024,
+      "bytes echoed to the peer after that one turn",
+      "level-triggered: read ONCE per turn (the wait reports the fd again while data is left, " +
+        "which is fair to the other clients), then flush what you read at once",
+    );
+    for (let turn = 0; turn < 3; turn++) serveReady(client, buffer, true, false);
+    drainAll(peer);
+
+    // The way back is full: the echo of what comes next stays queued in the server.
+    fillUntilFull(server);
+    write(peer, encoder.encode("tail\n"));
+    sys.shutdown(peer, 1); // SHUT_WR: EOF after "tail\n"
+    await t.step(
+      'serveReady(…, readable, not writable): reads "tail\\n"; the echo cannot be sent yet',
+      () => serveReady(client, buffer, true, false),
+    );
+    const afterEof = await t.step(
+      "serveReady(…, readable, not writable): reads the EOF while the echo is still queued",
+      () => serveReady(client, buffer, true, false),
+    );
+    t.check(afterEof === true && client.eof && client.pendingBytes === 5, {
+      step: "what serveReady returned after the EOF, with 5 bytes of echo still queued",
+      expected: "true: the client is kept until its echo is sent (client.done)",
+      actual: `${afterEof} (client.eof ${client.eof}, ${client.pendingBytes} bytes pending)`,
+      note: "EOF means the client will send nothing more, not that you are done: drop it only " +
+        "when client.done (EOF AND nothing pending); the queued echo would be lost",
+    });
+    drainAll(peer); // the client reads: room again
+    const done = await t.step(
+      "serveReady(…, not readable, writable) once the peer made room",
+      () => serveReady(client, buffer, false, true),
+    );
+    t.expectEqual(done, false, "what serveReady returned once the echo was sent after the EOF");
+  },
+  { requires: ["ffi"] },
+);
+
+suite.test(
+  "serveEdge: reads until EAGAIN, keeps echoing, resumes reading below HIGH_WATER_BYTES, drops a client that is gone",
+  async (t) => {
+    const { serveEdge, EchoClient, HIGH_WATER_BYTES } = await load(t);
+    const [server, peer] = pair(t);
+    const client = new EchoClient(server);
+    const buffer = new Uint8Array(1024);
+    write(peer, pattern(4096, "edge"));
+    await t.step(
+      "serveEdge(client, a 1 KiB buffer, readable, writable) with 4 KiB waiting: one edge",
+      () => serveEdge(client, buffer, true, true),
+    );
+    t.expectEqual(
+      drainAll(peer),
+      4096,
+      "bytes echoed after that one edge",
+      'edge-triggered: the edge is reported once; read until EAGAIN (readOnce says "again")',
+    );
+    write(peer, encoder.encode("next\n"));
+    await t.step(
+      'serveEdge(…, readable, not writable): "next\\n" arrived; nothing blocked the last flush',
+      () => serveEdge(client, buffer, true, false),
+    );
+    t.expectEqual(
+      drainAll(peer),
+      5,
+      "bytes echoed after the second edge",
+      'writeReady goes false only when a flush says "blocked"; after a flush that drained the ' +
+        "queue the socket is still writable, and no EPOLLOUT edge will come to say so",
+    );
+
+    // Backpressure: the peer sends without reading until the server stops at HIGH_WATER_BYTES.
+    for (let round = 0; round < 64 && client.wantsRead; round++) {
+      fillUntilFull(peer);
+      serveEdge(client, buffer, true, false);
+    }
+    t.check(!client.wantsRead, {
+      step: "the peer sends without reading",
+      expected: `your server to stop reading at ${HIGH_WATER_BYTES} bytes of queued echo`,
+      actual: `${client.pendingBytes} bytes queued and still reading`,
+    });
+    fillUntilFull(peer); // more data waits in the kernel: no new edge will announce it
+    drainAll(peer); // the peer reads its echo: the server's flush can make room now
+    await t.step(
+      "serveEdge(…, not readable, writable): the peer read its echo (an EPOLLOUT edge)",
+      () => serveEdge(client, buffer, false, true),
+    );
+    t.check(!(client.readReady && client.wantsRead), {
+      step: "the client after that EPOLLOUT edge",
+      expected: "data left unread only while the queue is still at the high-water mark",
+      actual: `readReady true and wantsRead true (${client.pendingBytes} bytes queued): you ` +
+        "stopped reading although the flush had made room",
+      note: "no EPOLLIN edge will come for data that is already in the kernel: when a flush " +
+        "brings the queue below HIGH_WATER_BYTES, go back to reading (loop until neither moves)",
+    });
+
+    // A client that is gone: its echo is queued, and the peer closes.
+    const [server2, peer2] = pair(t);
+    const gone = new EchoClient(server2);
+    fillUntilFull(server2);
+    write(peer2, encoder.encode("x"));
+    serveEdge(gone, buffer, true, false); // reads "x": its echo stays queued
+    sys.shutdown(peer2, 2); // SHUT_RDWR: the peer is gone for writing
+    const kept = await t.step(
+      "serveEdge(…, not readable, writable) after the peer shut down: the flush fails (EPIPE)",
+      () => serveEdge(gone, buffer, false, true),
+    );
+    t.expectEqual(
+      kept,
+      false,
+      "what serveEdge returned when the flush found the client gone",
+      'flush() says "reset" when the peer is gone: return false so the server drops it',
+    );
+  },
+  { requires: ["ffi"] },
+);
+
+// ---------------------------------------------------------------------------
 // The four servers: the same checks for each
 // ---------------------------------------------------------------------------
 
@@ -157,20 +328,29 @@ for (const kind of KINDS) {
     `${kind}: echoes one client (bytes 1 at a time, then 5 KiB in one write) and closes after its EOF`,
     async (t) => {
       const server = await start(t, kind);
-      await serving(t, server, async () => {
-        const client = await t.connect(server.addr, "client");
-        const line = "hello, multiplexer\n";
-        await client.send(line, { split: "bytes" });
-        await client.expect(line, { step: "the echo of a line sent 1 byte at a time" });
-        const block = pattern(5 * 1024, "block");
-        await client.send(block);
-        await client.expect(block, { step: "the echo of 5 KiB sent in one write" });
-        await client.closeWrite();
-        await withNote(
-          client.expectEnd({ cleanly: true, step: "your server closes after the client's EOF" }),
-          "read() returning 0 means EOF: once everything is echoed (client.done), close the fd",
-        );
+      const client = await t.connect(server.addr, "client");
+      const line = "hello, multiplexer\n";
+      await client.send(line, { split: "bytes" });
+      await client.expect(line, { step: "the echo of a line sent 1 byte at a time" });
+      t.expectEqual(server.kind, kind, "server.kind", "new EchoState(kind, options) names it");
+      const [listenerFd, wakeFd] = server.openFds();
+      const wanted = [listenerFd, wakeFd, ...server.clientFds()];
+      const watched = server.watchedFds();
+      t.check(wanted.every((fd) => watched.includes(fd)), {
+        step: "server.watchedFds() while the client is connected and quiet",
+        expected: `the listener (${listenerFd}), the wake-up pipe (${wakeFd}) and the client ` +
+          `${list(server.clientFds())}: every fd your wait watches`,
+        actual: list(watched),
+        note: "set state.watched to the fds of each wait, just before the call",
       });
+      const block = pattern(5 * 1024, "block");
+      await client.send(block);
+      await client.expect(block, { step: "the echo of 5 KiB sent in one write" });
+      await client.closeWrite();
+      await withNote(
+        client.expectEnd({ cleanly: true, step: "your server closes after the client's EOF" }),
+        "read() returning 0 means EOF: once everything is echoed (client.done), close the fd",
+      );
       t.expectEqual(
         server.clientFds(),
         [],
@@ -183,28 +363,26 @@ for (const kind of KINDS) {
 
   suite.test(`${kind}: serves 20 clients at once, each getting its own bytes back`, async (t) => {
     const server = await start(t, kind);
-    await serving(t, server, async () => {
-      const clients = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => t.connect(server.addr, `client ${i + 1}`)),
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => t.connect(server.addr, `client ${i + 1}`)),
+    );
+    await Promise.all(clients.map(async (client, i) => {
+      const payload = pattern(1500 + 97 * i, `client ${i + 1}`);
+      await client.send(payload, { split: { seed: i + 1, maxChunk: 400 } });
+      await withNote(
+        client.expect(payload, {
+          step: `the echo of ${client.label}'s ${payload.length} bytes`,
+          timeoutMs: 5000,
+        }),
+        kind === "epoll-et"
+          ? "edge-triggered accept: one EPOLLIN edge on the listener can stand for many " +
+            "queued connections; accept until EAGAIN (acceptOne() returns null)"
+          : "every ready client must be served in the same round; one that is never watched " +
+            "again waits forever",
       );
-      await Promise.all(clients.map(async (client, i) => {
-        const payload = pattern(1500 + 97 * i, `client ${i + 1}`);
-        await client.send(payload, { split: { seed: i + 1, maxChunk: 400 } });
-        await withNote(
-          client.expect(payload, {
-            step: `the echo of ${client.label}'s ${payload.length} bytes`,
-            timeoutMs: 5000,
-          }),
-          kind === "epoll-et"
-            ? "edge-triggered accept: one EPOLLIN edge on the listener can stand for many " +
-              "queued connections; accept until EAGAIN (acceptOne() returns null)"
-            : "every ready client must be served in the same round; one that is never watched " +
-              "again waits forever",
-        );
-        await client.closeWrite();
-        await client.expectEnd({ step: `your server closes ${client.label} after its EOF` });
-      }));
-    });
+      await client.closeWrite();
+      await client.expectEnd({ step: `your server closes ${client.label} after its EOF` });
+    }));
     await t.eventually(
       "server.clientFds() once all 20 clients have left",
       () => server.clientFds().length === 0,
@@ -222,105 +400,123 @@ for (const kind of KINDS) {
 
   suite.test(`${kind}: survives clients that reset, closes and forgets their fds`, async (t) => {
     const server = await start(t, kind);
-    await serving(t, server, async () => {
-      const steady = await t.connect(server.addr, "steady client");
-      await steady.send("before the resets\n");
-      await steady.expect("before the resets\n");
-      await t.reset(server.addr, "reset at once");
-      await t.reset(server.addr, "reset after 32 KiB", pattern(32 * 1024, "doomed"));
-      await t.eventually(
-        "your server notices both resets and closes their connections",
-        () => server.accepted >= 3 && server.clientFds().length === 1,
-        {
-          expected: "3 accepted and only the steady client's fd left",
-          actual: () =>
-            `accepted ${server.accepted}, live client fds ${list(server.clientFds())} ` +
-            `(the steady client is 1 of them)`,
-          note: 'a reset client reads as "reset" (ECONNRESET) or its send fails (EPIPE): drop it',
-        },
-      );
-      await steady.send("after the resets\n", { split: [3, 5] });
-      await steady.expect("after the resets\n", { step: "the steady client is still served" });
-      const open = new Set(server.openFds());
-      const stale = server.watchedFds().filter((fd) => !open.has(fd));
-      t.check(stale.length === 0, {
-        step: "server.watchedFds() against server.openFds()",
-        expected: "every watched fd to be open",
-        actual: `your wait still watches ${list(stale)}, which your server closed`,
-        note: "unregister a client when you close it: drop it from the fd sets / pollfd list / " +
-          "epoll interest list (EPOLL_CTL_DEL before close)",
-      });
+    const steady = await t.connect(server.addr, "steady client");
+    await steady.send("before the resets\n");
+    await steady.expect("before the resets\n");
+    await t.reset(server.addr, "reset at once");
+    await t.reset(server.addr, "reset after 32 KiB", pattern(32 * 1024, "doomed"));
+    await t.eventually(
+      "your server notices both resets and closes their connections",
+      () => server.accepted >= 3 && server.clientFds().length === 1,
+      {
+        expected: "3 accepted and only the steady client's fd left",
+        actual: () =>
+          `accepted ${server.accepted}, live client fds ${list(server.clientFds())} ` +
+          `(the steady client is 1 of them)`,
+        note: 'a reset client reads as "reset" (ECONNRESET) or its send fails (EPIPE): drop it',
+      },
+    );
+    await steady.send("after the resets\n", { split: [3, 5] });
+    await steady.expect("after the resets\n", { step: "the steady client is still served" });
+    const open = new Set(server.openFds());
+    const stale = server.watchedFds().filter((fd) => !open.has(fd));
+    t.check(stale.length === 0, {
+      step: "server.watchedFds() against server.openFds()",
+      expected: "every watched fd to be open",
+      actual: `your wait still watches ${list(stale)}, which your server closed`,
+      note: "unregister a client when you close it: drop it from the fd sets / pollfd list / " +
+        "epoll interest list (EPOLL_CTL_DEL before close)",
     });
   }, { requires: ["ffi"] });
 
   suite.test(`${kind}: a 64 KiB burst read 1 KiB at a time comes back whole`, async (t) => {
     const server = await start(t, kind, { readBufferBytes: 1024 });
-    await serving(t, server, async () => {
-      const client = await t.connect(server.addr, "client");
-      const burst = pattern(64 * 1024, "burst");
-      await client.send(burst, { step: "send 64 KiB in one write" });
-      await withNote(
-        client.expect(burst, { step: "the echo of the whole 64 KiB burst", timeoutMs: 5000 }),
-        kind === "epoll-et"
-          ? ET_NOTE
-          : "with 1 KiB reads, the rest of the burst waits in the kernel: the fd stays readable " +
-            "and your loop must keep serving it",
-      );
-    });
+    const client = await t.connect(server.addr, "client");
+    const burst = pattern(64 * 1024, "burst");
+    await client.send(burst, { step: "send 64 KiB in one write" });
+    await withNote(
+      client.expect(burst, { step: "the echo of the whole 64 KiB burst", timeoutMs: 5000 }),
+      kind === "epoll-et"
+        ? ET_NOTE
+        : "with 1 KiB reads, the rest of the burst waits in the kernel: the fd stays readable " +
+          "and your loop must keep serving it",
+    );
   }, { requires: ["ffi"], timeoutMs: 10_000 });
 
   suite.test(`${kind}: a client that reads late still gets all 1 MiB back, in order`, async (t) => {
     // A small send buffer (16 KiB, doubled by the kernel) makes send() say EAGAIN early.
     const server = await start(t, kind, { sendBufferBytes: 16 * 1024 });
-    await serving(t, server, async () => {
-      const client = await t.connect(server.addr, "slow reader", { read: false });
-      const payload = pattern(1024 * 1024, "late");
-      const sending = client.send(payload, { step: "send 1 MiB without reading the echo" });
-      sending.catch(() => {}); // awaited below
-      // Wait (bounded) until your server holds so much unsent echo that it stops reading
-      // (HIGH_WATER_BYTES): from then on only write readiness can move this client on.
-      const { HIGH_WATER_BYTES } = await load(t);
-      const deadline = performance.now() + 3000;
-      while (server.pendingOutputBytes() < HIGH_WATER_BYTES && performance.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      client.startReading();
-      await withNote(
-        client.expect(payload, {
-          step: "the echo of all 1 MiB, once the client reads",
-          timeoutMs: 10_000,
-        }),
-        "when send() takes only part (or says EAGAIN), keep the rest queued and ask to hear " +
-          "when the fd is writable again (the write set, POLLOUT, EPOLLOUT); then flush",
-      );
-      await sending;
-    });
+    const client = await t.connect(server.addr, "slow reader", { read: false });
+    const payload = pattern(1024 * 1024, "late");
+    const sending = client.send(payload, { step: "send 1 MiB without reading the echo" });
+    sending.catch(() => {}); // awaited below
+    // Wait (bounded) until your server holds so much unsent echo that it stops reading
+    // (HIGH_WATER_BYTES): from then on only write readiness can move this client on.
+    const { HIGH_WATER_BYTES } = await load(t);
+    const deadline = performance.now() + 3000;
+    while (server.pendingOutputBytes() < HIGH_WATER_BYTES && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      t.throwIfInterrupted(); // the loop crashed: stop waiting now
+    }
+    if (server.pendingOutputBytes() >= HIGH_WATER_BYTES) {
+      // Held at the high-water mark, nothing can move until the client reads: stay asleep.
+      const waits = await quietWaits(t, server);
+      const most = idleLimit(kind);
+      t.check(waits <= most, {
+        step: `your server holds ${server.pendingOutputBytes()} bytes for a client that does not ` +
+          `read, while the grader's own 1 ms timer comes round ${IDLE_TURNS} times`,
+        expected: `your loop asleep: <= ${most} waits (the client is neither readable for you ` +
+          "nor writable)",
+        actual: `${waits} waits`,
+        note: idleNote(
+          kind,
+          "a client past HIGH_WATER_BYTES must leave the read set / lose POLLIN / EPOLLIN " +
+            "(client.wantsRead is false): its unread bytes keep it readable, and every wait " +
+            "would return at once",
+        ),
+      });
+      const { READ_BUFFER_BYTES } = await load(t);
+      t.check(server.pendingOutputBytes() <= HIGH_WATER_BYTES + READ_BUFFER_BYTES, {
+        step: "the echo your server holds for a client that does not read",
+        expected: `at most HIGH_WATER_BYTES + one read (${HIGH_WATER_BYTES + READ_BUFFER_BYTES})`,
+        actual: `${server.pendingOutputBytes()} bytes`,
+        note: "stop reading from a client whose queue reached HIGH_WATER_BYTES (wantsRead)",
+      });
+    }
+    client.startReading();
+    await withNote(
+      client.expect(payload, {
+        step: "the echo of all 1 MiB, once the client reads",
+        timeoutMs: 10_000,
+      }),
+      "when send() takes only part (or says EAGAIN), keep the rest queued and ask to hear " +
+        "when the fd is writable again (the write set, POLLOUT, EPOLLOUT); then flush",
+    );
+    await sending;
   }, { requires: ["ffi"], timeoutMs: 20_000 });
 
   suite.test(`${kind}: close() closes every descriptor, and its clients see EOF`, async (t) => {
+    const openBefore = openFdSet();
     const server = await start(t, kind);
-    const [talker, quiet] = await serving(t, server, async () => {
-      const talker = await t.connect(server.addr, "talking client");
-      const quiet = await t.connect(server.addr, "quiet client");
-      await talker.send("ping\n");
-      await talker.expect("ping\n");
-      await t.eventually(
-        "your server has accepted both clients",
-        () => server.clientFds().length === 2,
-        {
-          expected: "2 live client fds",
-          actual: () => `live client fds ${list(server.clientFds())}`,
-        },
-      );
-      return [talker, quiet];
-    });
+    const talker = await t.connect(server.addr, "talking client");
+    const quiet = await t.connect(server.addr, "quiet client");
+    await talker.send("ping\n");
+    await talker.expect("ping\n");
+    await t.eventually(
+      "your server has accepted both clients",
+      () => server.clientFds().length === 2,
+      {
+        expected: "2 live client fds",
+        actual: () => `live client fds ${list(server.clientFds())}`,
+      },
+    );
     const held = server.openFds();
     t.check(held.length >= 4, {
       step: "server.openFds() with two clients connected",
       expected: "the listener, the wake-up pipe's two ends and both clients (and an epoll fd)",
       actual: list(held),
     });
-    await t.step("server.close()", () => server.close(), { timeoutMs: 3000 });
+    await t.step("server.close()", () => closeServer(server), { timeoutMs: 3000 });
     const stillOpen = held.filter(isFdOpen);
     t.check(stillOpen.length === 0, {
       step: "look at each fd the server held, after close()",
@@ -332,7 +528,130 @@ for (const kind of KINDS) {
     t.expectEqual(server.openFds(), [], "server.openFds() after close()");
     await talker.expectEnd({ cleanly: true, step: "the talking client sees EOF" });
     await quiet.expectEnd({ cleanly: true, step: "the quiet client sees EOF" });
+    await talker.close();
+    await quiet.close();
+    const leaked = [...openFdSet()].filter((fd) => !openBefore.has(fd));
+    t.check(leaked.length === 0, {
+      step: "the descriptors open once the server is closed (and the grader's clients too)",
+      expected: "the same as before the server started",
+      actual: `${list(leaked)} opened since, and still open`,
+      note: "a descriptor your server opened is still open, though server.openFds() did not " +
+        "list it: put every fd you create (the epoll instance) in state.extraFds",
+    });
   }, { requires: ["ffi"] });
+}
+
+/** A 1 ms timer turn of the grader's own: the yardstick for how often a loop comes round. */
+function timerTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+const IDLE_TURNS = 12;
+
+/** Advice for a loop that kept waking up: `lead` names the likely cause; select gets its pause. */
+function idleNote(kind: Kind, lead: string): string {
+  return lead +
+    (kind === "select"
+      ? ". And when a look finds nothing, pause longer each time (1, 2, 4, 8 ms: " +
+        "SELECT_IDLE_MAX_MS), not pause(0)"
+      : "");
+}
+
+/** The most waits a correct loop makes in IDLE_TURNS turns when nothing happens. */
+function idleLimit(kind: Kind): number {
+  // select never sleeps in select: it looks, then pauses up to SELECT_IDLE_MAX_MS (8 ms).
+  return kind === "select" ? IDLE_TURNS + 6 : 2;
+}
+
+/**
+ * How many waits the server's loop makes while the grader's own 1 ms timer
+ * comes round IDLE_TURNS times (after 3 turns to let the last event pass).
+ * Counts, no clock: an idle loop asleep in its wait makes none.
+ */
+async function quietWaits(t: Grader, server: EchoServer): Promise<number> {
+  for (let i = 0; i < 3; i++) await timerTurn();
+  const before = server.waits;
+  for (let i = 0; i < IDLE_TURNS; i++) {
+    await timerTurn();
+    t.throwIfInterrupted();
+  }
+  return server.waits - before;
+}
+
+for (const kind of KINDS) {
+  suite.test(
+    `${kind}: stays idle while its one client is quiet (the grader counts its waits)`,
+    async (t) => {
+      const server = await start(t, kind);
+      const client = await t.connect(server.addr, "quiet client");
+      await client.send("hello\n");
+      await client.expect("hello\n");
+      t.check(server.waits >= 2, {
+        step: "server.waits after accepting a client and echoing its line",
+        expected: "at least 2 (set state.watched before every wait: each setting counts as one)",
+        actual: String(server.waits),
+        note: "the grader counts your loop's waits by your settings of state.watched: set it " +
+          "every round, just before select / pollAsync / epollWaitAsync",
+      });
+      const waits = await quietWaits(t, server);
+      const most = idleLimit(kind);
+      t.check(waits <= most, {
+        step: `the quiet client sends nothing while the grader's own 1 ms timer comes round ` +
+          `${IDLE_TURNS} times`,
+        expected: kind === "select"
+          ? `about one look per turn at most, once your pause has grown to its longest: <= ${most}`
+          : `your loop asleep in its wait: <= ${most} waits (nothing became ready)`,
+        actual: `${waits} waits (state.watched was set ${waits} times)`,
+        note: idleNote(
+          kind,
+          "an idle connection is always writable: ask for write readiness (the write set, " +
+            "POLLOUT, EPOLLOUT with level-triggered epoll) only while the client has output " +
+            "queued (client.wantsWrite); asked for anyway, every wait returns at once and the " +
+            "loop spins",
+        ),
+      });
+      await client.send("still there?\n", { split: "bytes" });
+      await client.expect("still there?\n", { step: "the quiet client is served when it speaks" });
+      await client.closeWrite();
+      await client.expectEnd({ step: "your server closes after the client's EOF" });
+    },
+    { requires: ["ffi"] },
+  );
+
+  suite.test(
+    `${kind}: a client that shuts down its side while its echo is still queued gets all of it, then EOF`,
+    async (t) => {
+      // A small send buffer keeps most of the echo queued in your server.
+      const server = await start(t, kind, { sendBufferBytes: 16 * 1024 });
+      const client = await t.connect(server.addr, "client", { read: false });
+      const payload = pattern(240 * 1024, "queued");
+      await client.send(payload, { step: "send 240 KiB without reading the echo" });
+      await client.closeWrite();
+      // Wait (bounded, in turns) until your server has read the EOF: it then either holds the
+      // unsent echo steady, or (wrongly) has closed the connection already.
+      let last = -1;
+      let steady = 0;
+      for (let turn = 0; turn < 600 && steady < 5; turn++) {
+        await timerTurn();
+        t.throwIfInterrupted();
+        const pending = server.pendingOutputBytes();
+        if (server.clientFds().length === 0) break;
+        steady = pending > 0 && pending === last ? steady + 1 : 0;
+        last = pending;
+      }
+      client.startReading();
+      await withNote(
+        client.expect(payload, {
+          step: "the echo of all 240 KiB, read only after the client's EOF",
+          timeoutMs: 5000,
+        }),
+        "EOF means the client will send nothing more, not that you are done: keep the client " +
+          "until its queued echo is flushed (client.done: eof AND nothing pending), then close",
+      );
+      await client.expectEnd({ step: "your server closes once the whole echo is sent" });
+    },
+    { requires: ["ffi"], timeoutMs: 10_000 },
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -374,6 +693,25 @@ function fillBelow(t: Grader, limit: number): number[] {
   }
 }
 
+/** The descriptors open right now, among 0 … `upTo` (fcntl F_GETFD on each number). */
+function openFdSet(upTo = 2048): Set<number> {
+  const open = new Set<number>();
+  for (let fd = 0; fd <= upTo; fd++) if (isFdOpen(fd)) open.add(fd);
+  return open;
+}
+
+/** How many more descriptors the soft limit allows (duplicates of `source`, counted, closed). */
+function freeCount(source: number): number {
+  const taken: number[] = [];
+  for (let i = 0; i < 4096; i++) {
+    const { value: fd } = sys.fcntl(source, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) break;
+    taken.push(fd);
+  }
+  taken.forEach((fd) => sys.close(fd));
+  return taken.length;
+}
+
 /** The lowest free descriptor number right now. */
 function lowestFreeFd(): number {
   const [readEnd, writeEnd] = pipe();
@@ -387,35 +725,73 @@ suite.test(
   async (t) => {
     raiseLimit(t);
     const server = await start(t, "select");
-    await serving(t, server, async () => {
-      const early = await t.connect(server.addr, "early client");
-      await early.send("below the wall\n");
-      await early.expect("below the wall\n");
+    const early = await t.connect(server.addr, "early client");
+    await early.send("below the wall\n");
+    await early.expect("below the wall\n");
 
-      const fillers = fillBelow(t, FD_SETSIZE); // from now on every new fd is >= 1024
-      const high = await t.connect(server.addr, "client past the wall");
-      await withNote(
-        high.expectEnd({
-          step: "your server closes the connection it got an fd >= 1024 for",
-          timeoutMs: 3000,
-        }),
-        "an fd_set has 1024 bits: check each accepted fd against FD_SETSIZE, close the ones past " +
-          "it at once (count them in state.refused) and go on serving the others",
-      );
-      t.check(server.refused >= 1, {
-        step: "server.refused",
-        expected: "at least 1 (the connection past the wall)",
-        actual: String(server.refused),
-      });
-      await early.send("still here\n");
-      await early.expect("still here\n", { step: "the early client is still served" });
+    const fillers = fillBelow(t, FD_SETSIZE); // from now on every new fd is >= 1024
+    const high = await t.connect(server.addr, "client past the wall");
+    await withNote(
+      high.expectEnd({
+        step: "your server closes the connection it got an fd >= 1024 for",
+        timeoutMs: 3000,
+      }),
+      "an fd_set has 1024 bits: check each accepted fd against FD_SETSIZE, close the ones past " +
+        "it at once (count them in state.refused) and go on serving the others",
+    );
+    t.check(server.refused >= 1, {
+      step: "server.refused",
+      expected: "at least 1 (the connection past the wall)",
+      actual: String(server.refused),
+    });
+    await early.send("still here\n");
+    await early.expect("still here\n", { step: "the early client is still served" });
 
-      for (const fd of fillers.splice(-8)) sys.close(fd); // room below the wall again
-      const late = await t.connect(server.addr, "client below the wall");
-      await late.send("back below the wall\n");
-      await late.expect("back below the wall\n", {
-        step: "a new client whose fd is below 1024 is served",
-      });
+    for (const fd of fillers.splice(-8)) sys.close(fd); // room below the wall again
+    const late = await t.connect(server.addr, "client below the wall");
+    await late.send("back below the wall\n");
+    await late.expect("back below the wall\n", {
+      step: "a new client whose fd is below 1024 is served",
+    });
+  },
+  { requires: ["ffi"], skip: wallSkip, timeoutMs: 10_000 },
+);
+
+suite.test(
+  "select: an accepted fd of exactly FD_SETSIZE (1024) is refused",
+  async (t) => {
+    raiseLimit(t);
+    const server = await start(t, "select");
+    const fillers = fillBelow(t, FD_SETSIZE + 1); // 0 … 1024 taken
+    const client = connectTcp("127.0.0.1", server.addr.port, { nonBlocking: true });
+    t.defer(() => sys.close(client));
+    // Free 1024 alone: the connection waiting in the backlog gets exactly that number.
+    const at = fillers.indexOf(FD_SETSIZE);
+    if (at >= 0) sys.close(fillers.splice(at, 1)[0]);
+    t.transcript.record("grader", "note", {
+      detail: `a client connected while every fd up to ${FD_SETSIZE} was taken; then fd ` +
+        `${FD_SETSIZE} was freed for your accept`,
+    });
+    let ended: number | null = null;
+    for (let turn = 0; turn < 2000 && ended === null; turn++) {
+      await timerTurn();
+      t.throwIfInterrupted(); // your loop crashed (select() refuses fd 1024)
+      if (poll([{ fd: client, events: POLLIN }], 0)[0] !== 0) {
+        try {
+          ended = read(client, new Uint8Array(16)) ?? null;
+        } catch {
+          ended = 0; // reset: refused as well
+        }
+      }
+    }
+    t.check(ended === 0 && server.refused === 1, {
+      step: `your server accepts the waiting connection on fd ${FD_SETSIZE}`,
+      expected: `refused: closed at once (fd ${FD_SETSIZE} is one past the last bit of an ` +
+        "fd_set), and state.refused counted 1",
+      actual: `the client ${
+        ended === 0 ? "saw the connection end" : "saw nothing end"
+      }; server.refused ${server.refused}`,
+      note: "the test is fd >= FD_SETSIZE: fds 0 … 1023 fit an fd_set, 1024 does not",
     });
   },
   { requires: ["ffi"], skip: wallSkip, timeoutMs: 10_000 },
@@ -424,7 +800,7 @@ suite.test(
 suite.test("select: will not start when its own fds would be past FD_SETSIZE", async (t) => {
   raiseLimit(t);
   const { startSelectEchoServer } = await load(t);
-  fillBelow(t, FD_SETSIZE);
+  const fillers = fillBelow(t, FD_SETSIZE);
   const lowest = lowestFreeFd();
   const error = await t.expectThrows(
     "startSelectEchoServer() when every fd below 1024 is taken",
@@ -446,7 +822,93 @@ suite.test("select: will not start when its own fds would be past FD_SETSIZE", a
     "the lowest free fd after the failed start",
     "close what you opened (state.releaseAll()) before throwing: the listener and the pipe leak",
   );
+
+  // The boundary: one free fd below the wall. The listener fits; the pipe's read end gets 1024.
+  const last = Math.max(...fillers.filter((fd) => fd < FD_SETSIZE));
+  fillers.splice(fillers.indexOf(last), 1);
+  sys.close(last);
+  await t.expectThrows(
+    `startSelectEchoServer() when only fd ${last} is free below 1024: the listener gets it, ` +
+      `the wake-up pipe's read end gets ${FD_SETSIZE}`,
+    () => {
+      const server = startSelectEchoServer();
+      t.defer(() => server.close());
+    },
+    `an FdSetsizeError: fd ${FD_SETSIZE} is past select's reach too (fds 0 … 1023 only)`,
+  );
+  t.expectEqual(lowestFreeFd(), last, "the lowest free fd after that failed start");
 }, { requires: ["ffi"], skip: wallSkip });
+
+/** Takes every descriptor the soft limit still allows; they are closed after the check. */
+function fillAll(t: Grader): number[] {
+  const [readEnd, writeEnd] = pipe();
+  const fillers = [readEnd, writeEnd];
+  t.defer(() => fillers.forEach((fd) => sys.close(fd)));
+  for (let i = 0; i < 4096; i++) {
+    const { value: fd, errno } = sys.fcntl(readEnd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+      if (errno === EMFILE) return fillers;
+      throw new Error(`the grader could not fill the fd table: errno ${errno}`);
+    }
+    fillers.push(fd);
+  }
+  throw new Error("the grader could not reach the descriptor limit");
+}
+
+suite.test(
+  "epoll server and EventLoop: out of descriptors while starting, they throw and leave nothing open",
+  async (t) => {
+    const { startEpollEchoServer, EventLoop } = await load(t);
+    const before = getrlimit();
+    t.defer(() => setrlimit(before));
+    setrlimit({ soft: Math.min(lowestFreeFd() + 64, before.hard), hard: before.hard });
+    const fillers = fillAll(t);
+    const free = (n: number) => {
+      for (const fd of fillers.splice(-n)) sys.close(fd);
+    };
+
+    free(3); // room for the listener and the wake-up pipe, not for the epoll instance
+    const room = freeCount(fillers[0]);
+    await t.expectThrows(
+      "startEpollEchoServer() with 3 descriptors left: epoll_create fails (EMFILE)",
+      () => {
+        const server = startEpollEchoServer();
+        t.defer(() => server.close());
+      },
+      "an error (EMFILE from epoll_create), after closing the listener and the pipe",
+    );
+    t.expectEqual(
+      freeCount(fillers[0]),
+      room,
+      "how many descriptors are left after that failed start",
+      "when a call fails while the server starts, state.releaseAll() and rethrow: the " +
+        "listener and the pipe must not stay open",
+    );
+
+    for (const left of [2, 1]) {
+      const taken = room - left;
+      const held: number[] = [];
+      for (let i = 0; i < taken; i++) held.push(sys.fcntl(fillers[0], F_DUPFD_CLOEXEC, 0).value);
+      fillers.push(...held);
+      await t.expectThrows(
+        `new EventLoop() with ${left} descriptor(s) left: the pipe cannot be made (EMFILE)`,
+        () => {
+          const loop = new EventLoop();
+          t.defer(() => loop.close());
+        },
+        "an error (EMFILE), after closing the epoll instance it made",
+      );
+      free(taken);
+      t.expectEqual(
+        freeCount(fillers[0]),
+        room,
+        `how many descriptors are left after new EventLoop() failed with ${left} left`,
+        "if a step of the constructor fails, close what it opened (the epoll fd) and rethrow",
+      );
+    }
+  },
+  { requires: ["ffi"] },
+);
 
 // ---------------------------------------------------------------------------
 // The event loop
@@ -467,6 +929,32 @@ async function newLoop(t: Grader): Promise<Lesson.EventLoop> {
   const loop = await t.step("new EventLoop()", () => new EventLoop());
   t.defer(() => loop.close());
   return loop;
+}
+
+/**
+ * Starts `loop.run()` as the check's background work: if it rejects, or returns
+ * before the check calls `mayEnd()`, the step being awaited fails at once; the
+ * loop's clean-up (close) ends it, and the check waits for that.
+ */
+function runInBackground(t: Grader, loop: Lesson.EventLoop) {
+  let ending = false;
+  const promise = loop.run();
+  t.background("your loop.run()", promise, {
+    onEnd: (outcome) =>
+      "error" in outcome ? outcome.error : ending ? undefined : new GradeFailure({
+        kind: "mismatch",
+        step: "your loop.run()",
+        expected: "run() to keep running until stop() or close()",
+        actual: "it returned while an fd was still watched",
+        note: "run() loops while it is not stopped and something is watched or a timer is set",
+      }),
+  });
+  t.defer(() => ending = true); // runs before the loop's close() (defers run latest first)
+  return {
+    promise,
+    /** From now on run() may return. */
+    mayEnd: () => ending = true,
+  };
 }
 
 /** Makes `fd`'s peer readable, so a wait stuck on it returns (clean-up only). */
@@ -595,14 +1083,14 @@ suite.test("EventLoop: a timer set while run() waits wakes it; stop() ends run()
   poke(t, left); // clean-up: a wait still stuck on `right` returns
   await t.step("watch an idle fd", () => loop.watch(right, { readable: true }, () => {}));
   // run() waits at once, forever: nothing is ready and no timer is set.
-  const running = loop.run();
-  running.catch(() => {}); // awaited below
+  const running = runInBackground(t, loop);
   await t.step(
     "loop.setTimer(1, callback) while the loop waits; the callback calls loop.stop()",
     () =>
       new Promise<void>((resolve) => {
         loop.setTimer(1, () => {
           resolve();
+          running.mayEnd();
           loop.stop();
         });
       }),
@@ -614,8 +1102,88 @@ suite.test("EventLoop: a timer set while run() waits wakes it; stop() ends run()
     }
     throw error;
   });
-  await t.step("run() returns after stop()", () => running, { timeoutMs: 1000 });
+  await t.step("run() returns after stop()", () => running.promise, { timeoutMs: 1000 });
 }, { requires: ["ffi"], timeoutMs: 8000 });
+
+suite.test(
+  "EventLoop: after a wake-up it waits again, and run() stays idle while nothing is ready",
+  async (t) => {
+    const loop = await newLoop(t);
+    const [left, right] = pair(t);
+    poke(t, left);
+    const calls: number[] = [];
+    await t.step(
+      "watch an idle fd",
+      () => loop.watch(right, { readable: true }, (fd) => calls.push(fd)),
+    );
+    const first = loop.runOnce(10_000);
+    first.catch(() => {}); // awaited below
+    const timers = await t.step(
+      "100 × loop.setTimer(5000, callback) while runOnce(10000) waits: they wake the wait",
+      () => Array.from({ length: 100 }, () => loop.setTimer(5000, () => {})),
+    );
+    t.expectEqual(
+      await t.step("runOnce(10000) returns after the wake-up", () => first),
+      0,
+      "callbacks run by the round the wake-up ended (no fd ready, no timer due)",
+    );
+    await t.step(
+      "loop.clearTimer(…) each of the 100 timers",
+      () => timers.map((id) => loop.clearTimer(id)),
+    );
+    // Nothing is ready and no timer is left: the next wait must sleep until the grader writes.
+    let settled: string | undefined;
+    const second = loop.runOnce(10_000);
+    second.then(
+      (n) => settled = `resolved with ${n}`,
+      (e) => settled = `rejected: ${describeError(e)}`,
+    );
+    for (let turn = 0; turn < IDLE_TURNS && settled === undefined; turn++) {
+      await timerTurn();
+      t.throwIfInterrupted();
+    }
+    t.check(settled === undefined, {
+      step: `runOnce(10000) again, with nothing ready and no timer: the grader's own 1 ms ` +
+        `timer comes round ${IDLE_TURNS} times`,
+      expected: "it still waits: no fd is ready and no timer is due",
+      actual: `it had already returned (${settled}): its wait came back at once`,
+      note: "when the wake-up pipe's event comes, drain the pipe (read until EAGAIN: 100 " +
+        "wake-ups can leave 100 bytes): a byte left in it keeps it readable, so every later " +
+        "wait returns at once and the loop spins",
+    });
+    write(left, new Uint8Array([7]));
+    t.expectEqual(
+      await t.step("runOnce(10000) once the grader wrote a byte to the watched fd", () => second),
+      1,
+      "callbacks run by that round",
+    );
+    read(right, new Uint8Array(8));
+
+    // run() over the same idle fd: count its rounds (run() calls this.runOnce()).
+    let rounds = 0;
+    const runOnce = loop.runOnce.bind(loop);
+    loop.runOnce = (maxWaitMs?: number) => {
+      rounds++;
+      return runOnce(maxWaitMs);
+    };
+    const running = runInBackground(t, loop);
+    for (let turn = 0; turn < IDLE_TURNS; turn++) {
+      await timerTurn();
+      t.throwIfInterrupted();
+    }
+    t.check(rounds <= 2, {
+      step: `loop.run() with one idle fd, while the grader's own timer comes round ${IDLE_TURNS} ` +
+        "times",
+      expected: "at most 2 rounds: run() sleeps in epoll_wait while nothing is ready",
+      actual: `${rounds} rounds`,
+      note: "with no timer, runOnce waits without a timeout (-1): a timeout of 0 makes run() spin",
+    });
+    running.mayEnd();
+    loop.stop();
+    await t.step("run() returns after stop()", () => running.promise, { timeoutMs: 1000 });
+  },
+  { requires: ["ffi"] },
+);
 
 suite.test(
   "EventLoop: close() waits for the wait in flight, then closes its own fds",
@@ -630,10 +1198,10 @@ suite.test(
       actual: `${list(own)}, open: ${list(own.filter(isFdOpen))}`,
     });
     await t.step("watch an idle fd", () => loop.watch(right, { readable: true }, () => {}));
-    const running = loop.run(); // waits at once: nothing is ready
-    running.catch(() => {}); // awaited below
+    const running = runInBackground(t, loop); // waits at once: nothing is ready
+    running.mayEnd();
     await t.step("loop.close() while run() waits", () => loop.close());
-    await t.step("run() returns after close()", () => running, { timeoutMs: 1000 });
+    await t.step("run() returns after close()", () => running.promise, { timeoutMs: 1000 });
     const stillOpen = own.filter(isFdOpen);
     t.check(stillOpen.length === 0, {
       step: "the loop's own fds after close()",
@@ -646,6 +1214,183 @@ suite.test(
       actual: "closed by the loop",
     });
     t.expectEqual(loop.ownFds(), [], "loop.ownFds() after close()");
+  },
+  { requires: ["ffi"] },
+);
+
+suite.test(
+  "EventLoop: watch refuses the loop's own fds; unwatch works after the fd was closed or reused; an unwatched fd wakes nothing",
+  async (t) => {
+    const loop = await newLoop(t);
+    const [left, right] = pair(t);
+    poke(t, left);
+    const [wakeRead] = loop.ownFds().slice(1);
+    await t.expectError(
+      `loop.watch(${wakeRead}, { readable: true }, callback): the loop's own wake-up pipe`,
+      () => loop.watch(wakeRead, { readable: true }, () => {}),
+      { name: "RangeError", what: "the fd belongs to the event loop" },
+    );
+
+    // An unwatched fd that stays readable must not end the next wait.
+    const [other, ready] = pair(t);
+    await t.step("watch two fds; make one readable; unwatch it", () => {
+      loop.watch(right, { readable: true }, () => {});
+      loop.watch(ready, { readable: true }, () => {});
+      write(other, new Uint8Array([1]));
+      if (!loop.unwatch(ready)) throw new Error("unwatch(a watched fd) said false");
+    });
+    let settled: string | undefined;
+    const waiting = loop.runOnce(10_000);
+    waiting.then((n) => settled = `resolved with ${n}`, (e) => settled = describeError(e));
+    for (let turn = 0; turn < IDLE_TURNS && settled === undefined; turn++) {
+      await timerTurn();
+      t.throwIfInterrupted();
+    }
+    t.check(settled === undefined, {
+      step: `runOnce(10000) with the unwatched fd still readable, for ${IDLE_TURNS} turns of ` +
+        "the grader's own 1 ms timer",
+      expected: "it still waits: the only watched fd is idle",
+      actual: `it had already returned (${settled})`,
+      note: "unwatch must EPOLL_CTL_DEL the fd: left in the interest list, a readable fd ends " +
+        "every wait at once (and its callback is gone)",
+    });
+    write(left, new Uint8Array([2]));
+    t.expectEqual(
+      await t.step("runOnce(10000) once the watched fd is readable", () => waiting),
+      1,
+      "callbacks of that round",
+    );
+    read(right, new Uint8Array(8));
+
+    // The caller closed the fd first (EBADF from the DEL), or its number was reused (ENOENT).
+    const [doomedPeer, doomed] = socketPair({ nonBlocking: true });
+    t.defer(() => sys.close(doomedPeer));
+    loop.watch(doomed, { readable: true }, () => {});
+    sys.close(doomed);
+    t.expectEqual(
+      await t.step("loop.unwatch(fd) after the caller closed the fd", () => loop.unwatch(doomed)),
+      true,
+      "unwatch(fd) after the fd was closed",
+      "a closed fd has left the interest list already: EBADF (or ENOENT) from EPOLL_CTL_DEL is " +
+        "fine, the fd was watched",
+    );
+    const [reusedPeer, reused] = socketPair({ nonBlocking: true });
+    t.defer(() => sys.close(reusedPeer));
+    t.defer(() => sys.close(reused));
+    loop.watch(reused, { readable: true }, () => {});
+    sys.close(reused);
+    const [stand, standPeer] = socketPair({ nonBlocking: true }); // takes the closed number
+    t.defer(() => sys.close(stand));
+    t.defer(() => sys.close(standPeer));
+    if (stand === reused) {
+      t.expectEqual(
+        await t.step(
+          "loop.unwatch(fd) after the fd was closed and its number reused by a new socket",
+          () => loop.unwatch(reused),
+        ),
+        true,
+        "unwatch(fd) whose number now belongs to an fd epoll never saw",
+        "EPOLL_CTL_DEL on a number that is open but not registered says ENOENT: fine too",
+      );
+    }
+  },
+  { requires: ["ffi"] },
+);
+
+suite.test(
+  "EventLoop: a negative delay counts as 0; a timer fires only once due; clearTimer says whether it cleared",
+  async (t) => {
+    const loop = await newLoop(t);
+    const order: string[] = [];
+    const ids = await t.step(
+      "setTimer(0, A), setTimer(-100, B), setTimer(10000, C)",
+      () => [
+        loop.setTimer(0, () => order.push("A")),
+        loop.setTimer(-100, () => order.push("B")),
+        loop.setTimer(10_000, () => order.push("C")),
+      ],
+    );
+    const ran = await t.step("loop.runOnce(0)", () => loop.runOnce(0));
+    t.expectEqual(
+      order,
+      ["A", "B"],
+      "the timers that fired in that round, in order",
+      "a negative delay counts as 0: B is due now like A, and set after it; C is not due",
+    );
+    t.expectEqual(ran, 2, "what runOnce(0) returned (callbacks run, timers included)");
+    t.expectEqual(loop.pendingTimers, 1, "loop.pendingTimers: C still waits");
+    t.expectEqual(loop.clearTimer(ids[0]), false, "clearTimer(A's id): A has fired already");
+    t.expectEqual(loop.clearTimer(123_456), false, "clearTimer(an id never given out)");
+    t.expectEqual(loop.pendingTimers, 1, "loop.pendingTimers after those two clearTimer calls");
+    const d = loop.setTimer(20_000, () => order.push("D"));
+    t.expectEqual(
+      loop.clearTimer(ids[2]),
+      true,
+      "clearTimer(C's id): C is the first pending timer",
+    );
+    t.expectEqual(loop.clearTimer(d), true, "clearTimer(D's id)");
+    t.expectEqual(loop.pendingTimers, 0, "loop.pendingTimers once C and D are cleared");
+  },
+  { requires: ["ffi"] },
+);
+
+suite.test(
+  "EventLoop: one run() and one wait at a time; run() again after it returned; close() forgets all",
+  async (t) => {
+    const loop = await newLoop(t);
+    const [left, right] = pair(t);
+    poke(t, left);
+    await t.step("watch an idle fd", () => loop.watch(right, { readable: true }, () => {}));
+    const waiting = loop.runOnce(10_000);
+    waiting.catch(() => {}); // awaited below
+    await t.expectThrows(
+      "loop.runOnce() while another runOnce() waits",
+      () => loop.runOnce(0),
+      "an Error: one wait at a time (two waits on one epoll fd would race for its events)",
+    );
+    write(left, new Uint8Array([1]));
+    await t.step("the first runOnce returns once the fd is readable", () => waiting);
+    read(right, new Uint8Array(8));
+
+    const running = runInBackground(t, loop);
+    const second = await t.step("loop.run() while run() is running", () => {
+      try {
+        const promise = loop.run();
+        promise.catch(() => {});
+        return "it returned a promise";
+      } catch (error) {
+        return error instanceof Error ? undefined : `it threw ${String(error)}`;
+      }
+    });
+    t.check(second === undefined, {
+      step: "loop.run() while run() is running",
+      expected: "it throws an Error at once (only a callback's error rejects run()'s promise)",
+      actual: second ?? "",
+      note: "check the running flag before you start a second loop over the same epoll fd",
+    });
+    running.mayEnd();
+    loop.stop();
+    await t.step("run() returns after stop()", () => running.promise, { timeoutMs: 1000 });
+    let fired = false;
+    loop.setTimer(0, () => fired = true);
+    loop.unwatch(right);
+    await t.step(
+      "loop.run() again, with one timer due (it returns once none is left)",
+      () => loop.run(),
+    );
+    t.check(fired, {
+      step: "the second run()",
+      expected: "the timer fired",
+      actual: "it never ran",
+      note: "run() must be able to run again once it has returned (clear what marks it running " +
+        "in a finally)",
+    });
+
+    loop.watch(right, { readable: true }, () => {});
+    loop.setTimer(30_000, () => {});
+    await t.step("loop.close() twice at once", () => Promise.all([loop.close(), loop.close()]));
+    t.expectEqual(loop.watchedFds(), [], "loop.watchedFds() after close()");
+    t.expectEqual(loop.pendingTimers, 0, "loop.pendingTimers after close()");
   },
   { requires: ["ffi"] },
 );

@@ -165,6 +165,8 @@ export async function pollingEchoServer(options: PollingOptions): Promise<Pollin
  * sends until end of stream (each read waits for data), send it all back,
  * close the connection, return how many bytes were echoed. While this runs,
  * nothing else in the program does: no timer, no promise, no other socket.
+ * A failing call (other than EINTR, or ECONNABORTED from accept4) throws
+ * `new ErrnoError(call, errno)`; the accepted connection is closed either way.
  */
 export function blockingEchoOnce(listenFd: number): number {
   throw new TodoError("blockingEchoOnce");
@@ -195,7 +197,8 @@ export function closeQuietly(conn: Deno.Conn): void {
  * The serial server: accept one connection, `await handler(conn)`, close the
  * connection, and only then accept the next. A handler that throws is logged
  * and the loop goes on. Returns when `listener` is closed (`accept()` then
- * throws; see {@linkcode isListenerClosed}).
+ * throws; see {@linkcode isListenerClosed}); any other accept() error (EMFILE:
+ * out of descriptors, for a moment) is logged and the loop accepts again.
  */
 export async function serveSerial(listener: Deno.Listener, handler: Handler): Promise<void> {
   throw new TodoError("serveSerial");
@@ -206,7 +209,8 @@ export async function serveSerial(listener: Deno.Listener, handler: Handler): Pr
  * waiting for it, and go straight back to accepting. Each handler gets its
  * own catch (log the error: nobody else awaits it) and closes its connection
  * when done. Keep the running handlers' promises: when `listener` is closed,
- * wait for all of them to settle before returning.
+ * wait for all of them to settle before returning. Other accept() errors:
+ * log them and accept again, as in {@linkcode serveSerial}.
  */
 export async function serveConcurrent(listener: Deno.Listener, handler: Handler): Promise<void> {
   throw new TodoError("serveConcurrent");

@@ -110,6 +110,8 @@ export interface EchoServer {
   readonly accepted: number;
   /** Connections closed at once because select could not watch them (fd >= FD_SETSIZE). */
   readonly refused: number;
+  /** The loop's waits so far: one per setting of `state.watched` (the grader counts them). */
+  readonly waits: number;
   /** Settles when the loop ends: resolves after close(), rejects if the loop crashed. */
   readonly finished: Promise<void>;
   /** Stops the loop, closes every descriptor, resolves when all is closed. Idempotent. */
@@ -305,13 +307,32 @@ export class EchoState {
   readonly clients: Map<number, EchoClient> = new Map();
   /** Descriptors of the multiplexer itself (the epoll instance): closed at the end. */
   readonly extraFds: number[] = [];
-  /** Set this before every wait: the fds the wait watches (the grader looks at it). */
-  watched: number[] = [];
+  #watched: number[] = [];
+  #waits = 0;
   /** Set by close(): your loop must end when it sees it. */
   closing = false;
   accepted = 0;
   refused = 0;
   #released = false;
+
+  /**
+   * Set this before every wait (every select, poll or epoll_wait call): the
+   * fds the wait watches. The grader looks at it, and counts each setting as
+   * one wait of your loop ({@linkcode EchoState.waits}).
+   */
+  get watched(): number[] {
+    return this.#watched;
+  }
+
+  set watched(fds: number[]) {
+    this.#watched = fds;
+    this.#waits++;
+  }
+
+  /** How many times `watched` was set: the waits of the loop so far. */
+  get waits(): number {
+    return this.#waits;
+  }
 
   constructor(kind: EchoKind, options: EchoOptions = {}) {
     this.kind = kind;
@@ -377,7 +398,7 @@ export class EchoState {
     this.clients.clear();
     for (const fd of this.extraFds) closeQuietly(fd);
     for (const fd of [this.listener.fd, this.wake.readFd, this.wake.writeFd]) closeQuietly(fd);
-    this.watched = [];
+    this.#watched = [];
   }
 
   /** The server object around your running loop. */
@@ -433,6 +454,10 @@ class RunningEchoServer implements EchoServer {
 
   get refused(): number {
     return this.#state.refused;
+  }
+
+  get waits(): number {
+    return this.#state.waits;
   }
 
   async close(): Promise<void> {
@@ -549,6 +574,8 @@ export function startPollEchoServer(options: EchoOptions = {}): EchoServer {
  * - Loop: set `state.watched` (the interest list), then
  *   `await epollWaitAsync(epfd, 64, -1)`; EPOLLHUP/EPOLLERR/EPOLLRDHUP count as
  *   readable. Drop a client with EPOLL_CTL_DEL, then `state.closeClient(fd)`.
+ * - If a call fails while it starts (epoll_create, epoll_ctl: EMFILE when
+ *   descriptors run out), `state.releaseAll()` and rethrow.
  * - Return `state.server(loop)`.
  */
 export function startEpollEchoServer(options: EpollEchoOptions = {}): EchoServer {
@@ -649,7 +676,10 @@ export class EventLoop {
   #stopping = false;
   #closed = false;
 
-  /** Creates the epoll instance and the wake-up pipe, and registers the pipe's read end. */
+  /**
+   * Creates the epoll instance and the wake-up pipe, and registers the pipe's
+   * read end. If a step fails, closes what it opened, then rethrows.
+   */
   constructor() {
     throw new TodoError("EventLoop");
   }
@@ -716,6 +746,7 @@ export class EventLoop {
    * 4. fire every timer due by now (taken off the list before its callback
    *    runs; timers those callbacks set wait for the next round).
    * Resolves with how many callbacks ran. A throwing callback rejects it.
+   * Throws if another round is still waiting (one wait at a time).
    */
   async runOnce(maxWaitMs = Infinity): Promise<number> {
     throw new TodoError("runOnce");

@@ -152,9 +152,12 @@ export function lessonSuite(id: string): LessonSuite {
             await fn(t);
             t.throwIfInterrupted();
           } catch (error) {
-            failure = t.explain(error, "the test");
+            // A background task that failed first is the cause; what the check saw next follows.
+            failure = t.backgroundFailure ?? t.explain(error, "the test");
           } finally {
-            await t.cleanup();
+            // A background task still running after the clean-ups fails the check itself.
+            const late = await t.cleanup();
+            failure ??= late;
             if (current === t) current = undefined;
           }
           if (failure) throw failure;
@@ -172,6 +175,9 @@ export class Grader {
   readonly transcript: Transcript = new Transcript();
   readonly #abort = new AbortController();
   readonly #cleanups: (() => unknown)[] = [];
+  readonly #background: { label: string; settled: Promise<void>; done: boolean; ms: number }[] = [];
+  #cleaning = false;
+  #backgroundFailure: GradeFailure | undefined;
   #connections = 0;
   #sockets = 0;
 
@@ -280,8 +286,13 @@ export class Grader {
     this.#cleanups.push(fn);
   }
 
-  /** @internal Runs the deferred clean-ups; errors there are not the learner's concern. */
-  async cleanup(): Promise<void> {
+  /**
+   * @internal Runs the deferred clean-ups (errors there are not the learner's
+   * concern), then waits, within its bound, for each {@linkcode background}
+   * task to settle. Returns the failure for one that is still running.
+   */
+  async cleanup(): Promise<GradeFailure | undefined> {
+    this.#cleaning = true;
     while (this.#cleanups.length > 0) {
       const fn = this.#cleanups.pop()!;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -296,6 +307,23 @@ export class Grader {
         clearTimeout(timer);
       }
     }
+    for (const task of this.#background) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([task.settled, new Promise((r) => timer = setTimeout(r, task.ms))]);
+      clearTimeout(timer);
+      if (!task.done) {
+        return new GradeFailure({
+          kind: "timeout",
+          step: `${task.label}, after the check`,
+          expected: `it to end within ${task.ms} ms once the check was over and everything ` +
+            "was closed",
+          actual: "it was still running: whatever it does next would happen during other checks",
+          note: "a loop must end once it is closed (or stopped): check its flag every round, " +
+            "and wake a wait that is in flight",
+        }).attach(this.transcript, this.doc);
+      }
+    }
+    return undefined;
   }
 
   /** @internal Called for errors that escaped learner code; fails the running step. */
@@ -620,6 +648,84 @@ export class Grader {
     if (this.#abort.signal.aborted) return;
     this.#abort.abort(this.explain(error, step));
   }
+
+  /**
+   * Owns work that runs beside the check (a learner server's loop) for as long
+   * as the check runs. If it settles while the check still runs, `onEnd` says
+   * whether that is a failure: it returns the error to fail with, or
+   * `undefined` when that ending is fine (e.g. after the check closed the
+   * server). Without `onEnd`, any ending is a failure: a rejection is explained
+   * as a throw in `label`, a resolution as "ended by itself". The failure ends
+   * the step being awaited at once, like {@linkcode abort}. At clean-up, after
+   * the deferred clean-ups ran, the check waits up to `settleMs` (default
+   * {@linkcode STEP_MS}) for the work to settle, and fails if it is still
+   * running: so nothing it started outlives its check.
+   *
+   * @example
+   * ```ts ignore
+   * const server = await t.step("startServer()", () => startServer());
+   * let closing = false;
+   * t.defer(() => {
+   *   closing = true;
+   *   return server.close();
+   * });
+   * t.background("your server's loop", server.finished, {
+   *   onEnd: (outcome) =>
+   *     "error" in outcome ? outcome.error : closing ? undefined : new GradeFailure({
+   *       kind: "mismatch",
+   *       step: "your server's loop",
+   *       actual: "it ended before close() was called",
+   *     }),
+   * });
+   * ```
+   */
+  background(
+    label: string,
+    work: Promise<unknown>,
+    options: { onEnd?: (outcome: BackgroundOutcome) => unknown; settleMs?: number } = {},
+  ): void {
+    const task = {
+      label,
+      done: false,
+      ms: options.settleMs ?? STEP_MS,
+      settled: Promise.resolve(),
+    };
+    task.settled = work.then(
+      (value): BackgroundOutcome => ({ value }),
+      (error): BackgroundOutcome => ({ error }),
+    ).then((outcome) => {
+      task.done = true;
+      if (this.#cleaning) return; // the check is over: its clean-ups end the work
+      let failure: unknown;
+      try {
+        failure = options.onEnd ? options.onEnd(outcome) : endedEarly(label, outcome);
+      } catch (error) {
+        failure = error;
+      }
+      if (failure === undefined) return;
+      this.#backgroundFailure ??= this.explain(failure, label);
+      this.abort(this.#backgroundFailure, label);
+    });
+    this.#background.push(task);
+  }
+
+  /** @internal The first failure of a {@linkcode background} task, if any. */
+  get backgroundFailure(): GradeFailure | undefined {
+    return this.#backgroundFailure;
+  }
+}
+
+/** How a {@linkcode Grader.background} task settled. */
+export type BackgroundOutcome = { value: unknown } | { error: unknown };
+
+function endedEarly(label: string, outcome: BackgroundOutcome): unknown {
+  if ("error" in outcome) return outcome.error;
+  return new GradeFailure({
+    kind: "mismatch",
+    step: label,
+    expected: "it to keep running until the check is over",
+    actual: "it ended by itself",
+  });
 }
 
 /**

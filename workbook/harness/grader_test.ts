@@ -182,3 +182,68 @@ Deno.test("withNote adds advice to a failure, but never to 'not implemented yet'
   assert.equal(untouched.message, "lesson 01: x is not implemented");
   assert.equal(await withNote(Promise.resolve(7), "b"), 7);
 });
+
+Deno.test("background work that fails or ends early fails the awaited step at once", async () => {
+  const t = new Grader(lesson, "engine test");
+  let crash!: (error: Error) => void;
+  t.background("your server's loop", new Promise((_, reject) => crash = reject));
+  setTimeout(() => crash(new RangeError("fd 1024 is past FD_SETSIZE")), 5);
+  const started = performance.now();
+  const failure = await t.step("wait for a reply", () => new Promise(() => {}), {
+    timeoutMs: 5000,
+  }).then(() => undefined, (e) => e);
+  assert.ok(performance.now() - started < 2000, "the step ended long before its deadline");
+  assert.ok(failure instanceof GradeFailure);
+  assert.match(failure.message, /step: your server's loop/);
+  assert.match(failure.message, /your code threw RangeError: fd 1024 is past FD_SETSIZE/);
+  assert.equal(await t.cleanup(), undefined);
+
+  const early = new Grader(lesson, "engine test");
+  early.background("your server's loop", Promise.resolve());
+  const ended = await early.step("wait", () => new Promise(() => {}), { timeoutMs: 5000 })
+    .then(() => undefined, (e) => e);
+  assert.match(ended.message, /expected: it to keep running until the check is over/);
+  assert.match(ended.message, /actual: {3}it ended by itself/);
+  await early.cleanup();
+});
+
+Deno.test("background: onEnd decides which endings are failures", async () => {
+  const t = new Grader(lesson, "engine test");
+  let closing = false;
+  let end!: () => void;
+  const seen: unknown[] = [];
+  t.background("your server's loop", new Promise<void>((resolve) => end = resolve), {
+    onEnd: (outcome) => {
+      seen.push(outcome);
+      return closing ? undefined : new GradeFailure({ kind: "mismatch", step: "early" });
+    },
+  });
+  closing = true;
+  end();
+  await t.step("a step after the loop ended as expected", () => 7);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  t.throwIfInterrupted(); // nothing failed
+  assert.deepEqual(seen, [{ value: undefined }]);
+  assert.equal(await t.cleanup(), undefined);
+});
+
+Deno.test("background: clean-up waits for the work after the deferred clean-ups, within a bound", async () => {
+  const t = new Grader(lesson, "engine test");
+  let stop!: () => void;
+  const loop = new Promise<void>((resolve) => stop = resolve).then(
+    () => new Promise<void>((resolve) => setTimeout(resolve, 20)), // winds down after close()
+  );
+  let ended = false;
+  t.background("your server's loop", loop.then(() => ended = true));
+  t.defer(() => stop()); // "server.close()": asks the loop to end, does not wait for it
+  assert.equal(await t.cleanup(), undefined);
+  assert.ok(ended, "cleanup returned only after the loop had ended");
+
+  const stuck = new Grader(lesson, "engine test");
+  stuck.background("your server's loop", new Promise(() => {}), { settleMs: 30 });
+  const failure = await stuck.cleanup();
+  assert.ok(failure instanceof GradeFailure);
+  assert.equal(failure.details.kind, "timeout");
+  assert.match(failure.message, /step: your server's loop, after the check/);
+  assert.match(failure.message, /it was still running/);
+});
