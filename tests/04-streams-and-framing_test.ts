@@ -221,6 +221,65 @@ async function readAllFrames(reader: Lesson.FrameReader): Promise<Uint8Array[]> 
   return frames;
 }
 
+/**
+ * A connection stand-in (any `ByteReader` will do for the readers): each read
+ * hands out the next scripted chunk; with none left it waits, like a
+ * connection that stays open, until `end()` (EOF). It counts reads, and
+ * `starved` resolves the moment a read finds nothing left to hand out.
+ */
+class ScriptedReader implements Lesson.ByteReader {
+  reads = 0;
+  readonly starved: Promise<void>;
+  #chunks: Uint8Array[];
+  #ended = false;
+  #onStarve!: () => void;
+  #waiting: ((n: number | null) => void) | undefined;
+
+  constructor(chunks: (string | Uint8Array)[]) {
+    this.#chunks = chunks.map(toBytes);
+    this.starved = new Promise((resolve) => this.#onStarve = resolve);
+  }
+
+  read(buffer: Uint8Array): Promise<number | null> {
+    this.reads++;
+    const chunk = this.#chunks.shift();
+    if (chunk !== undefined) {
+      const n = Math.min(chunk.length, buffer.length);
+      buffer.set(chunk.subarray(0, n));
+      if (n < chunk.length) this.#chunks.unshift(chunk.subarray(n));
+      return Promise.resolve(n);
+    }
+    if (this.#ended) return Promise.resolve(null);
+    this.#onStarve();
+    return new Promise((resolve) => this.#waiting = resolve);
+  }
+
+  /** The peer finishes sending: a waiting read (and every later one) returns null. */
+  end(): void {
+    this.#ended = true;
+    this.#waiting?.(null);
+    this.#waiting = undefined;
+  }
+}
+
+/**
+ * Calls `next()` (a reader's readLine/readFrame) and returns what it gave,
+ * or "starved" when it asked the scripted connection for bytes it does not
+ * have yet (and so waits for them).
+ */
+async function nextOrStarved<T>(
+  t: Grader,
+  step: string,
+  source: ScriptedReader,
+  next: () => Promise<T>,
+): Promise<{ value: T } | "starved"> {
+  return await t.step(step, () => {
+    const result = next().then((value) => ({ value }));
+    result.catch(() => {}); // a reader still waiting when the check ends settles at end()
+    return Promise.race([result, source.starved.then(() => "starved" as const)]);
+  });
+}
+
 // ── part 1: a stream of bytes ───────────────────────────────────────────────
 
 suite.test("readChunks yields each read as its own copy, never more than size bytes", async (t) => {
@@ -311,6 +370,32 @@ suite.test("writeAll and writeFrame write every byte even when write() takes onl
         `(${showBytes(header(payload.length))} for ${payload.length} bytes), then the payload`,
     });
   }
+
+  written.length = 0;
+  await t.expectError(
+    "writeFrame(writer, 101 bytes, 100): maxFrameBytes given",
+    () => writeFrame(stingy, pattern(101, 22), 100),
+    {
+      name: "FrameTooLargeError",
+      what: "a payload over the maxFrameBytes passed to writeFrame",
+      note: "writeFrame(writer, payload, maxFrameBytes) encodes with that limit, not the default",
+    },
+  );
+  t.check(written.length === 0, {
+    step: "the bytes writeFrame wrote for a payload over its limit",
+    expected: "none: the frame is refused before anything is written",
+    actual: `${written.length} bytes`,
+  });
+  const limit = pattern(100, 23);
+  await t.step(
+    "writeFrame(writer, 100 bytes, 100): exactly the limit",
+    () => writeFrame(stingy, limit, 100),
+  );
+  t.check(equalBytes(Uint8Array.from(written), frame(limit)), {
+    step: "the bytes writeFrame wrote for a payload of exactly maxFrameBytes",
+    expected: `the whole ${frame(limit).length}-byte frame`,
+    actual: `${written.length} bytes: ${showBytes(Uint8Array.from(written), 24)}`,
+  });
 
   const { probe, conn } = await connectionPair(t);
   await t.step("writeFrame(conn, payload) on a real connection", () => writeFrame(conn, payload));
@@ -441,6 +526,98 @@ suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a lon
   );
 });
 
+suite.test("LineDecoder applies the limit to whole lines in one push and to the last line", async (t) => {
+  const { LineDecoder } = await load(t);
+  const max = 10;
+  /** Pushes `text` in one piece and takes lines until undefined or a LineTooLongError. */
+  const takeAll = (decoder: Lesson.LineDecoder, text: string) => {
+    const lines: string[] = [];
+    decoder.push(toBytes(text));
+    try {
+      for (let line = decoder.nextLine(); line !== undefined; line = decoder.nextLine()) {
+        lines.push(line);
+      }
+    } catch (error) {
+      return { lines, error };
+    }
+    return { lines, error: undefined };
+  };
+  const exact = "0123456789\r\n0123456789\n";
+  const fits = await t.step(
+    `LineDecoder({ maxLineBytes: ${max} }): push ${showBytes(exact)} in one piece`,
+    () => takeAll(new LineDecoder({ maxLineBytes: max }), exact),
+  );
+  t.expectEqual(
+    { lines: fits.lines, error: fits.error && describeError(fits.error) },
+    { lines: ["0123456789", "0123456789"], error: undefined },
+    `the lines of ${showBytes(exact)} (two lines of exactly ${max} bytes)`,
+  );
+  for (const text of ["ok\n01234567890\nafter\n", "ok\r\n01234567890\r\nafter\r\n"]) {
+    const step = `LineDecoder({ maxLineBytes: ${max} }): push ${showBytes(text)} in one piece, ` +
+      "then nextLine() until it throws";
+    const got = await t.step(step, () => takeAll(new LineDecoder({ maxLineBytes: max }), text));
+    const error = got.error as
+      | (Error & { lineNumber?: unknown; maxLineBytes?: unknown })
+      | undefined;
+    t.check(error instanceof Error && error.name === "LineTooLongError", {
+      step,
+      expected: `a LineTooLongError for line 2 (${max + 1} bytes), although its newline came ` +
+        "in the same push",
+      actual: error === undefined
+        ? `no error: your decoder returned ${JSON.stringify(got.lines)}`
+        : `your code threw ${describeError(error)}`,
+      note: "the limit holds for every line, not only for one still waiting for its newline: " +
+        "compare the length of a complete line (without \\n or \\r\\n) with maxLineBytes too",
+    });
+    t.expectEqual(got.lines, ["ok"], `${step}: the lines before the long one`);
+    t.expectEqual(
+      { lineNumber: error!.lineNumber, maxLineBytes: error!.maxLineBytes },
+      { lineNumber: 2, maxLineBytes: max },
+      `${step}: the LineTooLongError's lineNumber and maxLineBytes`,
+      "lines are counted from 1; the long one is the second line",
+    );
+  }
+
+  // The last line, at the end of the stream: the same limit, its bytes as they are.
+  const cases: [string, string | null, string][] = [
+    ["ok\n0123456789", "0123456789", `exactly ${max} bytes is allowed`],
+    ["ok\nabc\r", "abc\r", "a \\r not followed by \\n is an ordinary byte of the line"],
+    [
+      "ok\n0123456789\r",
+      null,
+      `${max + 1} bytes: the \\r stays in the last line, so it is too long`,
+    ],
+  ];
+  for (const [text, last, why] of cases) {
+    const decoder = new LineDecoder({ maxLineBytes: max });
+    const step =
+      `LineDecoder({ maxLineBytes: ${max} }): push ${showBytes(text)}, take the lines, ` +
+      "then finish() (the stream ended)";
+    const taken = await t.step(step, () => takeAll(decoder, text));
+    t.expectEqual(
+      { lines: taken.lines, error: taken.error && describeError(taken.error) },
+      { lines: ["ok"], error: undefined },
+      `${step}: the complete lines (${showBytes(text.slice(3))} may still get its newline)`,
+    );
+    if (last !== null) {
+      const got = await t.step(`${step}: finish()`, () => decoder.finish());
+      t.expectEqual(got, last, `what finish() returned for ${showBytes(text.slice(3))}`, why);
+      continue;
+    }
+    const error = await t.expectError(`${step}: finish()`, () => decoder.finish(), {
+      name: "LineTooLongError",
+      what: `${why}`,
+      note: "finish() applies the limit to the last line too: the stream ended, no \\n will " +
+        "come, and the bytes left are the line",
+    });
+    t.expectEqual(
+      { lineNumber: error.lineNumber, maxLineBytes: error.maxLineBytes },
+      { lineNumber: 2, maxLineBytes: max },
+      "the LineTooLongError's lineNumber and maxLineBytes (from finish())",
+    );
+  }
+});
+
 suite.test("LineDecoder reports invalid UTF-8 with the line number and reads on", async (t) => {
   const { LineDecoder } = await load(t);
   const bytes = concatBytes([
@@ -552,6 +729,50 @@ suite.test("LineReader refuses an endless line without waiting for its end", asy
   t.expectEqual(error.lineNumber, 2, "the LineTooLongError's lineNumber");
 });
 
+suite.test("LineReader returns lines already received before it reads again", async (t) => {
+  const { LineReader } = await load(t);
+  const source = new ScriptedReader(["one\ntwo\r\nthree\n"]);
+  t.defer(() => source.end());
+  const reader = new LineReader(source);
+  const first = await t.step(
+    'readLine() on a connection that delivers "one\\ntwo\\r\\nthree\\n" in one read and ' +
+      "then stays open",
+    () => reader.readLine(),
+  );
+  t.expectEqual(first, "one", "the first line readLine() returned");
+  for (const line of ["two", "three"]) {
+    const got = await nextOrStarved(
+      t,
+      `readLine() again (expecting "${line}")`,
+      source,
+      () => reader.readLine(),
+    );
+    t.check(got !== "starved", {
+      step: `readLine() again (expecting "${line}")`,
+      expected: `"${line}" at once: it arrived with the first line and waits in your decoder`,
+      actual: `your readLine() called read() on the connection (read #${source.reads}), which ` +
+        "waits for bytes the peer may never send: the line it already holds is stuck behind it",
+      note: "ask the decoder for a complete line first; read from the connection only when it " +
+        "has none (a peer that sent two requests in one write waits for the second answer)",
+    });
+    t.expectEqual(got, { value: line }, `the line readLine() returned (expecting "${line}")`);
+  }
+  const fourth = await nextOrStarved(
+    t,
+    "readLine() a fourth time (all three lines taken; the connection is still open)",
+    source,
+    () => reader.readLine(),
+  );
+  t.check(fourth === "starved", {
+    step: "readLine() a fourth time, with no bytes left and no end of stream yet",
+    expected: "it waits for more bytes (a read on the connection)",
+    actual: `it returned ${
+      JSON.stringify(fourth === "starved" ? "" : fourth.value)
+    } without reading`,
+    note: "null means the stream ended; an open connection with nothing buffered means: read",
+  });
+});
+
 suite.test("lineStream splits conn.readable into lines (pipeThrough)", async (t) => {
   const { lineStream } = await load(t);
   const bytes = toBytes(LINES_TEXT);
@@ -573,6 +794,34 @@ suite.test("lineStream splits conn.readable into lines (pipeThrough)", async (t)
       "flush() runs at the end of the input: the last line, without newline, comes out there",
     );
   }
+
+  const ended = await t.step(
+    'Array.fromAsync(ReadableStream.from(["a\\nb", "\\n"]).pipeThrough(lineStream())): the ' +
+      "input ends with a newline",
+    () =>
+      Array.fromAsync(
+        ReadableStream.from([toBytes("a\nb"), toBytes("\n")]).pipeThrough(lineStream()),
+      ),
+  );
+  t.expectEqual(
+    ended,
+    ["a", "b"],
+    "the lines of an input that ends with a newline",
+    "finish() returns null when nothing is left: flush() enqueues the last line only if there is one",
+  );
+  await t.expectError(
+    'Array.fromAsync(ReadableStream.from(["ok\\n", <ff fe>]).pipeThrough(lineStream())): the ' +
+      "last line, without newline, is not UTF-8",
+    () =>
+      Array.fromAsync(
+        ReadableStream.from([toBytes("ok\n"), Uint8Array.of(0xff, 0xfe)]).pipeThrough(lineStream()),
+      ),
+    {
+      name: "InvalidUtf8Error",
+      what: "from flush(): the last line is decoded there, with the same rules",
+      note: "an error thrown in flush() errors the stream, like one thrown in transform()",
+    },
+  );
 
   const { probe, conn } = await connectionPair(t);
   const reader = conn.readable.pipeThrough(lineStream({ maxLineBytes: 16 })).getReader();
@@ -741,6 +990,7 @@ suite.test("FrameDecoder.finish reports a frame cut short by the end of the stre
       14,
     ],
     ["a header announcing 0 bytes... and only 3 of its 4 bytes", header(0).subarray(0, 3), 3, 4],
+    ["a whole header announcing 10 bytes, and none of them", header(10), 4, 14],
   ];
   for (const [what, tail, received, expected] of cases) {
     const decoder = new FrameDecoder();
@@ -797,6 +1047,45 @@ for (const split of SPLITS) {
     { timeoutMs: 20_000 },
   );
 }
+
+suite.test("FrameReader returns frames already received before it reads again", async (t) => {
+  const { FrameReader } = await load(t);
+  const frames = [toBytes("one"), new Uint8Array(0), toBytes("three")];
+  const source = new ScriptedReader([concatBytes(frames.map(frame))]);
+  t.defer(() => source.end());
+  const reader = new FrameReader(source);
+  const first = await t.step(
+    "readFrame() on a connection that delivers 3 frames in one read and then stays open",
+    () => reader.readFrame(),
+  );
+  expectFrames(t, first ? [first] : [], frames.slice(0, 1), "the first frame");
+  for (const [i, expected] of frames.entries()) {
+    if (i === 0) continue;
+    const step = `readFrame() again (expecting frame ${i + 1}: ${showBytes(expected)})`;
+    const got = await nextOrStarved(t, step, source, () => reader.readFrame());
+    t.check(got !== "starved", {
+      step,
+      expected: "the frame at once: it arrived with the first one and waits in your decoder",
+      actual: `your readFrame() called read() on the connection (read #${source.reads}), which ` +
+        "waits for bytes the peer may never send",
+      note: "ask the decoder for a complete frame first; read only when it has none",
+    });
+    const value = got === "starved" ? null : got.value;
+    expectFrames(t, value ? [value] : [], [expected], step);
+  }
+  const fourth = await nextOrStarved(
+    t,
+    "readFrame() a fourth time (no bytes left; the connection is still open)",
+    source,
+    () => reader.readFrame(),
+  );
+  t.check(fourth === "starved", {
+    step: "readFrame() a fourth time, with no bytes left and no end of stream yet",
+    expected: "it waits for more bytes (a read on the connection)",
+    actual: `it returned ${fourth === "starved" ? "" : String(fourth.value)} without reading`,
+    note: "null means a clean end of stream; an open connection with nothing buffered means: read",
+  });
+});
 
 suite.test("FrameReader refuses an oversized header at once and reports a truncated frame", async (t) => {
   const { FrameReader } = await load(t);

@@ -15,12 +15,15 @@ import {
   type Grader,
   isGradeFailure,
   lessonSuite,
+  openDescriptors,
   type Probe,
   showBytes,
   showDifference,
+  type SplitMode,
   withNote,
 } from "../workbook/harness/mod.ts";
 import { isDeepStrictEqual } from "node:util";
+import net from "node:net";
 import type * as Lesson from "../solutions/05-tcp-lifecycle/tcp_states.ts";
 import type {
   SocketAddress,
@@ -36,6 +39,12 @@ const load = (t: Grader) => t.load<Solution>();
 const STATE_DEADLINE_MS = 2500;
 /** Pause between two looks at the socket tables. */
 const LOOK_INTERVAL_MS = 15;
+/**
+ * Budget of a check that watches live sockets: each look reads and parses the whole tables,
+ * which on a busy machine hold thousands of TIME_WAIT lines (a look then takes a good part of a
+ * second under load).
+ */
+const LIVE = { timeoutMs: 20_000 };
 
 // ---------------------------------------------------------------- samples
 
@@ -162,6 +171,13 @@ suite.test("stateName maps the kernel's codes 01–0B to the eleven states", asy
       expected: "a RangeError",
       actual: String(error),
     });
+    const hex = `0x${code.toString(16)}`;
+    t.check(new RegExp(`\\b(${code}|${hex})\\b`, "i").test((error as Error).message), {
+      step: `stateName(${code}): the RangeError's message`,
+      expected: `a message that names the code (${code} or ${hex})`,
+      actual: JSON.stringify((error as Error).message),
+      note: "an error about a bad value says which value: the reader of a log needs it",
+    });
   }
 });
 
@@ -189,11 +205,45 @@ suite.test("formatIPv6 writes the short form: the longest zero run as ::", async
     ],
     [bytesOf(0, 1, ...zeros(14)), "1::", "zeros at the end"],
     [bytesOf(...zeros(10), 0xff, 0xff, 127, 0, 0, 1), "::ffff:127.0.0.1", "IPv4-mapped: dotted"],
+    [
+      bytesOf(0, 1, ...zeros(8), 0xff, 0xff, 127, 0, 0, 1),
+      "1::ffff:7f00:1",
+      "ffff in the sixth group is mapped IPv4 only after 80 zero bits",
+    ],
+    [
+      bytesOf(...zeros(10), 0xff, 0x00, 127, 0, 0, 1),
+      "::ff00:7f00:1",
+      "mapped IPv4 needs ffff in the sixth group, not ff00",
+    ],
+    [
+      bytesOf(...zeros(10), 0x00, 0xff, 127, 0, 0, 1),
+      "::ff:7f00:1",
+      "mapped IPv4 needs ffff in the sixth group, not 00ff",
+    ],
+    [
+      bytesOf(...zeros(12), 127, 0, 0, 1),
+      "::7f00:1",
+      "only ::ffff: addresses end in dotted IPv4; the old ::a.b.c.d form is not used",
+    ],
   ];
   for (const [bytes, expected, why] of cases) {
     const step = `formatIPv6(${showBytes(bytes)})`;
     const text = await t.step(step, () => formatIPv6(bytes));
     t.expectEqual(text, expected, step, why);
+  }
+  for (const length of [4, 15, 17]) {
+    const step = `formatIPv6(${length} bytes)`;
+    const error = await t.expectThrows(
+      step,
+      () => formatIPv6(new Uint8Array(length).fill(1)),
+      "a RangeError: an IPv6 address has 16 bytes",
+    );
+    t.check(error instanceof RangeError, {
+      step,
+      expected: "a RangeError (an IPv6 address has exactly 16 bytes)",
+      actual: String(error),
+      note: "docs/05-tcp-lifecycle.md: formatIPv6 throws a RangeError for anything but 16 bytes",
+    });
   }
 });
 
@@ -244,7 +294,17 @@ suite.test("decodeAddress: IPv6 as four little-endian words, ::ffff:127.0.0.1 to
 
 suite.test("decodeAddress refuses what is not an address column", async (t) => {
   const { decodeAddress } = await load(t);
-  for (const column of ["0100007F", "0100007F:1F9", "127.0.0.1:8080", "0100007G:1F90", ""]) {
+  for (
+    const column of [
+      "0100007F",
+      "0100007F:1F9",
+      "0100007F:1F901",
+      "00100007F:1F90",
+      "127.0.0.1:8080",
+      "0100007G:1F90",
+      "",
+    ]
+  ) {
     await t.expectThrows(
       `decodeAddress(${JSON.stringify(column)})`,
       () => decodeAddress(column),
@@ -285,6 +345,30 @@ suite.test("parseProcNetTcp reads a sample of /proc/net/tcp", async (t) => {
         "slot 10000 is one character wider than slot 999): [slot, local, remote, state, …]",
     );
   }
+});
+
+suite.test("parseProcNetTcp needs only the first four fields, separated by any run of spaces", async (t) => {
+  const { parseProcNetTcp } = await load(t);
+  const text = [
+    "  sl  local_address rem_address   st",
+    "   0: 0100007F:1F90 00000000:0000 0A",
+    "   1:  0100007F:1F90   0100007F:D431  01   " + TAIL,
+    "",
+  ].join("\n");
+  const sockets = await t.step(
+    'parseProcNetTcp(<a header, a line of exactly 4 fields, a line with wider gaps>, "IPv4")',
+    () => parseProcNetTcp(text, "IPv4"),
+  );
+  t.expectEqual(
+    sockets,
+    [
+      tcp4("127.0.0.1", 8080, "0.0.0.0", 0, "LISTEN"),
+      tcp4("127.0.0.1", 8080, "127.0.0.1", 54321, "ESTABLISHED"),
+    ],
+    `the sockets of:\n${text}`,
+    "a socket line is [slot, local, remote, state, …]: the columns after the state are not " +
+      "needed, and fields are separated by runs of spaces (split on /\\s+/)",
+  );
 });
 
 suite.test("parseProcNetTcp reads a sample of /proc/net/tcp6", async (t) => {
@@ -380,7 +464,10 @@ async function trustParser(t: Grader, lesson: Solution): Promise<void> {
 async function look(t: Grader, lesson: Solution, port: number): Promise<TcpSocket[]> {
   let sockets: TcpSocket[];
   try {
-    sockets = await t.step(`your socketsOnPort(${port})`, () => lesson.socketsOnPort(port));
+    // A generous deadline: the tables can hold thousands of lines on a busy machine.
+    sockets = await t.step(`your socketsOnPort(${port})`, () => lesson.socketsOnPort(port), {
+      timeoutMs: 5000,
+    });
   } catch (error) {
     if (isGradeFailure(error) && error.details.actual?.includes("/proc")) {
       error.details.note = 'read the tables with readProcNet("tcp") and readProcNet("tcp6") from ' +
@@ -394,6 +481,14 @@ async function look(t: Grader, lesson: Solution, port: number): Promise<TcpSocke
     step: `your socketsOnPort(${port})`,
     expected: "an array of sockets",
     actual: String(sockets),
+  });
+  const strangers = sockets.filter((s) => s?.local?.port !== port && s?.remote?.port !== port);
+  t.check(strangers.length === 0, {
+    step: `your socketsOnPort(${port})`,
+    expected: `only sockets whose local or remote port is ${port}`,
+    actual: `${strangers.length} of the ${sockets.length} sockets are on other ports, e.g.:` +
+      showSockets(strangers.slice(0, 3)),
+    note: "keep only the sockets with the port at either end: the machine has many others",
   });
   return sockets;
 }
@@ -505,7 +600,7 @@ suite.test("socketsOnPort sees a listener on 127.0.0.1 in LISTEN", async (t) => 
     state: "LISTEN",
     who: "the grader's listener",
   }]);
-});
+}, LIVE);
 
 suite.test("socketsOnPort sees both ends of a connection ESTABLISHED", async (t) => {
   const lesson = await load(t);
@@ -525,7 +620,7 @@ suite.test("socketsOnPort sees both ends of a connection ESTABLISHED", async (t)
       "port = the listener's port) and the client's end (remote port = the listener's port); " +
       "socketsOnPort returns every socket whose local OR remote port is the port",
   );
-});
+}, LIVE);
 
 suite.test("socketsOnPort reads /proc/net/tcp6 too: a connection over ::1", async (t) => {
   const lesson = await load(t);
@@ -536,7 +631,7 @@ suite.test("socketsOnPort reads /proc/net/tcp6 too: a connection over ::1", asyn
     want(c.serverEnd, "ESTABLISHED"),
     want(c.clientEnd, "ESTABLISHED"),
   ], "IPv6 sockets are listed in /proc/net/tcp6, not /proc/net/tcp: read both tables");
-}, { requires: ["ipv6"] });
+}, { ...LIVE, requires: ["ipv6"] });
 
 suite.test(
   "half-close: FIN_WAIT2 on the side that stopped sending, CLOSE_WAIT on its peer",
@@ -576,6 +671,7 @@ suite.test(
         "passes LAST_ACK and is gone as soon as its FIN is acknowledged",
     );
   },
+  LIVE,
 );
 
 suite.test(
@@ -622,6 +718,7 @@ suite.test(
       want(c.serverEnd, "TIME_WAIT"),
     ]);
   },
+  LIVE,
 );
 
 suite.test("CLOSE_WAIT stays for as long as a server forgets to close", async (t) => {
@@ -639,7 +736,7 @@ suite.test("CLOSE_WAIT stays for as long as a server forgets to close", async (t
     want(c.serverEnd, "gone"),
     want(c.clientEnd, "TIME_WAIT"),
   ]);
-});
+}, LIVE);
 
 // ---------------------------------------------------------------- waitForState
 
@@ -692,6 +789,8 @@ suite.test("waitForState watches the end whose LOCAL port it is given", async (t
   const { waitForState } = await load(t);
   const others = [
     tcp4("127.0.0.1", 9000, "0.0.0.0", 0, "LISTEN"),
+    // Another service's connection whose peer happens to use port 51000 too.
+    tcp4("10.0.2.15", 7777, "10.0.2.2", 51000, "TIME_WAIT"),
     // The client's end of the watched connection: port 9000 is its REMOTE port.
     tcp4("127.0.0.1", 51000, "127.0.0.1", 9000, "TIME_WAIT"),
     // Another connection to the same server.
@@ -705,7 +804,8 @@ suite.test("waitForState watches the end whose LOCAL port it is given", async (t
   ]);
   const found = await t.step(
     'waitForState({ port: 9000, peerPort: 51000 }, "TIME_WAIT", …) while the client\'s end ' +
-      "(local port 51000) and another connection (peer 52000) are in TIME_WAIT already",
+      "(local port 51000), another connection (peer 52000) and a socket on port 7777 with peer " +
+      "port 51000 are in TIME_WAIT already",
     () =>
       waitForState({ port: 9000, peerPort: 51000 }, "TIME_WAIT", {
         observe: script.observe,
@@ -757,6 +857,56 @@ suite.test("waitForState gives up at its deadline with a StateTimeoutError", asy
   });
 });
 
+suite.test("waitForState looks at least once, and never sleeps past its deadline", async (t) => {
+  const { waitForState } = await load(t);
+  const socket = tcp4("127.0.0.1", 9000, "127.0.0.1", 51000, "CLOSE_WAIT");
+  const there = scripted([[socket]]);
+  const found = await withNote(
+    t.step(
+      'waitForState({ port: 9000 }, "CLOSE_WAIT", { timeoutMs: 0, observe }) where the socket ' +
+        "is in CLOSE_WAIT already",
+      () => waitForState({ port: 9000 }, "CLOSE_WAIT", { observe: there.observe, timeoutMs: 0 }),
+    ),
+    "look first, then decide whether the deadline has passed: with timeoutMs 0 the one look " +
+      "still counts (a loop `while (now < deadline) { look }` never looks at all)",
+  );
+  t.expectEqual(
+    found,
+    socket,
+    "the socket waitForState returned with timeoutMs 0",
+    "look first, then decide whether the deadline has passed: with timeoutMs 0 the one look " +
+      "still counts",
+  );
+  t.check(there.calls.length === 1, {
+    step: "how many times waitForState looked with timeoutMs 0",
+    expected: "once",
+    actual: `${there.calls.length}`,
+  });
+
+  const never = scripted([[socket]]);
+  const error = await t.expectError(
+    'waitForState({ port: 9000 }, "TIME_WAIT", { timeoutMs: 50, intervalMs: 5000, observe }) ' +
+      "where the socket stays in CLOSE_WAIT",
+    () =>
+      waitForState({ port: 9000 }, "TIME_WAIT", {
+        observe: never.observe,
+        timeoutMs: 50,
+        intervalMs: 5000,
+      }),
+    {
+      name: "StateTimeoutError",
+      what: "after about 50 ms, not after a whole 5 s interval",
+      note: "the deadline wins over the interval: pause for intervalMs or for the time left, " +
+        "whichever is shorter, then look a last time and give up",
+    },
+  );
+  t.expectEqual(
+    { seen: error.seen, timeoutMs: error.timeoutMs },
+    { seen: ["CLOSE_WAIT"], timeoutMs: 50 },
+    "the StateTimeoutError's seen and timeoutMs",
+  );
+});
+
 suite.test("waitForState sees a real connection reach TIME_WAIT", async (t) => {
   const lesson = await load(t);
   const { waitForState } = lesson;
@@ -778,7 +928,7 @@ suite.test("waitForState sees a real connection reach TIME_WAIT", async (t) => {
     tcp4("127.0.0.1", c.clientPort, "127.0.0.1", c.port, "TIME_WAIT"),
     "the socket waitForState returned",
   );
-});
+}, LIVE);
 
 // ---------------------------------------------------------------- half-close client
 
@@ -790,18 +940,40 @@ function pattern(length: number, seed: number): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (i * 31 + seed) % 251);
 }
 
-const EXCHANGES = [
+const EXCHANGES: {
+  name: string;
+  /** What the grader's server must receive. */
+  request: Uint8Array;
+  /** What requestWithHalfClose is given, when not `request` itself. */
+  given?: string;
+  reply: Uint8Array;
+  split: SplitMode;
+}[] = [
   {
     name: "a short request, a reply sent 1 byte at a time",
     request: new TextEncoder().encode("TIME please\n"),
     reply: new TextEncoder().encode("it is the time after your FIN\n"),
-    split: "bytes" as const,
+    split: "bytes",
   },
   {
     name: "100 kB each way, the reply in uneven chunks",
     request: pattern(100_000, 7),
     reply: pattern(100_000, 11),
     split: [20_000, 7, 30_000],
+  },
+  {
+    name: "a string request, sent as UTF-8",
+    request: new TextEncoder().encode("héllo, 世界 🌍\n"),
+    given: "héllo, 世界 🌍\n",
+    reply: new TextEncoder().encode("got it\n"),
+    split: "whole",
+  },
+  {
+    // More than the two socket buffers hold: one write() cannot take it all.
+    name: "an 8 MB request, more than one write() takes",
+    request: pattern(8 * 1024 * 1024, 13),
+    reply: new TextEncoder().encode("8 MB received\n"),
+    split: "whole",
   },
 ];
 
@@ -822,7 +994,8 @@ for (const exchange of EXCHANGES) {
         t.fail({
           step: "the request the grader's server received",
           comparison: showDifference(exchange.request, request),
-          note: "write every byte: conn.write() may take only part of the buffer",
+          note: "write every byte: conn.write() may take only part of the buffer (it returns " +
+            "how many bytes it took); a string request is sent as its UTF-8 bytes",
         });
       }
       if (conn.ending !== "eof") {
@@ -838,8 +1011,12 @@ for (const exchange of EXCHANGES) {
     });
     const reply = await withNote(
       t.step(
-        `requestWithHalfClose(grader's server, ${exchange.request.length} bytes)`,
-        () => requestWithHalfClose(server.addr, exchange.request),
+        `requestWithHalfClose(grader's server, ${
+          exchange.given === undefined
+            ? `${exchange.request.length} bytes`
+            : JSON.stringify(exchange.given)
+        })`,
+        () => requestWithHalfClose(server.addr, exchange.given ?? exchange.request),
         { timeoutMs: 4000 },
       ),
       HALF_CLOSE_NOTE,
@@ -860,3 +1037,39 @@ for (const exchange of EXCHANGES) {
     await t.step("the grader's server finishes", () => server.settled());
   });
 }
+
+suite.test("requestWithHalfClose passes a reset through and still closes its connection", async (t) => {
+  const { requestWithHalfClose } = await load(t);
+  // A server that reads the whole request, then resets the connection instead of replying.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on("error", () => {});
+    socket.on("data", () => {});
+    socket.on("end", () => socket.resetAndDestroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = { hostname: "127.0.0.1", port: (server.address() as net.AddressInfo).port };
+  const before = openDescriptors();
+  await t.expectError(
+    `requestWithHalfClose(127.0.0.1:${address.port}, "reset me\\n") where the server reads the ` +
+      "request, then resets the connection (RST)",
+    () => requestWithHalfClose(address, "reset me\n"),
+    {
+      name: "ConnectionReset",
+      what: "from the read of the reply: the error passes through",
+      note: "a reset is not an empty reply: let the error out of requestWithHalfClose",
+    },
+  );
+  if (before === undefined) return; // descriptors cannot be counted here
+  let now = before;
+  await t.eventually(
+    "the connection requestWithHalfClose opened, after it failed",
+    () => (now = openDescriptors() ?? before) <= before,
+    {
+      expected: `closed: this process back to its ${before} open descriptors`,
+      actual: () => `${now} descriptors are open: ${now - before} more than before the request`,
+      note: "close the connection in a finally block, so that it is closed on every way out, " +
+        "a failed read included",
+    },
+  );
+});
