@@ -13,13 +13,15 @@
  */
 import { parseArgs } from "node:util";
 import { getLesson } from "../catalogue.ts";
+import { listCases, materializeCase } from "../runner/bad.ts";
 import { normalClient, within } from "./clients.ts";
 import { RunningProgram, type StartOptions } from "./program.ts";
 import { type Outcome, scenarios } from "./scenarios.ts";
 
-const USAGE = `usage: deno task battery N PROGRAM [--solution] [--only WORDS] [--mib M]
+const USAGE = `usage: deno task battery N PROGRAM [--solution | --bad CASE] [--only WORDS] [--mib M]
   N PROGRAM    a lesson's server, e.g. 3 concurrent (deno task run N lists them)
   --solution   attack the reference instead of your program
+  --bad CASE   attack a known-bad variant of the reference (tests/bad/N-slug/CASE)
   --only WORDS run only the scenarios whose name contains WORDS
   --mib M      megabytes for the volume scenario (default 100)`;
 
@@ -33,7 +35,13 @@ export interface Row extends Outcome {
 export async function runBattery(
   lessonKey: string,
   programName: string,
-  options: { solution?: boolean; only?: string; mib?: number; print?: (row: Row) => void } = {},
+  options: {
+    solution?: boolean;
+    targetRoot?: string;
+    only?: string;
+    mib?: number;
+    print?: (row: Row) => void;
+  } = {},
 ): Promise<Row[]> {
   const lesson = getLesson(lessonKey);
   const program = lesson.programs.find((p) => p.name === programName);
@@ -48,6 +56,7 @@ export async function runBattery(
   const start = async (extra: Pick<StartOptions, "nofile"> = {}) => {
     const started = await RunningProgram.start(lesson, program, {
       solution: options.solution,
+      targetRoot: options.targetRoot,
       flags: profile.flags,
       ...extra,
     });
@@ -127,6 +136,7 @@ if (import.meta.main) {
     allowPositionals: true,
     options: {
       solution: { type: "boolean" },
+      bad: { type: "string" },
       only: { type: "string" },
       mib: { type: "string" },
       help: { type: "boolean" },
@@ -141,8 +151,17 @@ if (import.meta.main) {
     `the hostile battery against lesson ${lessonKey} ${programName}` +
       `${values.solution ? " (reference)" : ""}, loopback only\n`,
   );
+  let variantDir: string | undefined;
   try {
+    if (values.bad) {
+      const lesson = getLesson(lessonKey);
+      const chosen = (await listCases(lesson, "bad")).find((c) => c.name === values.bad);
+      if (!chosen) throw new Error(`lesson ${lesson.id} has no bad case "${values.bad}"`);
+      console.log(`the known-bad variant "${chosen.name}": ${chosen.why}\n`);
+      variantDir = await materializeCase(chosen);
+    }
     const rows = await runBattery(lessonKey, programName, {
+      targetRoot: variantDir,
       solution: values.solution,
       only: values.only,
       mib: values.mib ? Number(values.mib) : undefined,
@@ -150,9 +169,11 @@ if (import.meta.main) {
     });
     const failed = rows.filter((r) => !r.held).length;
     console.log(`\n${rows.length - failed} held, ${failed} failed`);
-    Deno.exit(failed ? 1 : 0);
+    Deno.exitCode = failed ? 1 : 0;
   } catch (error) {
     console.error((error as Error).message);
-    Deno.exit(2);
+    Deno.exitCode = 2;
+  } finally {
+    if (variantDir) await Deno.remove(variantDir, { recursive: true }).catch(() => {});
   }
 }

@@ -195,7 +195,15 @@ async function exchange(
       })();
       heard.catch(() => {});
       for (let tries = 0; tries < 20; tries++) {
-        if (kind === "udp-chat") await b.send(encoder.encode("hello"), udpAt);
+        if (kind === "udp-chat") {
+          // Both join (each hello line is one datagram), then B speaks too.
+          for (const [socket, name] of [[b, `bb${n}`], [a, `ba${n}`]] as const) {
+            for (const line of options.hello ?? []) {
+              await socket.send(encoder.encode(line.replaceAll("{name}", name)), udpAt);
+            }
+          }
+          await b.send(encoder.encode("hello"), udpAt);
+        }
         await a.send(encoder.encode(payload), udpAt);
         const ok = await Promise.race([
           heard.then(() => true),

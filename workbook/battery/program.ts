@@ -19,8 +19,10 @@ export interface Listening {
 
 /** Options of {@linkcode RunningProgram.start}. */
 export interface StartOptions {
-  /** Grade the reference instead of the learner's file. */
+  /** Attack the reference instead of the learner's file. */
   solution?: boolean;
+  /** Or any directory laid out like lessons/ (a known-bad variant, someone's copy). */
+  targetRoot?: string;
   /** Host to bind (default 127.0.0.1). */
   host?: string;
   /** Lower the descriptor limit (soft and hard) to this many, with prlimit. */
@@ -64,7 +66,8 @@ export class RunningProgram {
     program: LessonProgram,
     options: StartOptions = {},
   ): Promise<RunningProgram> {
-    const targetRoot = `${PROJECT_ROOT}/${options.solution ? "solutions" : "lessons"}`;
+    const targetRoot = options.targetRoot ??
+      `${PROJECT_ROOT}/${options.solution ? "solutions" : "lessons"}`;
     const file = `${targetRoot}/${lesson.slug}/${program.file}`;
     const deno = [
       "run",

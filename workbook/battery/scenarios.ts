@@ -190,19 +190,21 @@ export const scenarios: Scenario[] = [
     },
   },
   {
-    name: "oversized line (1 MiB, no newline)",
-    applies: (kind) => LINES.includes(kind),
+    name: "oversized message (8 MiB line without newline, or a frame announcing 1 GiB)",
+    applies: (kind) => LINES.includes(kind) || kind === "frames",
     async run(target) {
       const before = await baseline(target.program);
       const conn = await connect(target.program.address);
       let sent = 0;
       try {
         const chunk = encoder.encode("x".repeat(64 * 1024));
+        // A length header of 2^30: a reader that trusts it waits for (and buffers) a gigabyte.
+        if (target.kind === "frames") await writeAll(conn, new Uint8Array([0x40, 0, 0, 0]));
         await within(
           10_000,
           "sending",
           (async () => {
-            for (; sent < MiB; sent += chunk.length) await writeAll(conn, chunk);
+            for (; sent < 8 * MiB; sent += chunk.length) await writeAll(conn, chunk);
           })(),
         );
       } catch {
