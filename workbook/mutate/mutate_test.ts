@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getLesson } from "../catalogue.ts";
 import { clipSpans, lessonSpans, regionSpans } from "./mutate.ts";
-import { fingerprint, sameMutant, scoreOf } from "./result.ts";
+import { fingerprint, resultProblems, sameMutant, scoreOf } from "./result.ts";
 // @ts-types="./ignore_log_messages.d.ts"
 import { isLoggingCall, strykerPlugins } from "./ignore_log_messages.js";
 
@@ -91,4 +91,14 @@ Deno.test("the ignorer skips logging calls only", () => {
     plugin.value.shouldIgnore({ node: statement(call("conn", "close")) }),
     undefined,
   );
+});
+
+Deno.test("a result is stale once what it measured changed, and fails below the target", () => {
+  const result = { fingerprint: "a".repeat(64), score: 96.2, survivors: [] };
+  assert.deepEqual(resultProblems(result, "a".repeat(64)), []);
+  const stale = resultProblems(result, "b".repeat(64));
+  assert.equal(stale.length, 1);
+  assert.match(stale[0], /stale/);
+  const low = resultProblems({ ...result, score: 94.9 }, result.fingerprint);
+  assert.match(low[0], /below 95%/);
 });

@@ -132,9 +132,33 @@ export async function mutationProblems(lesson: Lesson): Promise<string[]> {
   const text = await Deno.readTextFile(path).catch(() => undefined);
   const rerun = `run \`deno task mutate ${Number(lesson.id)}\``;
   if (text === undefined) return [`no mutation result (${rerun})`];
-  const result: MutationResult = JSON.parse(text);
+  return resultProblems(JSON.parse(text), await fingerprint(lesson), {
+    rerun,
+    shownPath: path.slice(PROJECT_ROOT.length + 1),
+  });
+}
+
+/**
+ * What is wrong with `result` given the fingerprint of the files as they are now.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resultProblems } from "./result.ts";
+ *
+ * const result = { fingerprint: "abc", score: 97, survivors: [] };
+ * assert.deepEqual(resultProblems(result, "abc"), []);
+ * assert.match(resultProblems(result, "def")[0], /stale/);
+ * ```
+ */
+export function resultProblems(
+  result: Pick<MutationResult, "fingerprint" | "score" | "survivors">,
+  current: string,
+  words: { rerun?: string; shownPath?: string } = {},
+): string[] {
+  const rerun = words.rerun ?? "run `deno task mutate N`";
   const problems: string[] = [];
-  if (result.fingerprint !== await fingerprint(lesson)) {
+  if (result.fingerprint !== current) {
     problems.push(
       `the mutation result is stale: the solution, the suite or the equivalents list changed ` +
         `since it was made (${rerun})`,
@@ -143,7 +167,7 @@ export async function mutationProblems(lesson: Lesson): Promise<string[]> {
   if (result.score < TARGET_SCORE) {
     problems.push(
       `mutation score ${result.score}% is below ${TARGET_SCORE}%: ${result.survivors.length} ` +
-        `mutants survive (listed in ${path.slice(PROJECT_ROOT.length + 1)})`,
+        `mutants survive (listed in ${words.shownPath ?? "the result file"})`,
     );
   }
   return problems;

@@ -3,7 +3,8 @@
  * clean; the catalogue matches the files; starters are generated from the
  * solutions; every solution passes its suite; every untouched starter fails
  * with only "not implemented yet"; every known-bad variant is rejected and
- * every known-good variant passes.
+ * every known-good variant passes; each lesson's committed mutation result
+ * is current and meets the target score.
  * Ends with `N passed, M failed`.
  *
  * @module
@@ -14,6 +15,7 @@ import { generateStarters, listCases, materializeCase, materializeStarter } from
 import { gradeLesson, type GradeResult } from "./grade.ts";
 import { generatedDrift } from "./generated.ts";
 import { paint } from "./style.ts";
+import { mutationProblems, TARGET_SCORE } from "../mutate/result.ts";
 
 /** One line of the self-check. */
 interface Outcome {
@@ -268,6 +270,20 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
               drift.join("\n")
             }\n(run \`deno task sync\` after changing a solution or the catalogue; a learner's edits show here too)`
             : undefined,
+        };
+      },
+    ),
+  );
+  print(
+    await timed(
+      `mutation results: current for each solution and suite, score ≥ ${TARGET_SCORE}%`,
+      async () => {
+        const problems = (await Promise.all(
+          selected.map(async (l) => (await mutationProblems(l)).map((p) => `${l.slug}: ${p}`)),
+        )).flat();
+        return {
+          ok: problems.length === 0,
+          detail: problems.join("\n") || `${selected.length} lessons`,
         };
       },
     ),
