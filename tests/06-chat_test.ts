@@ -21,6 +21,7 @@ import {
   TypedInput,
   withNote,
 } from "../workbook/harness/mod.ts";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import net from "node:net";
 import type * as ServerLesson from "../solutions/06-chat/chat_server.ts";
 import type * as ClientLesson from "../solutions/06-chat/chat_client.ts";
@@ -960,6 +961,174 @@ suite.test("the server keeps accepting after a client resets in the accept queue
     "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
       "that is the client's end, not the server's; accept the next one",
   );
+});
+
+/** The pauses the doc asks for after `failures` accept() calls fail in one episode. */
+function backoff(failures: number): number[] {
+  return Array.from({ length: failures }, (_, i) => Math.min(10 * 2 ** i, 1000));
+}
+
+/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+function showRecords(records: LogRecord[]): string {
+  return records.length === 0 ? "no log records" : records
+    .map((r) => `${r.level}: ${r.message.map((part, i) => i % 2 ? String(part) : part).join("")}`)
+    .join("\n          ");
+}
+
+const BACKOFF_NOTE = "out of descriptors, accept() fails (EMFILE) while the client stays queued " +
+  "in the kernel, so retrying at once only spins and floods the log, and giving up leaves the " +
+  "server deaf for good. When isOutOfDescriptors(error), await options.pause(ms) and accept " +
+  "again: 10 ms first, doubling each time up to 1000 ms; once accept() works again, the next " +
+  'shortage starts at 10 ms again (docs/06-chat.md, "Under attack")';
+
+const LOG_ONCE_NOTE = "log one warning when accepting runs out of descriptors, not one line per " +
+  "failed attempt: at the first failure of the episode only. Once accept() works again the " +
+  "episode is over, so the next one gets its own warning";
+
+suite.test("out of descriptors, the server backs off, warns once, and recovers", async (t) => {
+  const { startChatServer } = await loadServer(t);
+  const records = await captureLogs(t);
+  const loud = () => records.filter((r) => r.level !== "debug" && r.level !== "info");
+  const asked: number[] = [];
+  const acceptsDuring: number[] = []; // accept() calls made while each pause was running
+  const seen: { accepts: () => number } = { accepts: () => 0 };
+  const pause = (ms: number) => {
+    asked.push(ms);
+    const index = acceptsDuring.push(0) - 1;
+    const before = seen.accepts();
+    t.transcript.record("grader", "note", { detail: `your server calls pause(${ms})` });
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        acceptsDuring[index] = seen.accepts() - before;
+        resolve();
+      }, 1)
+    );
+  };
+  const { value: server, gate } = await t.step(
+    'startChatServer({ hostname: "127.0.0.1", port: 0, pause }) with the grader\'s pause',
+    () => gateListen(() => startChatServer({ hostname: "127.0.0.1", port: 0, pause }), "paused"),
+  );
+  seen.accepts = () => gate.accepts;
+  t.defer(async () => {
+    gate.open();
+    await server.close();
+  });
+  await t.eventually("your server calls accept()", () => gate.waiting === 1, {
+    expected: "your accept loop to wait in listener.accept() once the server has started",
+    actual: () => `accept() called ${gate.accepts} time(s), ${gate.waiting} pending`,
+  });
+  const episode = async (failures: number, name: string, which: string) => {
+    asked.length = 0;
+    acceptsDuring.length = 0;
+    const logged = loud().length;
+    const before = gate.accepts;
+    gate.failNext(failures);
+    t.transcript.record("grader", "note", {
+      detail: `the next ${failures} accept() calls fail: Too many open files (os error 24)`,
+    });
+    const probe = await t.connect(server.addr, name);
+    await probe.send(`/nick ${name}\n`);
+    gate.open();
+    await withNote(
+      () =>
+        probe.expect(say.welcome(name), {
+          step: `${name} is welcomed after ${failures} accept() calls failed with EMFILE ` +
+            `(${which} shortage)`,
+          timeoutMs: 4000,
+        }),
+      BACKOFF_NOTE,
+    );
+    const expected = backoff(failures);
+    t.check(asked.length === failures && asked.every((ms, i) => ms === expected[i]), {
+      step:
+        `the pauses your server asked for in the ${which} shortage (${failures} failed accepts)`,
+      expected: `pause(${expected.join("), pause(")})`,
+      actual: asked.length === 0
+        ? `no call of options.pause; accept() was called ${gate.accepts - before} time(s)`
+        : `pause(${asked.join("), pause(")})`,
+      note: BACKOFF_NOTE,
+    });
+    const eager = acceptsDuring.findIndex((n) => n > 0);
+    t.check(eager < 0, {
+      step: `accept() calls made while a pause of the ${which} shortage was running`,
+      expected: "none: await the pause, then accept again",
+      actual: eager < 0 ? "none" : `${acceptsDuring[eager]} during pause(${asked[eager]})`,
+      note: BACKOFF_NOTE,
+    });
+    const warned = loud().slice(logged);
+    t.check(warned.length === 1 && warned[0].level !== "info", {
+      step: `what your server logged while ${failures} accept() calls failed (${which} shortage)`,
+      expected: "one warning, for the whole shortage",
+      actual: showRecords(warned),
+      note: LOG_ONCE_NOTE,
+    });
+    return probe;
+  };
+  const alice = await episode(9, "alice", "first");
+  // The loop is back in the kernel's accept(); carol takes that call, the next waits at the gate.
+  gate.pause();
+  const carol = await join(t, server, "carol", [alice]);
+  await t.eventually("your server calls accept() again", () => gate.waiting === 1, {
+    expected: "the accept loop back in listener.accept() once carol is served",
+    actual: () => `accept() called ${gate.accepts} time(s), ${gate.waiting} pending`,
+  });
+  const bob = await episode(2, "bob", "second");
+  await alice.expect(say.joined("bob"), { step: "alice is told that bob joined" });
+  await carol.expect(say.joined("bob"), { step: "carol is told that bob joined" });
+  await chat(alice, "the room works again", [carol, bob]);
+});
+
+suite.test("out of descriptors, the server's default pause is a real timer", async (t) => {
+  const { startChatServer } = await loadServer(t);
+  await captureLogs(t); // the warning stays out of the report
+  const { value: server, gate } = await t.step(
+    'startChatServer({ hostname: "127.0.0.1", port: 0 })',
+    () => gateListen(() => startChatServer({ hostname: "127.0.0.1", port: 0 }), "paused"),
+  );
+  t.defer(async () => {
+    gate.open();
+    await server.close();
+  });
+  await t.eventually("your server calls accept()", () => gate.waiting === 1, {
+    expected: "your accept loop to wait in listener.accept() once the server has started",
+    actual: () => `accept() called ${gate.accepts} time(s), ${gate.waiting} pending`,
+  });
+  const first = gate.accepts - 1;
+  gate.failNext(3);
+  const alice = await t.connect(server.addr, "alice");
+  await alice.send("/nick alice\n");
+  gate.open();
+  await withNote(
+    () =>
+      alice.expect(say.welcome("alice"), {
+        step: "alice is welcomed after 3 accept() calls failed with EMFILE",
+        timeoutMs: 4000,
+      }),
+    BACKOFF_NOTE,
+  );
+  const times = gate.callTimes.slice(first, first + 4);
+  const gaps = times.slice(1).map((time, i) => time - times[i]);
+  // Timers never fire early, so these are lower bounds however busy the machine is.
+  t.check(gaps.length === 3 && gaps.every((gap, i) => gap >= backoff(3)[i] - 1), {
+    step: "the time between your server's accept() calls after each EMFILE",
+    expected: `at least ${backoff(3).join(", ")} ms`,
+    actual: gaps.map((gap) => `${gap.toFixed(1)} ms`).join(", ") || "no retry",
+    note: "without options.pause, wait with a timer (the given sleep(ms)): options.pause ?? sleep",
+  });
 });
 
 suite.test("the server forgets each client once it is gone", async (t) => {

@@ -14,7 +14,13 @@
  * @module
  */
 // starter: import { TodoError } from "workbook";
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  isOutOfDescriptors,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 import {
   type ByteWriter,
   closeQuietly,
@@ -25,6 +31,21 @@ import {
 } from "./lines.ts";
 
 const log = programLogger("chat");
+
+/**
+ * The first pause of accepting, in milliseconds, once `accept()` fails because
+ * the process is out of file descriptors; each further failure doubles the
+ * pause, up to {@linkcode MAX_ACCEPT_PAUSE_MS}.
+ */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The longest pause of accepting while the process is out of descriptors. */
+export const MAX_ACCEPT_PAUSE_MS = 1000;
+
+/** Resolves after `ms` milliseconds: the default {@linkcode ChatServerOptions.pause}. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /** Longest line a client may send, in bytes, unless the server is told otherwise. */
 export const DEFAULT_MAX_LINE_BYTES = 1024;
@@ -414,6 +435,11 @@ export interface ChatServerOptions extends Partial<ChatLimits> {
   hostname?: string;
   /** Default 0: the kernel picks a free port. */
   port?: number;
+  /**
+   * Waits out one pause of accepting while out of descriptors (default
+   * {@linkcode sleep}); the grader passes its own, to see every pause.
+   */
+  pause?: (ms: number) => Promise<void>;
 }
 
 /** A running chat server. */
@@ -431,7 +457,11 @@ export interface ChatServer {
  * {@linkcode handleClient}, concurrently (lesson 03's accept loop). Keep
  * every open connection and every handler's promise, so `close()` can close
  * them and wait for the handlers. A client that resets before it is accepted
- * makes `accept()` throw: that must not end the loop.
+ * makes `accept()` throw: that must not end the loop. Out of file descriptors
+ * (`isOutOfDescriptors(error)`), the client stays queued: await
+ * `options.pause(ms)` ({@linkcode ACCEPT_PAUSE_MS} first, doubling up to
+ * {@linkcode MAX_ACCEPT_PAUSE_MS}) and accept again; warn once per episode
+ * (its first failure); once `accept()` works, the next episode starts over.
  */
 export function startChatServer(options: ChatServerOptions = {}): ChatServer {
   // #region solution startChatServer
@@ -462,7 +492,9 @@ export function startChatServer(options: ChatServerOptions = {}): ChatServer {
     handlers.add(handler);
   };
 
+  const pause = options.pause ?? sleep;
   const accepting = (async () => {
+    let pauseMs = 0; // the last pause while out of descriptors; 0 while accept() works
     while (!closing) {
       let conn: Deno.TcpConn;
       try {
@@ -471,9 +503,17 @@ export function startChatServer(options: ChatServerOptions = {}): ChatServer {
         if (closing) break;
         // A client that reset while it waited in the backlog: skip it, keep accepting.
         if (isConnectionGone(error) && !(error instanceof Deno.errors.BadResource)) continue;
-        log.error("accept failed: {error}", { error });
-        break;
+        if (!isOutOfDescriptors(error)) {
+          log.error("accept failed: {error}", { error });
+          break;
+        }
+        // Out of descriptors: the client stays queued. Warn once per episode, back off, retry.
+        if (pauseMs === 0) log.warn("out of file descriptors: pausing accept ({error})", { error });
+        pauseMs = pauseMs === 0 ? ACCEPT_PAUSE_MS : Math.min(pauseMs * 2, MAX_ACCEPT_PAUSE_MS);
+        await pause(pauseMs);
+        continue;
       }
+      pauseMs = 0; // accept() works again: the next shortage starts afresh
       serve(conn);
     }
   })();
