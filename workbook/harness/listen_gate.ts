@@ -5,7 +5,10 @@
  * server is closing, or keep the server from calling the kernel's `accept()`
  * while clients queue (and reset) in the backlog. It also counts the server's
  * `accept()` calls, so a suite can tell an idle loop from a spinning one by
- * counting, not by a clock.
+ * counting, not by a clock. And it can make the next `accept()` calls fail the
+ * way the kernel's does when the process is out of file descriptors (EMFILE),
+ * so a suite can grade the back-off of an accept loop without lowering the
+ * process's limit ({@linkcode ListenerGate.failNext}).
  *
  * A server built on `Deno.listen` is gated with {@linkcode gateListen}, which
  * swaps `Deno.listen` for the synchronous run of the start function; code that
@@ -35,6 +38,18 @@ export interface ListenerGate<L extends Deno.Listener = Deno.Listener> {
   readonly held: number;
   /** The current mode. */
   readonly mode: GateMode;
+  /** How many `accept()` calls the gate made fail ({@linkcode ListenerGate.failNext}). */
+  readonly failures: number;
+  /** When each `accept()` call was made (`performance.now()`), in order. */
+  readonly callTimes: readonly number[];
+  /**
+   * The next `count` calls that pass the gate fail, one event-loop turn later
+   * (a timer), with the error `make()` returns — by default the one Deno's
+   * `accept()` throws when the process is out of descriptors:
+   * `Error: Too many open files (os error 24)`. No connection is taken from
+   * the kernel meanwhile: queued clients stay queued.
+   */
+  failNext(count: number, make?: () => Error): void;
   /** Calls made from now on (and those waiting) wait before they reach the kernel. */
   pause(): void;
   /** Connections the kernel hands over from now on are held back. */
@@ -75,6 +90,10 @@ export function gateListener<L extends Deno.Listener>(
   let accepts = 0;
   let waiting = 0;
   let held = 0;
+  let failing = 0;
+  let failures = 0;
+  let makeFailure = outOfDescriptors;
+  const callTimes: number[] = [];
   const openers = new Set<() => void>();
   const watchers = new Set<() => void>();
   const changed = () => {
@@ -99,10 +118,19 @@ export function gateListener<L extends Deno.Listener>(
 
   async function accept(): Promise<Deno.Conn> {
     accepts++;
+    callTimes.push(performance.now());
     waiting++;
     changed();
     try {
       await gateOpen((m) => m !== "paused");
+      if (failing > 0) {
+        failing--;
+        // A turn of the event loop first, as a real failing accept() takes: a loop that
+        // retries at once then spins on timers instead of freezing on microtasks.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        failures++;
+        throw makeFailure();
+      }
       const conn = await real.accept();
       if (current === "holding") {
         held++;
@@ -154,6 +182,17 @@ export function gateListener<L extends Deno.Listener>(
     get mode() {
       return current;
     },
+    get failures() {
+      return failures;
+    },
+    get callTimes() {
+      return callTimes;
+    },
+    failNext(count, make = outOfDescriptors) {
+      failing = count;
+      makeFailure = make;
+      changed();
+    },
     pause: () => setMode("paused"),
     hold: () => setMode("holding"),
     open: () => setMode("open"),
@@ -179,6 +218,11 @@ export function gateListener<L extends Deno.Listener>(
       });
     },
   };
+}
+
+/** The error Deno's `accept()` throws when the process has no descriptor left (EMFILE). */
+export function outOfDescriptors(): Error {
+  return new Error("Too many open files (os error 24)");
 }
 
 /**

@@ -87,3 +87,24 @@ Deno.test("until() rejects with the counts when the condition never holds", asyn
   );
   gate.listener.close();
 });
+
+Deno.test("failNext makes the next accept() calls fail with EMFILE, then lets clients through", async () => {
+  const gate = gateListener(Deno.listen(LOOPBACK));
+  gate.failNext(2);
+  const client = await dial(gate.listener);
+  for (let i = 1; i <= 2; i++) {
+    const error = await gate.listener.accept().then(() => undefined, (e) => e);
+    assert.ok(error instanceof Error && /os error 24/.test(error.message), String(error));
+    assert.equal(gate.failures, i);
+  }
+  const conn = await gate.listener.accept(); // the client waited in the queue meanwhile
+  assert.equal(gate.accepts, 3);
+  assert.equal(gate.callTimes.length, 3);
+  assert.ok(gate.callTimes[0] <= gate.callTimes[1] && gate.callTimes[1] <= gate.callTimes[2]);
+  gate.failNext(1, () => new Deno.errors.NotConnected("gone"));
+  const other = await gate.listener.accept().then(() => undefined, (e) => e);
+  assert.ok(other instanceof Deno.errors.NotConnected);
+  conn.close();
+  client.close();
+  gate.listener.close();
+});
