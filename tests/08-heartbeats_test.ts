@@ -13,6 +13,7 @@
  */
 import {
   freePort,
+  gateListen,
   type Grader,
   ioTurns,
   lessonSuite,
@@ -20,6 +21,7 @@ import {
   STEP_MS,
   withNote,
 } from "../workbook/harness/mod.ts";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ManualClock } from "../workbook/harness/manual_clock.ts";
 import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
 import type * as Lesson from "../solutions/08-heartbeats/heartbeat.ts";
@@ -31,6 +33,12 @@ const encoder = new TextEncoder();
 /** Settings of the fake-clock chat checks. */
 const TIMEOUT_MS = 100;
 const SWEEP_MS = 10;
+
+/** The doc's numbers for a datagram too long to forward. */
+const MAX_UDP_PAYLOAD = 65_507;
+const TOO_LONG_NOTICE = "server: message too long, not forwarded\n";
+/** Every message the checks send from a non-member contains this. */
+const STRANGER_MARK = "[not a member]";
 
 // ─── helpers ────────────────────────────────────────────────────────────────
 
@@ -142,7 +150,7 @@ async function registered(t: Grader, server: ChatServer, probe: UdpProbe, what =
     {
       expected: `server.clients() to list ${key(probe.addr)}`,
       actual: () => describeClients(server),
-      note: "any datagram but `quit` registers its sender (registry.seen(from, clock.now())); " +
+      note: "a heartbeat registers its sender (registry.seen(from, clock.now())); " +
         "`hb` and `hb\\n` are heartbeats",
     },
   );
@@ -169,6 +177,11 @@ function explainChat(receiver: UdpProbe, extra?: (got: Datagram) => string | und
         "refreshes its sender, nobody else hears it";
     }
     if (/: quit\r?\n$/.test(got.text)) return "`quit` was forwarded: it only removes its sender";
+    if (got.text.includes(STRANGER_MARK)) {
+      return "that message came from an address that was not registered (a stranger, or a " +
+        "client that had expired): only a heartbeat lets a client in; a message from anyone " +
+        "else is dropped — forwarded, it would make your server an amplifier";
+    }
     if (!got.text.endsWith("\n")) {
       return 'forwarded messages are "<host>:<port>: <text>\\n" — with the newline';
     }
@@ -278,6 +291,34 @@ suite.test("ClientRegistry.expire removes every silent client, also two side by 
   );
   const past = await t.step("expire(101)", () => edge.expire(101));
   t.expectEqual(keys(past), ["127.0.0.1:6001"], "expire(101) after seen(A, 0)");
+});
+
+suite.test("ClientRegistry.refresh refreshes a member and lets nobody in", async (t) => {
+  const { ClientRegistry } = await load(t);
+  const registry = new ClientRegistry(TIMEOUT_MS);
+  const [a, b, stranger] = [udpAddr(7001), udpAddr(7002), udpAddr(7003)];
+  await t.step("registry.seen(A, 0); registry.seen(B, 5)", () => {
+    registry.seen(a, 0);
+    registry.seen(b, 5);
+  });
+  const known = await t.step("registry.refresh(B, 30) for a member", () => registry.refresh(b, 30));
+  const unknown = await t.step(
+    "registry.refresh(S, 40) for an address that never sent a heartbeat",
+    () => registry.refresh(stranger, 40),
+  );
+  t.expectEqual(
+    [known, unknown],
+    [true, false],
+    "refresh(B, 30), then refresh(S, 40), return",
+    "true for a registered client, false for any other address",
+  );
+  t.expectEqual(
+    registry.list().map((entry) => [entry.key, entry.lastSeen]),
+    [["127.0.0.1:7001", 0], ["127.0.0.1:7002", 30]],
+    "registry.list() after seen(A,0), seen(B,5), refresh(B,30), refresh(S,40)",
+    "refresh sets a member's lastSeen to now and keeps its place; it registers nobody: a chat " +
+      "message from a stranger must not make it a member (only a heartbeat does)",
+  );
 });
 
 // ─── Part 1b: the chat server ───────────────────────────────────────────────
@@ -417,6 +458,217 @@ suite.test("quit leaves at once and is never forwarded", async (t) => {
       note: "one trailing \\n is not part of the text: compare datagramText(bytes) with quit",
     },
   );
+});
+
+suite.test("only a heartbeat lets a client in: a stranger's message reaches nobody", async (t) => {
+  const clock = new ManualClock();
+  const server = await startServer(t, clock);
+  const [a, b, s] = ["A", "B", "stranger"].map((label) => openUdpProbe(t, label));
+  await join(t, server, [a, b]);
+  const strangerNote = (receiver: UdpProbe) => (got: Datagram) =>
+    got.text.includes(STRANGER_MARK)
+      ? `${receiver.label} got a message from an address that never sent a heartbeat: only ` +
+        "`hb` registers a client; anything else from a stranger is dropped (no forward, no " +
+        "answer) — otherwise every datagram from any port makes a member who gets everyone's " +
+        "messages, and the server amplifies"
+      : undefined;
+  await s.send(`hello ${STRANGER_MARK}`, server.addr);
+  await s.send("quit", server.addr);
+  await s.send(`hello again ${STRANGER_MARK}\n`, server.addr);
+  await say(server, b, "members only", [a], strangerNote);
+  await say(server, a, "still members only", [b], strangerNote);
+  t.expectEqual(
+    keys(server.clients()),
+    [key(a.addr), key(b.addr)],
+    "server.clients() after the stranger's messages (handled before B spoke)",
+    "a chat message registers nobody: registry.refresh(from, now) returns false for a stranger, " +
+      "and then the datagram is dropped",
+  );
+  // A member's message refreshes it as a heartbeat does.
+  await advance(t, clock, 60);
+  await say(server, a, "A speaks at 60 ms", [b], strangerNote);
+  await pollUntil(
+    t,
+    "A's message at 60 ms refreshes its lastSeen",
+    () => server.clients().find((entry) => entry.key === key(a.addr))?.lastSeen,
+    (lastSeen) => lastSeen === 60,
+    {
+      expected: "A's lastSeen to become 60 (the fake clock's now())",
+      actual: () => describeClients(server, clock),
+      note: "a message from a member proves it is alive: registry.refresh(from, clock.now())",
+    },
+  );
+  await advance(t, clock, 60);
+  await pollUntil(
+    t,
+    "at 120 ms B (silent since 0 ms) has expired, A (heard at 60 ms) has not",
+    () => keys(server.clients()),
+    (list) => list.join() === key(a.addr),
+    {
+      expected: `only A (${key(a.addr)}) registered`,
+      actual: () => describeClients(server, clock),
+      note: "every sweepMs, registry.expire(clock.now()) removes who has been silent longer " +
+        "than timeoutMs; a member's message counts as hearing from it",
+    },
+  );
+  // An expired client is a stranger again until its next heartbeat.
+  await b.send(`B is back? ${STRANGER_MARK}`, server.addr);
+  await s.send("hb", server.addr);
+  await registered(t, server, s);
+  await say(server, a, "who is here?", [s], strangerNote);
+  t.expectEqual(
+    keys(server.clients()),
+    [key(a.addr), key(s.addr)],
+    "server.clients() after expired B's message and the stranger's heartbeat",
+    "B had expired: its message is dropped and does not let it back in; the heartbeat does",
+  );
+  await b.send("hb", server.addr);
+  await registered(t, server, b);
+  await say(server, b, "B is back, properly", [a, s], strangerNote);
+});
+
+suite.test("a message too long to forward: only its sender hears, with a notice", async (t) => {
+  const clock = new ManualClock();
+  const server = await startServer(t, clock);
+  const [a, b] = ["A", "B"].map((label) => openUdpProbe(t, label));
+  await join(t, server, [a, b]);
+  const prefix = `${key(a.addr)}: `;
+  const fit = MAX_UDP_PAYLOAD - prefix.length - 1; // "<prefix><text>\n" is exactly 65,507 bytes
+  const limitNote = `the forwarded datagram "${prefix}<text>\\n" may hold at most ` +
+    `${MAX_UDP_PAYLOAD} bytes: from A that leaves ${fit} bytes of text (UTF-8 bytes, not ` +
+    "characters; one trailing \\n is not part of the text)";
+  const forwardsWhole = async (datagram: string, what: string) => {
+    await a.send(datagram, server.addr);
+    const line = `${prefix}${datagram.replace(/\n$/, "")}\n`;
+    const got = await withNote(b.next({ step: `B receives A's ${what}` }), limitNote);
+    t.check(got.text === line, {
+      step: `B receives A's ${what}`,
+      expected: `${line.length} bytes: "${prefix}" + ${line.length - prefix.length - 1} bytes of ` +
+        "text + \\n",
+      actual: got.text === TOO_LONG_NOTICE
+        ? "the too-long notice, sent to B"
+        : `${got.bytes.length} bytes from ${key(got.from)}: ${
+          JSON.stringify(got.text.slice(0, 60))
+        }…`,
+      note: got.bytes.length < line.length
+        ? "the datagram was cut: receive into a buffer of MAX_UDP_PAYLOAD bytes"
+        : limitNote,
+    });
+  };
+  await forwardsWhole("x".repeat(fit), `text of ${fit} bytes (the forward is exactly 65,507)`);
+  await forwardsWhole(`${"y".repeat(fit)}\n`, `text of ${fit} bytes and a trailing \\n`);
+  const refused = [
+    { datagram: "z".repeat(fit + 1), what: `text of ${fit + 1} bytes (one too many)` },
+    {
+      datagram: "é".repeat(Math.ceil((fit + 1) / 2)),
+      what: `${Math.ceil((fit + 1) / 2)} × "é": fewer characters than ${fit}, but ` +
+        `${2 * Math.ceil((fit + 1) / 2)} bytes`,
+    },
+    {
+      datagram: new Uint8Array(22_000).fill(0xff),
+      what: "22,000 bytes of 0xff: not UTF-8, each decodes to U+FFFD (3 bytes)",
+    },
+  ];
+  for (const { datagram, what } of refused) {
+    await a.send(datagram, server.addr);
+    await a.expectNext(TOO_LONG_NOTICE, {
+      step: `A sent ${what}: A gets the notice`,
+      explain: (got) =>
+        got.text.startsWith(prefix)
+          ? "A's own message came back: the sender of a message too long to forward gets " +
+            `${JSON.stringify(TOO_LONG_NOTICE)}, and only the sender`
+          : undefined,
+      note: `${limitNote}. A longer message is not forwarded: its sender gets ` +
+        `${JSON.stringify(TOO_LONG_NOTICE)} instead (send() of more than ${MAX_UDP_PAYLOAD} ` +
+        "bytes fails with “Message too long”, and nobody would ever know)",
+    });
+  }
+  await say(
+    server,
+    a,
+    "after the long ones",
+    [b],
+    (receiver) => (got: Datagram) =>
+      got.text.startsWith(prefix)
+        ? `${receiver.label} got part or all of a message too long to forward: nothing of it ` +
+          "goes to the others (no cut copy either)"
+        : got.text === TOO_LONG_NOTICE
+        ? `the notice went to ${receiver.label}: it is for the sender alone`
+        : undefined,
+  );
+});
+
+/**
+ * Runs `start` with `Deno.listenDatagram` swapped for one whose socket counts
+ * the buffers its `receive()` calls fill: a call without a buffer makes Deno
+ * allocate a fresh 65,507-byte one.
+ */
+function watchReceives<T>(start: () => T): { value: T; receives: ReceiveCount } {
+  const real = Deno.listenDatagram;
+  const receives: ReceiveCount = { calls: 0, withoutBuffer: 0, buffers: new Set() };
+  Deno.listenDatagram = ((options: Deno.UdpListenOptions & { transport: "udp" }) => {
+    const socket = real(options);
+    return new Proxy(socket, {
+      get(target, property) {
+        if (property === "receive") {
+          return (buffer?: Uint8Array) => {
+            receives.calls++;
+            if (buffer === undefined) receives.withoutBuffer++;
+            else receives.buffers.add(buffer.buffer);
+            return target.receive(buffer);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  }) as typeof Deno.listenDatagram;
+  try {
+    return { value: start(), receives };
+  } finally {
+    Deno.listenDatagram = real;
+  }
+}
+
+interface ReceiveCount {
+  calls: number;
+  withoutBuffer: number;
+  buffers: Set<ArrayBufferLike>;
+}
+
+suite.test("a flood costs the chat server no memory: one receive buffer for every datagram", async (t) => {
+  const { startChatServer } = await load(t);
+  const clock = new ManualClock();
+  const { value: server, receives } = await t.step(
+    `startChatServer({ timeoutMs: ${TIMEOUT_MS}, sweepMs: ${SWEEP_MS}, clock: a fake clock })`,
+    () =>
+      watchReceives(() =>
+        startChatServer({ hostname: "127.0.0.1", timeoutMs: TIMEOUT_MS, sweepMs: SWEEP_MS, clock })
+      ),
+  );
+  t.defer(() => server.close());
+  const flood = openUdpProbe(t, "flooder");
+  const junk = new Uint8Array(100).fill(0x6a);
+  await t.step("the flooder (not a member) sends 300 datagrams of 100 bytes", async () => {
+    for (let i = 0; i < 300; i++) await flood.socket.send(junk, server.addr);
+  });
+  // The kernel drops what does not fit in the socket's queue: count what was received.
+  await t.eventually("your server receives 50 of them", () => receives.calls > 50, {
+    expected: "more than 50 receive() calls",
+    actual: () => `${receives.calls} receive() call(s)`,
+    note: "receive datagrams in a loop, one after another",
+  });
+  const allocated = receives.withoutBuffer + receives.buffers.size;
+  t.check(allocated <= 2, {
+    step: `the receive buffers your server used for the ${receives.calls} datagrams it received`,
+    expected: "at most 2 buffers allocated: one buffer of MAX_UDP_PAYLOAD bytes, made once " +
+      "and reused for every receive",
+    actual: `${receives.calls} receive() call(s): ${receives.withoutBuffer} without a buffer ` +
+      `(Deno allocates 65,507 bytes for each), ${receives.buffers.size} buffer(s) of your own`,
+    note: "a datagram is handled to the end before the next receive, so one buffer does for all: " +
+      "socket.receive(buffer). A fresh 64 KiB buffer per datagram makes a flood of tiny " +
+      "datagrams cost tens of MB before the garbage collector catches up",
+  });
 });
 
 suite.test("the chat server binds the port it is given and sweeps every timeoutMs / 4 by default", async (t) => {
@@ -585,11 +837,110 @@ function watchedSignal() {
   };
 }
 
+/** What the grader saw the learner's code do with a supervised connection. */
+interface ConnWatch {
+  keepAlive: boolean[];
+  /** read() calls still pending, and write() calls still pending. */
+  readsPending: number;
+  writesPending: number;
+  /** Bytes the learner's writes took, in all (echoes and PINGs). */
+  written: number;
+  /** Bytes of echoes owed so far: every complete line read that is not a PONG, `\n` included. */
+  echoDue: number;
+  /** The most echo bytes still unwritten when a read() was called. */
+  maxOwedAtRead: number;
+  /** close() was called; writes the learner started after that. */
+  closed: boolean;
+  writesAfterClose: number;
+}
+
+/** Wraps `conn` so the grader can count what the learner's code does with it. */
+function watchConn(conn: Deno.TcpConn): { watched: Deno.TcpConn; watch: ConnWatch } {
+  const watch: ConnWatch = {
+    keepAlive: [],
+    readsPending: 0,
+    writesPending: 0,
+    written: 0,
+    echoDue: 0,
+    maxOwedAtRead: 0,
+    closed: false,
+    writesAfterClose: 0,
+  };
+  let line: number[] = []; // the start of the line being read, up to 6 bytes (enough for PONG\r)
+  let lineLength = 0;
+  const scan = (bytes: Uint8Array) => {
+    for (const byte of bytes) {
+      if (byte !== 0x0a) {
+        if (line.length < 6) line.push(byte);
+        lineLength++;
+        continue;
+      }
+      const text = String.fromCharCode(...line);
+      if (!(lineLength <= 5 && (text === "PONG" || text === "PONG\r"))) {
+        watch.echoDue += lineLength + 1;
+      }
+      line = [];
+      lineLength = 0;
+    }
+  };
+  const watched = new Proxy(conn, {
+    get(target, prop) {
+      switch (prop) {
+        case "setKeepAlive":
+          return (on?: boolean) => {
+            watch.keepAlive.push(on ?? true);
+            target.setKeepAlive(on);
+          };
+        case "read":
+          return async (buffer: Uint8Array) => {
+            watch.maxOwedAtRead = Math.max(watch.maxOwedAtRead, watch.echoDue - watch.written);
+            watch.readsPending++;
+            try {
+              const n = await target.read(buffer);
+              if (n) scan(buffer.subarray(0, n));
+              return n;
+            } finally {
+              watch.readsPending--;
+            }
+          };
+        case "write":
+          return async (bytes: Uint8Array) => {
+            if (watch.closed) watch.writesAfterClose++;
+            watch.writesPending++;
+            try {
+              const n = await target.write(bytes);
+              watch.written += n;
+              return n;
+            } finally {
+              watch.writesPending--;
+            }
+          };
+        case "close":
+          return () => {
+            watch.closed = true;
+            target.close();
+          };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { watched, watch };
+}
+
 /** The grader's peer and the learner's superviseConnection on the accepted end. */
 async function supervised(
   t: Grader,
   clock: ManualClock,
-  extra: { signal?: AbortSignal; resettable?: boolean; label?: string } = {},
+  extra: {
+    signal?: AbortSignal;
+    resettable?: boolean;
+    label?: string;
+    /** false: the peer never reads (send through `peer.conn` to keep the transcript small). */
+    read?: boolean;
+    /** Passed on when given; left out of the options when not (the default applies). */
+    maxLineBytes?: number;
+  } = {},
 ) {
   const { superviseConnection } = await load(t);
   const state: { running?: Promise<Lesson.ConnectionEnding> } = {};
@@ -599,39 +950,28 @@ async function supervised(
   const accepted = listener.accept().finally(() => listener.close());
   const peer = await t.connect(listener.addr, extra.label ?? "peer", {
     resettable: extra.resettable,
+    read: extra.read,
   });
-  const conn = await accepted;
-  const keepAlive: boolean[] = [];
-  // Watch setKeepAlive; everything else goes straight to the real connection.
-  const watched = new Proxy(conn, {
-    get(target, prop) {
-      if (prop === "setKeepAlive") {
-        return (on?: boolean) => {
-          keepAlive.push(on ?? true);
-          target.setKeepAlive(on);
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const { watched, watch } = watchConn(await accepted);
   const signal = extra.signal === undefined
     ? ""
     : extra.signal.aborted
     ? ", signal: already aborted"
     : ", signal";
+  const maxLine = extra.maxLineBytes === undefined ? "" : `, maxLineBytes: ${extra.maxLineBytes}`;
+  const options: Lesson.LivenessOptions = {
+    idleMs: IDLE_MS,
+    pongTimeoutMs: PONG_MS,
+    clock,
+    signal: extra.signal,
+  };
+  if (extra.maxLineBytes !== undefined) options.maxLineBytes = extra.maxLineBytes;
   ({ running: state.running } = await start(
     t,
-    `superviseConnection(conn, { idleMs: ${IDLE_MS}, pongTimeoutMs: ${PONG_MS}, clock${signal} })`,
-    () =>
-      superviseConnection(watched, {
-        idleMs: IDLE_MS,
-        pongTimeoutMs: PONG_MS,
-        clock,
-        signal: extra.signal,
-      }),
+    `superviseConnection(conn, { idleMs: ${IDLE_MS}, pongTimeoutMs: ${PONG_MS}, clock${signal}${maxLine} })`,
+    () => superviseConnection(watched, options),
   ));
-  return { peer, running: state.running, keepAlive };
+  return { peer, running: state.running, keepAlive: watch.keepAlive, watch };
 }
 
 async function echoes(peer: Probe, line: string, note?: string): Promise<void> {
@@ -847,6 +1187,387 @@ suite.test("a peer that does not answer PING is closed", async (t) => {
   });
 });
 
+const LINE_NOTE =
+  "a line longer than maxLineBytes (its \\n not counted) is not echoed: close the " +
+  'connection and return "line too long" — as soon as the unfinished line is longer, without ' +
+  "waiting for its \\n (else one peer without newlines fills your memory)";
+
+async function endsTooLong(
+  t: Grader,
+  peer: Probe,
+  running: Promise<Lesson.ConnectionEnding>,
+  what: string,
+): Promise<void> {
+  await withNote(
+    peer.expectEnd({ step: `your side closes the connection after ${what}` }),
+    LINE_NOTE,
+  );
+  const ending = await t.step("superviseConnection returns", () => running);
+  t.expectEqual(ending, "line too long", `what superviseConnection returned after ${what}`);
+}
+
+suite.test("a line longer than maxLineBytes ends the connection, before its \\n comes", async (t) => {
+  const clock = new ManualClock();
+  const a = await supervised(t, clock, { maxLineBytes: 16, label: "A" });
+  await echoes(
+    a.peer,
+    "0123456789abcdef\n",
+    `a line of exactly maxLineBytes (16) is fine: echo it`,
+  );
+  await a.peer.send("0123456789ABCDEF\n", { split: "bytes" });
+  await withNote(
+    a.peer.expect("0123456789ABCDEF\n", { step: "16 bytes and \\n, one byte at a time, echoed" }),
+    "a line of exactly maxLineBytes is fine, however it arrives",
+  );
+  await a.peer.send("ok\n0123456789ABCDEF\n");
+  await withNote(
+    a.peer.expect("ok\n0123456789ABCDEF\n", {
+      step: 'one write of "ok\\n" and a line of 16 bytes: both echoed',
+    }),
+    "measure each line from its own start (after the \\n before it), not from the start of the read",
+  );
+  await a.peer.send("fedcba9876543210");
+  await ioTurns(); // your read has returned the 16 bytes by now
+  await a.peer.send("\n");
+  await withNote(
+    a.peer.expect("fedcba9876543210\n", {
+      step: "16 bytes, then their \\n in a later write: echoed",
+    }),
+    "an unfinished line of exactly maxLineBytes is not too long yet: wait for its \\n",
+  );
+  await a.peer.send("0123456789abcdefg", { split: "bytes" });
+  await endsTooLong(t, a.peer, a.running, "17 bytes without a \\n, one byte at a time");
+
+  const b = await supervised(t, clock, { maxLineBytes: 16, label: "B" });
+  await echoes(b.peer, "short\n");
+  await b.peer.send(`${"x".repeat(17)}\nafter\n`);
+  await endsTooLong(t, b.peer, b.running, 'one write of 17 bytes, "\\n", "after\\n"');
+
+  const c = await supervised(t, clock, { label: "C (maxLineBytes left out)" });
+  const longest = "L".repeat(8192);
+  await c.peer.send(`${longest}\n`);
+  await withNote(
+    c.peer.expect(`${longest}\n`, { step: "a line of 8,192 bytes is echoed" }),
+    "without maxLineBytes the longest line is DEFAULT_MAX_LINE_BYTES (8,192 bytes)",
+  );
+  await c.peer.send(`${longest}L\n`);
+  await endsTooLong(t, c.peer, c.running, "a line of 8,193 bytes (maxLineBytes left out)");
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after the three connections ended",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+    note: "clear the idle and PONG timers when the connection ends, whatever the reason",
+  });
+});
+
+/** Bytes the never-reading peer pushes at most (lines of 1 KiB). */
+const PUSH_BYTES = 8 * 1024 * 1024;
+/** Echo bytes that may still wait to be written when the learner reads again (the doc's bound). */
+const MAX_QUEUED_BYTES = 64 * 1024;
+
+suite.test("a peer that never reads: back-pressure, then the PING deadline; nothing written after", async (t) => {
+  const clock = new ManualClock();
+  const pushing = { done: false, pushed: 0, work: Promise.resolve() };
+  // Deferred before the peer exists, so it runs after the peer's close: that ends the push.
+  t.defer(() => pushing.work);
+  const { peer, running, watch } = await supervised(t, clock, { read: false, label: "deaf peer" });
+  let settled = false;
+  running.finally(() => settled = true).catch(() => {});
+  const line = encoder.encode("x".repeat(1023) + "\n");
+  const chunk = new Uint8Array(64 * line.length);
+  for (let i = 0; i < 64; i++) chunk.set(line, i * line.length);
+  t.transcript.record(peer.label, "note", {
+    detail: `sends up to ${PUSH_BYTES} bytes of 1 KiB lines, never reads (not shown byte by byte)`,
+  });
+  pushing.work = (async () => {
+    try {
+      while (pushing.pushed < PUSH_BYTES) {
+        for (let at = 0; at < chunk.length;) at += await peer.conn.write(chunk.subarray(at));
+        pushing.pushed += chunk.length;
+      }
+    } catch {
+      // Your side hung up: the push ends.
+    } finally {
+      pushing.done = true;
+    }
+  })();
+  const owedTooMuch = () => watch.maxOwedAtRead > MAX_QUEUED_BYTES;
+  const describe = () =>
+    `pushed ${pushing.pushed} bytes; your code read lines owing ${watch.echoDue} echo bytes and ` +
+    `wrote ${watch.written}; the most still unwritten at a read() call: ${watch.maxOwedAtRead}`;
+  const BACK_PRESSURE = "read the next bytes only once at most MAX_QUEUED_BYTES (64 KiB) of " +
+    "echoes still wait to be written — simplest: await the echoes of one read before the next " +
+    "read. A peer that never reads then stops being read, instead of filling your memory with " +
+    "echoes it will never take";
+  // Round by round: once your code waits on a write and reads nothing, the deadlines run.
+  for (let round = 1; round <= 30 && !settled && !owedTooMuch(); round++) {
+    await t.eventually(
+      `round ${round}: your code waits for a write to the peer, or it has ended`,
+      () => settled || owedTooMuch() || (watch.writesPending > 0 && watch.readsPending === 0),
+      {
+        expected: "your code to stop reading while its echoes wait (a write pending, no read)",
+        actual: describe,
+        note: BACK_PRESSURE,
+        timeoutMs: 4000,
+        everyMs: 2,
+      },
+    );
+    if (settled || owedTooMuch()) break;
+    await t.step(`advance the clock by ${IDLE_MS} ms, then ${PONG_MS} ms`, () => {
+      clock.advance(IDLE_MS);
+      clock.advance(PONG_MS);
+    });
+    await ioTurns();
+  }
+  t.check(!owedTooMuch(), {
+    step: "the echoes your code still owed the never-reading peer each time it read again",
+    expected: `at most ${MAX_QUEUED_BYTES} bytes still unwritten at every read() call`,
+    actual: describe(),
+    note: BACK_PRESSURE,
+  });
+  const ending = await withNote(
+    t.step("superviseConnection returns", () => running, { timeoutMs: 4000 }),
+    "a peer that takes none of its echoes cannot take the PING either: once your code waits " +
+      "on the write, nothing it sends is read, so pongTimeoutMs after the PING it is hung up",
+  );
+  t.expectEqual(
+    ending,
+    "no pong",
+    "what superviseConnection returned for the peer that never read",
+    "while your code waits for the peer to take its echoes, it reads nothing from it: the PING " +
+      "goes unanswered, and the connection ends with no pong",
+  );
+  t.check(watch.writesAfterClose === 0, {
+    step: "writes your code started after it closed the connection",
+    expected: "none: once the connection has ended, what is still queued is dropped",
+    actual: `${watch.writesAfterClose} write(s) on the closed connection`,
+    note: "check in your writer whether the connection has ended before each write: a queue " +
+      "of echoes written into a closed connection fails once per entry (a long queue keeps a " +
+      "server busy for minutes after the peer is gone)",
+  });
+});
+
+/** Runs `start` with `Deno.listen` swapped for a listener whose accept() the grader can fail. */
+function failingListen<T>(start: () => T): { value: T; double: AcceptDouble } {
+  const real = Deno.listen;
+  const double: AcceptDouble = { calls: 0, failNext: 0, errno: 24 };
+  Deno.listen = ((options: Deno.TcpListenOptions) => {
+    const listener = real(options);
+    const accept = () => {
+      double.calls++;
+      if (double.failNext > 0) {
+        double.failNext--;
+        const text = double.errno === 24 ? "Too many open files" : "Too many open files in system";
+        return Promise.reject(
+          new Error(`${text} (os error ${double.errno}): the grader failed this accept()`),
+        );
+      }
+      return listener.accept();
+    };
+    async function* iterate() {
+      while (true) yield await accept();
+    }
+    return new Proxy(listener, {
+      get(target, property) {
+        if (property === "accept") return accept;
+        if (property === Symbol.asyncIterator) return iterate;
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  }) as typeof Deno.listen;
+  try {
+    return { value: start(), double };
+  } finally {
+    Deno.listen = real;
+  }
+}
+
+interface AcceptDouble {
+  calls: number;
+  /** accept() calls still to fail, like a process out of descriptors. */
+  failNext: number;
+  /** 24 (EMFILE) or 23 (ENFILE). */
+  errno: number;
+}
+
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+const SERVER_IDLE_MS = 1_000_000;
+
+suite.test("the ping server keeps accepting after a client reset in the queue", async (t) => {
+  const { startPingServer } = await load(t);
+  const clock = new ManualClock();
+  const { value: server, gate } = await t.step(
+    "startPingServer({ idleMs, pongTimeoutMs, clock }), its accept() held at a gate",
+    () =>
+      gateListen(
+        () => startPingServer({ idleMs: SERVER_IDLE_MS, pongTimeoutMs: 1000, clock }),
+        "paused",
+      ),
+  );
+  t.defer(() => server.close());
+  await t.step(
+    "your server calls accept()",
+    () => gate.until(() => gate.waiting === 1, "the server to be in accept()"),
+  );
+  await t.reset(server.addr, "R", "hello\n");
+  const b = await t.connect(server.addr, "B");
+  await b.send("b after a reset\n");
+  gate.open(); // accept() now meets R first: it throws NotConnected or ConnectionReset
+  await withNote(
+    b.expect("b after a reset\n", { step: "B's echo, after R reset while it waited in the queue" }),
+    "a client that resets while it waits in the accept queue makes accept() throw " +
+      "(isGoneBeforeAccept(error)): that client is gone, accept the next one at once — one " +
+      "client must never stop the server (and this is no shortage: no pause)",
+  );
+  await t.step("server.close()", () => server.close());
+});
+
+const PAUSE_NOTE = "when accept() fails for another reason than a closed listener or a client " +
+  "gone from the queue — out of descriptors above all — the client stays queued and an accept " +
+  "at once fails again at once. Pause on the clock you were given (clock.setTimeout): " +
+  "ACCEPT_PAUSE_MS (10 ms) first, each further pause twice the last, at most " +
+  'ACCEPT_PAUSE_MAX_MS (1 s); read "Under attack" in the doc';
+
+suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, logs once, recovers", async (t) => {
+  const { startPingServer } = await load(t);
+  const clock = new ManualClock();
+  const records = await captureLogs(t);
+  const pauseTimers = () => clock.timers().filter((timer) => timer.due - clock.now() <= 1000);
+  const describe = (double: AcceptDouble) =>
+    `accept() called ${double.calls} time(s); timers on the clock at ${clock.now()} ms: ${
+      JSON.stringify(clock.timers().map((timer) => ({ due: timer.due })))
+    }`;
+  const warnings = (from: number) =>
+    records.slice(from).filter((r) => ["warning", "error", "fatal"].includes(r.level))
+      .map((r) => `${r.level}: ${r.message.map(String).join("")}`);
+  const { value: server, double } = await t.step(
+    "startPingServer({ idleMs, pongTimeoutMs, clock }) while its next 9 accept() calls fail " +
+      "with EMFILE (out of descriptors)",
+    () =>
+      failingListen(() => {
+        const started = startPingServer({ idleMs: SERVER_IDLE_MS, pongTimeoutMs: 1000, clock });
+        return started;
+      }),
+  );
+  t.defer(() => server.close());
+  double.failNext = 9;
+  const logFrom = records.length;
+  // The server is already in its first accept(): a client makes it return, then the next 9 fail.
+  const a = await t.connect(server.addr, "A");
+  await echoes(a, "A first\n");
+  const b = await t.connect(server.addr, "B, queued while accept() fails");
+  await b.send("b waited\n");
+  /** Waits until the failed call number `calls` has left exactly one pause timer of `ms`. */
+  const pausedFor = async (calls: number, ms: number, what: string) => {
+    await t.eventually(
+      `${what}: your server pauses ${ms} ms on the clock`,
+      () => double.calls === calls && pauseTimers().length === 1,
+      {
+        expected: `${calls} accept() call(s), then one timer on the fake clock, due in ${ms} ms`,
+        actual: () => describe(double),
+        note: PAUSE_NOTE,
+        everyMs: 2,
+      },
+    );
+    await ioTurns();
+    const [timer] = pauseTimers();
+    t.check(double.calls === calls && timer?.due === clock.now() + ms, {
+      step: `${what}: the pause`,
+      expected: `no further accept() yet, and the pause due at ${clock.now() + ms} ms ` +
+        `(now + ${ms})`,
+      actual: describe(double),
+      note: PAUSE_NOTE,
+    });
+  };
+  const schedule = [10, 20, 40, 80, 160, 320, 640, 1000, 1000];
+  for (const [i, ms] of schedule.entries()) {
+    await pausedFor(2 + i, ms, `accept() failed (${i + 1} of 9)`);
+    if (ms > 1) {
+      await advance(t, clock, ms - 1);
+      await ioTurns();
+      t.check(double.calls === 2 + i, {
+        step: `${ms - 1} ms into the pause of ${ms} ms`,
+        expected: "no accept() call yet",
+        actual: describe(double),
+        note: PAUSE_NOTE,
+      });
+    }
+    await advance(t, clock, 1);
+  }
+  await withNote(
+    b.expect("b waited\n", { step: "B, queued through 9 failed accepts, is served at last" }),
+    "after the pause, accept again: the client that waited in the queue is served",
+  );
+  const episode1 = warnings(logFrom);
+  t.check(episode1.length === 1, {
+    step: "the log records at warning level or above while accept() failed 9 times",
+    expected: "one warning for the episode",
+    actual: episode1.length === 0 ? "none" : episode1.join(" | "),
+    note: "log a warning when an episode starts (the first failure), not one per failed " +
+      "accept(): a long shortage would flood the log. The first accept that works ends it",
+  });
+
+  // Episode 2 (ENFILE) starts from 10 ms again.
+  double.failNext = 2;
+  double.errno = 23;
+  const log2From = records.length;
+  const calls = double.calls; // the last one waits for C
+  const c = await t.connect(server.addr, "C");
+  await echoes(c, "C is served\n");
+  await pausedFor(calls + 1, 10, "a new episode (ENFILE) after C was accepted, failure 1");
+  await advance(t, clock, 10);
+  await pausedFor(calls + 2, 20, "failure 2 of the new episode");
+  await advance(t, clock, 20);
+  const d = await t.connect(server.addr, "D");
+  await withNote(
+    echoes(d, "D is served\n"),
+    "once the pause is over, accept again and serve the client",
+  );
+  const episode2 = warnings(log2From);
+  t.check(episode2.length === 1, {
+    step: "the log records at warning level or above during the second episode",
+    expected: "one warning: each episode gets its own",
+    actual: episode2.length === 0 ? "none" : episode2.join(" | "),
+    note: "once an accept succeeds the episode is over: the next failure starts a new one, " +
+      "with its warning and a pause of 10 ms again",
+  });
+
+  // Episode 3: close() in the middle of a pause.
+  double.failNext = 1;
+  const calls3 = double.calls; // the last one waits for E
+  const e = await t.connect(server.addr, "E");
+  await echoes(e, "E is served\n");
+  await pausedFor(calls3 + 1, 10, "accept() fails once more");
+  await withNote(
+    t.step("server.close() during the pause", () => server.close()),
+    "close() must end a pause at once (clear its timer and wake the loop): the fake clock " +
+      "does not move by itself",
+  );
+  for (const probe of [a, b, c, d, e]) {
+    await probe.expectEnd({ step: `server.close() closes ${probe.label}` });
+  }
+  t.check(clock.pending === 0, {
+    step: "look at the fake clock after server.close() during a pause",
+    expected: "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+    note: "close() clears the pause timer of the accept loop (clock.clearTimeout)",
+  });
+});
+
 suite.test("startPingServer hands its clock and deadlines to every connection, and binds its port", async (t) => {
   const { startPingServer } = await load(t);
   const clock = new ManualClock();
@@ -854,10 +1575,11 @@ suite.test("startPingServer hands its clock and deadlines to every connection, a
   // Fake minutes: on the real clock this PING would come only a minute later.
   const idleMs = 60_000;
   const pongTimeoutMs = 20_000;
+  const maxLineBytes = 32;
   const server = await t.step(
     `startPingServer({ port: ${port}, idleMs: ${idleMs}, pongTimeoutMs: ${pongTimeoutMs}, ` +
-      "clock }) (no hostname)",
-    () => startPingServer({ port, idleMs, pongTimeoutMs, clock }),
+      `maxLineBytes: ${maxLineBytes}, clock }) (no hostname)`,
+    () => startPingServer({ port, idleMs, pongTimeoutMs, maxLineBytes, clock }),
   );
   t.defer(() => server.close());
   t.check(server.addr.hostname === "127.0.0.1" && server.addr.port === port, {
@@ -878,6 +1600,13 @@ suite.test("startPingServer hands its clock and deadlines to every connection, a
   await withNote(
     peer.expectEnd({ step: `the peer is closed ${pongTimeoutMs} ms of the fake clock later` }),
     "after pongTimeoutMs of the clock without an answer, close the connection",
+  );
+  const long = await t.connect(server.addr, "long-line peer");
+  await echoes(long, `${"m".repeat(maxLineBytes)}\n`);
+  await long.send(`${"m".repeat(maxLineBytes + 1)}\n`);
+  await withNote(
+    long.expectEnd({ step: `a line of ${maxLineBytes + 1} bytes ends the connection` }),
+    "startPingServer must hand maxLineBytes to every connection too ({ ...options, signal })",
   );
   const other = await t.connect(server.addr, "second peer");
   await echoes(other, "me too\n");

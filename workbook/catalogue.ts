@@ -194,6 +194,7 @@ export const lessons: readonly Lesson[] = [
       "handleConnection keeps the bytes of an unfinished line between reads. After each read, answer every complete line (look for 0x0a with indexOf), keep the rest for the next read. One read can hold half a line or three lines.",
       "The ways a connection ends: read() returns null (EOF: answer the leftover line, return 'eof'); read or write throws ConnectionReset/BrokenPipe/ConnectionAborted ('reset'); Interrupted/BadResource ('closed': your server closed it). Close conn in a finally so every path closes it.",
       "The serial server is `while (!closing) { conn = await listener.accept(); await handleConnection(conn); }`, with a try/catch around each of the two awaits: a client that reset while it was queued makes accept() throw NotConnected, and that must not end the loop.",
+      "Out of descriptors, accept() throws at once again and again: back off. Keep the last pause beside the loop (0 while accept() works); when isOutOfDescriptors(error), warn only if it is still 0, pause = pause ? min(pause * 2, MAX_ACCEPT_PAUSE_MS) : ACCEPT_PAUSE_MS, await (options.pause ?? sleep)(pause), continue. After an accept() that works, set it back to 0.",
       "The concurrent server is the same loop without the `await` before the handler. Keep each live conn and its handler's promise in a Map, and give the handler its own try/catch: nobody awaits it, so an error would otherwise be an unhandled rejection that kills the program.",
       "close(): set a closing flag, listener.close() (the pending accept() then fails: leave the loop), close every live conn (their pending reads fail with Interrupted), then await the loop and Promise.all of the handlers.",
     ],
@@ -396,7 +397,7 @@ export const lessons: readonly Lesson[] = [
         name: "server",
         file: "heartbeat.ts",
         about: "the UDP chat server with expiry (--timeout MS, default 3000)",
-        battery: { kind: "udp-chat" },
+        battery: { kind: "udp-chat", hello: ["hb"] },
       },
       {
         name: "client",
@@ -406,7 +407,8 @@ export const lessons: readonly Lesson[] = [
       {
         name: "ping-server",
         file: "ping_server.ts",
-        about: "TCP echo server with PING/PONG idle deadline (--idle MS --pong MS)",
+        about:
+          "TCP echo server with PING/PONG idle deadline (--idle MS --pong MS --max-line BYTES)",
         battery: { kind: "reply" },
       },
       {
@@ -420,7 +422,7 @@ export const lessons: readonly Lesson[] = [
       "Take every reading of the time and every timer from the clock you are given (options.clock ?? systemClock): the grader moves a fake clock by hand, and Date.now() or the global setInterval would never see it move.",
       "The registry is pure bookkeeping: seen() stamps lastSeen = now, expire(now) removes clients with now - lastSeen > timeoutMs, recipients() is everyone but the sender. Test it in your head with plain numbers.",
       "Never splice an array while a forward loop walks it: the next element slides into the slot you just checked and the loop steps over it. Collect the expired clients first (filter), then rebuild the array without them.",
-      "Server: after datagramText(), 'quit' removes the sender and stops; everything else calls registry.seen(); 'hb' stops there; a message goes to each of registry.recipients(from) as `${addressKey(from)}: ${text}\\n`. The sweep is clock.setInterval(() => registry.expire(clock.now()), sweepMs), cleared in close().",
+      "Server: after datagramText(), 'quit' removes the sender; 'hb' makes or refreshes a member (registry.seen()); any other text counts only when registry.refresh(from, now) says the sender is a member, and then goes to each of registry.recipients(from) — unless the forwarded line would exceed MAX_UDP_PAYLOAD bytes, when the sender gets TOO_LONG_NOTICE instead. The sweep runs on clock.setInterval, cleared in close().",
       "Client: send 'hb' once at start, then clock.setInterval(beat, intervalMs / 3): the server then tolerates two lost heartbeats. Ignore datagrams whose sender is not the server. close(): clearInterval, send 'quit', close the socket, await the receive loop.",
       "TCP: keep two timers. Every read that returns bytes clears both and arms idle = clock.setTimeout(ping, idleMs); ping() writes PING\\n and arms pong = clock.setTimeout(hangUp, pongTimeoutMs). Chain writes (writing = writing.then(...)) so a PING never lands inside an echoed line.",
     ],
@@ -444,7 +446,8 @@ export const lessons: readonly Lesson[] = [
       {
         name: "broadcast",
         file: "broadcast.ts",
-        about: "broadcast echo server: each line goes to every client (--max-line N)",
+        about:
+          "broadcast echo server: each line goes to every client (--max-line N, --max-queue N)",
         battery: { kind: "broadcast" },
       },
     ],
@@ -455,7 +458,8 @@ export const lessons: readonly Lesson[] = [
       "runRequest builds a task that never rejects: try { await finishRequest } catch { handleError } finally { closeRequest }. Put the task in the in-flight map before you return it; delete it when it settles. One failing request must not reject serveForever.",
       "The concurrent server differs in one method: processRequest starts runRequest without awaiting it and returns at once. Nothing is lost: the task never rejects and the in-flight map holds it for shutdown.",
       'shutdown: set the stopping flag, stopAccepting(), then settledWithin(tasks of the in-flight map, deadlineMs). If that says false, closeRequest() each request still in the map (the handler\'s read fails and it ends), wait once more with settledWithin, close(), and report { outcome: "cut", cut }.',
-      "Broadcast: chain each delivery after the previous one (this.#delivering = this.#delivering.then(...)); inside, copy [...this.clients], Promise.allSettled their writeAll calls, and dropClient every conn whose write was rejected.",
+      "Out of descriptors (isOutOfDescriptors), handleRequest must neither rethrow nor ask again at once: warn when #acceptPauseMs is still 0 (the episode's first failure), set it to ACCEPT_PAUSE_MS or double it (at most MAX_ACCEPT_PAUSE_MS), await this.pause(this.#acceptPauseMs), return true. Once getRequest() works, set it back to 0.",
+      "Broadcast never waits for a client: per client, drop it if queuedBytes(conn) + line.length > maxQueueBytes, else push the line on its queue (make one if it has none) and start its writer once: queue.writer ??= this.drain(conn, queue). The writer loops while lines are queued and the client is still in clients: joinBytes(queue.lines.splice(0)), await writeAll, subtract the bytes; catch → dropClient; finally → delete the queue.",
     ],
     seeds: ["socketserver", "BaseRequestHandler", "ThreadingMixIn", "serve_forever/shutdown"],
     // A server that is serial where it should be concurrent fails seven checks on 2 s waits.

@@ -17,7 +17,14 @@
  * @module
  */
 import { TodoError } from "workbook";
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  isGoneBeforeAccept,
+  isListenerClosed,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 
 const chatLog = programLogger("udp-chat");
 const pingLog = programLogger("ping-server");
@@ -68,10 +75,27 @@ export const systemClock: Clock = {
 // ─── Part 1: the UDP chat ───────────────────────────────────────────────────
 //
 // Datagrams are UTF-8 text. One trailing "\n" is ignored, so `nc -u` works.
-//   "hb"    a heartbeat: registers the sender or refreshes it; never forwarded
+//   "hb"    a heartbeat, and the only way in: registers the sender or
+//           refreshes it; never forwarded
 //   "quit"  the sender leaves at once; never forwarded
-//   other   a chat message: registers/refreshes the sender, then goes to every
-//           other registered client as "<host>:<port>: <text>\n"
+//   other   a chat message from a member: refreshes it, then goes to every
+//           other member as "<host>:<port>: <text>\n"
+// A chat message from an address that is not a member (a stranger, or a
+// client that expired) is dropped: it reaches nobody and gets no answer.
+
+/**
+ * The most bytes one UDP datagram can carry over IPv4: 65,535 (the IP packet
+ * limit) − 20 (IP header) − 8 (UDP header). `send` of more fails with
+ * "Message too long".
+ */
+export const MAX_UDP_PAYLOAD = 65_507;
+
+/**
+ * What the sender of a chat message gets instead of a forward, when the
+ * forwarded datagram `"<host>:<port>: <text>\n"` would be longer than
+ * {@linkcode MAX_UDP_PAYLOAD}: nobody else gets anything.
+ */
+export const TOO_LONG_NOTICE = "server: message too long, not forwarded\n";
 
 /** A client address as text and as registry key: `127.0.0.1:50412`. */
 export function addressKey(addr: { hostname: string; port: number }): string {
@@ -115,11 +139,20 @@ export class ClientRegistry {
   }
 
   /**
-   * The server heard from `addr` at `now`. A new client is added at the end
+   * `addr` sent a heartbeat at `now`. A new client is added at the end
    * (return `true`); a known one gets `lastSeen = now` (return `false`).
    */
   seen(addr: Deno.NetAddr, now: number): boolean {
     throw new TodoError("seen");
+  }
+
+  /**
+   * `addr` sent a chat message at `now`. A registered client gets
+   * `lastSeen = now` (return `true`); for any other address nothing changes
+   * (return `false`): only a heartbeat registers.
+   */
+  refresh(addr: Deno.NetAddr, now: number): boolean {
+    throw new TodoError("refresh");
   }
 
   /** `addr` said `quit`: remove it now. Returns whether it was registered. */
@@ -145,9 +178,13 @@ export class ClientRegistry {
 
 /**
  * Handles one datagram that arrived at the chat server from `from` at `now`:
- * `quit` removes the sender; anything else registers or refreshes it; `hb`
- * stops there; a chat message is sent to every recipient as
- * `"<addressKey(from)>: <text>\n"`, one datagram each, awaiting each send.
+ * `quit` removes the sender; `hb` registers or refreshes it; any other text is
+ * a chat message: from an address that is not registered it is dropped (no
+ * reply, no forward); from a member it refreshes the member and is sent to
+ * every recipient as `"<addressKey(from)>: <text>\n"`, one datagram each,
+ * awaiting each send — unless that datagram would be longer than
+ * {@linkcode MAX_UDP_PAYLOAD} bytes: then only the sender gets
+ * {@linkcode TOO_LONG_NOTICE}.
  */
 export async function handleDatagram(
   socket: Deno.DatagramConn,
@@ -188,7 +225,7 @@ export interface ChatServer {
  * at a time with {@linkcode handleDatagram} (stamped with `clock.now()`), and
  * every `sweepMs` of the clock calls `expire(clock.now())` on a
  * {@linkcode ClientRegistry}, logging who expired. An expired client gets
- * nothing more; if it speaks again it joins again.
+ * nothing more, and its messages are dropped until its next heartbeat.
  */
 export function startChatServer(options: ChatServerOptions): ChatServer {
   throw new TodoError("startChatServer");
@@ -240,10 +277,31 @@ export interface LivenessOptions {
   clock?: Clock;
   /** Abort to shut the connection down (server shutdown). */
   signal?: AbortSignal;
+  /**
+   * The longest line accepted from the peer, in bytes, not counting its `\n`
+   * (default {@linkcode DEFAULT_MAX_LINE_BYTES}). A longer one ends the
+   * connection ("line too long").
+   */
+  maxLineBytes?: number;
 }
 
 /** Why {@linkcode superviseConnection} ended. */
-export type ConnectionEnding = "peer closed" | "no pong" | "shut down";
+export type ConnectionEnding = "peer closed" | "no pong" | "shut down" | "line too long";
+
+/** The longest line the ping server accepts by default: 8 KiB, not counting its `\n`. */
+export const DEFAULT_MAX_LINE_BYTES = 8192;
+
+/**
+ * The most echo bytes that may still wait to be written to a peer when
+ * {@linkcode superviseConnection} reads from it again (back-pressure).
+ */
+export const MAX_QUEUED_BYTES = 64 * 1024;
+
+/** The first pause of the accept loop when `accept()` fails (out of descriptors), in ms. */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The longest pause of the accept loop; each pause doubles the last one up to this, in ms. */
+export const ACCEPT_PAUSE_MAX_MS = 1000;
 
 const PING = encoder.encode("PING\n");
 const PONG = encoder.encode("PONG\n");
@@ -267,7 +325,14 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
  *   it restarts the idle deadline and answers an outstanding PING;
  * - after `idleMs` of the clock without a byte, sends `PING\n`; if no byte
  *   arrives within `pongTimeoutMs` after it, closes the connection ("no pong");
- * - EOF from the peer ends it ("peer closed"); `signal` aborting ends it ("shut down").
+ * - EOF from the peer ends it ("peer closed"); `signal` aborting ends it ("shut down");
+ * - a line longer than `maxLineBytes` (its `\n` not counted) is not echoed:
+ *   it ends the connection as soon as it is longer ("line too long"), even
+ *   before its `\n` has come.
+ * Back-pressure: read again only once at most {@linkcode MAX_QUEUED_BYTES} of
+ * echoes still wait to be written (simplest: await the echoes of one read
+ * before the next read), so a peer that never reads cannot fill the memory.
+ * Once the connection has ended, write nothing more to it.
  * Turns on TCP keepalive too (`conn.setKeepAlive(true)`) — see the doc for why
  * that is not enough on its own. The PING and the echoes share one stream:
  * never let two writes interleave.
@@ -292,6 +357,17 @@ export interface PingServer {
  * {@linkcode superviseConnection} for each accepted connection, logging the
  * peer's arrival and how its connection ended. `close()` must not hang on idle
  * connections: shut them down (abort their `signal`) and wait for them.
+ *
+ * What `accept()` may throw, and what the accept loop does then:
+ * - the listener was closed (`close()`): the loop ends;
+ * - the client reset while it waited in the queue (`isGoneBeforeAccept`
+ *   from `"workbook"`): accept the next one at once;
+ * - anything else — above all out of descriptors (EMFILE, ENFILE) — is not
+ *   the client's doing and would fail again at once: log one warning, pause
+ *   {@linkcode ACCEPT_PAUSE_MS} on the clock, then try again, doubling the
+ *   pause after each further failure up to {@linkcode ACCEPT_PAUSE_MAX_MS}.
+ *   The first accept that succeeds ends the episode (the next starts from
+ *   10 ms again). `close()` during a pause ends the loop at once.
  */
 export function startPingServer(
   options: LivenessOptions & { hostname?: string; port?: number },

@@ -16,7 +16,14 @@
  * @module
  */
 // starter: import { TodoError } from "workbook";
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  isGoneBeforeAccept,
+  isListenerClosed,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 
 const chatLog = programLogger("udp-chat");
 const pingLog = programLogger("ping-server");
@@ -67,10 +74,27 @@ export const systemClock: Clock = {
 // ─── Part 1: the UDP chat ───────────────────────────────────────────────────
 //
 // Datagrams are UTF-8 text. One trailing "\n" is ignored, so `nc -u` works.
-//   "hb"    a heartbeat: registers the sender or refreshes it; never forwarded
+//   "hb"    a heartbeat, and the only way in: registers the sender or
+//           refreshes it; never forwarded
 //   "quit"  the sender leaves at once; never forwarded
-//   other   a chat message: registers/refreshes the sender, then goes to every
-//           other registered client as "<host>:<port>: <text>\n"
+//   other   a chat message from a member: refreshes it, then goes to every
+//           other member as "<host>:<port>: <text>\n"
+// A chat message from an address that is not a member (a stranger, or a
+// client that expired) is dropped: it reaches nobody and gets no answer.
+
+/**
+ * The most bytes one UDP datagram can carry over IPv4: 65,535 (the IP packet
+ * limit) − 20 (IP header) − 8 (UDP header). `send` of more fails with
+ * "Message too long".
+ */
+export const MAX_UDP_PAYLOAD = 65_507;
+
+/**
+ * What the sender of a chat message gets instead of a forward, when the
+ * forwarded datagram `"<host>:<port>: <text>\n"` would be longer than
+ * {@linkcode MAX_UDP_PAYLOAD}: nobody else gets anything.
+ */
+export const TOO_LONG_NOTICE = "server: message too long, not forwarded\n";
 
 /** A client address as text and as registry key: `127.0.0.1:50412`. */
 export function addressKey(addr: { hostname: string; port: number }): string {
@@ -114,7 +138,7 @@ export class ClientRegistry {
   }
 
   /**
-   * The server heard from `addr` at `now`. A new client is added at the end
+   * `addr` sent a heartbeat at `now`. A new client is added at the end
    * (return `true`); a known one gets `lastSeen = now` (return `false`).
    */
   seen(addr: Deno.NetAddr, now: number): boolean {
@@ -126,6 +150,21 @@ export class ClientRegistry {
       return false;
     }
     this.#clients.push({ key, addr: { ...addr }, lastSeen: now });
+    return true;
+    // #endregion solution
+  }
+
+  /**
+   * `addr` sent a chat message at `now`. A registered client gets
+   * `lastSeen = now` (return `true`); for any other address nothing changes
+   * (return `false`): only a heartbeat registers.
+   */
+  refresh(addr: Deno.NetAddr, now: number): boolean {
+    // #region solution refresh
+    const key = addressKey(addr);
+    const known = this.#clients.find((client) => client.key === key);
+    if (!known) return false;
+    known.lastSeen = now;
     return true;
     // #endregion solution
   }
@@ -167,9 +206,13 @@ export class ClientRegistry {
 
 /**
  * Handles one datagram that arrived at the chat server from `from` at `now`:
- * `quit` removes the sender; anything else registers or refreshes it; `hb`
- * stops there; a chat message is sent to every recipient as
- * `"<addressKey(from)>: <text>\n"`, one datagram each, awaiting each send.
+ * `quit` removes the sender; `hb` registers or refreshes it; any other text is
+ * a chat message: from an address that is not registered it is dropped (no
+ * reply, no forward); from a member it refreshes the member and is sent to
+ * every recipient as `"<addressKey(from)>: <text>\n"`, one datagram each,
+ * awaiting each send — unless that datagram would be longer than
+ * {@linkcode MAX_UDP_PAYLOAD} bytes: then only the sender gets
+ * {@linkcode TOO_LONG_NOTICE}.
  */
 export async function handleDatagram(
   socket: Deno.DatagramConn,
@@ -185,9 +228,21 @@ export async function handleDatagram(
     if (registry.remove(from)) chatLog.info("{client} left", { client: who });
     return;
   }
-  if (registry.seen(from, now)) chatLog.info("{client} joined", { client: who });
-  if (text === "hb") return;
+  if (text === "hb") {
+    if (registry.seen(from, now)) chatLog.info("{client} joined", { client: who });
+    return;
+  }
+  // A stranger's message reaches nobody: forwarding it would make the server an amplifier.
+  if (!registry.refresh(from, now)) return;
   const line = encoder.encode(`${who}: ${text}\n`);
+  if (line.length > MAX_UDP_PAYLOAD) {
+    chatLog.info("{client} sent {bytes} bytes: too long to forward", {
+      client: who,
+      bytes: bytes.length,
+    });
+    await socket.send(encoder.encode(TOO_LONG_NOTICE), from);
+    return;
+  }
   for (const client of registry.recipients(from)) {
     await socket.send(line, client.addr);
   }
@@ -224,7 +279,7 @@ export interface ChatServer {
  * at a time with {@linkcode handleDatagram} (stamped with `clock.now()`), and
  * every `sweepMs` of the clock calls `expire(clock.now())` on a
  * {@linkcode ClientRegistry}, logging who expired. An expired client gets
- * nothing more; if it speaks again it joins again.
+ * nothing more, and its messages are dropped until its next heartbeat.
  */
 export function startChatServer(options: ChatServerOptions): ChatServer {
   // #region solution startChatServer
@@ -244,12 +299,14 @@ export function startChatServer(options: ChatServerOptions): ChatServer {
       });
     }
   }, options.sweepMs ?? options.timeoutMs / 4);
+  // One buffer for every datagram, reused: each is handled to the end before the next.
+  const buffer = new Uint8Array(MAX_UDP_PAYLOAD);
   const receiving = (async () => {
     while (!closed) {
       let bytes: Uint8Array;
       let from: Deno.Addr;
       try {
-        [bytes, from] = await socket.receive();
+        [bytes, from] = await socket.receive(buffer);
       } catch (error) {
         if (!closed) chatLog.error("receive failed, stopping: {error}", { error });
         return;
@@ -370,10 +427,31 @@ export interface LivenessOptions {
   clock?: Clock;
   /** Abort to shut the connection down (server shutdown). */
   signal?: AbortSignal;
+  /**
+   * The longest line accepted from the peer, in bytes, not counting its `\n`
+   * (default {@linkcode DEFAULT_MAX_LINE_BYTES}). A longer one ends the
+   * connection ("line too long").
+   */
+  maxLineBytes?: number;
 }
 
 /** Why {@linkcode superviseConnection} ended. */
-export type ConnectionEnding = "peer closed" | "no pong" | "shut down";
+export type ConnectionEnding = "peer closed" | "no pong" | "shut down" | "line too long";
+
+/** The longest line the ping server accepts by default: 8 KiB, not counting its `\n`. */
+export const DEFAULT_MAX_LINE_BYTES = 8192;
+
+/**
+ * The most echo bytes that may still wait to be written to a peer when
+ * {@linkcode superviseConnection} reads from it again (back-pressure).
+ */
+export const MAX_QUEUED_BYTES = 64 * 1024;
+
+/** The first pause of the accept loop when `accept()` fails (out of descriptors), in ms. */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The longest pause of the accept loop; each pause doubles the last one up to this, in ms. */
+export const ACCEPT_PAUSE_MAX_MS = 1000;
 
 const PING = encoder.encode("PING\n");
 const PONG = encoder.encode("PONG\n");
@@ -397,7 +475,14 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
  *   it restarts the idle deadline and answers an outstanding PING;
  * - after `idleMs` of the clock without a byte, sends `PING\n`; if no byte
  *   arrives within `pongTimeoutMs` after it, closes the connection ("no pong");
- * - EOF from the peer ends it ("peer closed"); `signal` aborting ends it ("shut down").
+ * - EOF from the peer ends it ("peer closed"); `signal` aborting ends it ("shut down");
+ * - a line longer than `maxLineBytes` (its `\n` not counted) is not echoed:
+ *   it ends the connection as soon as it is longer ("line too long"), even
+ *   before its `\n` has come.
+ * Back-pressure: read again only once at most {@linkcode MAX_QUEUED_BYTES} of
+ * echoes still wait to be written (simplest: await the echoes of one read
+ * before the next read), so a peer that never reads cannot fill the memory.
+ * Once the connection has ended, write nothing more to it.
  * Turns on TCP keepalive too (`conn.setKeepAlive(true)`) — see the doc for why
  * that is not enough on its own. The PING and the echoes share one stream:
  * never let two writes interleave.
@@ -408,14 +493,16 @@ export async function superviseConnection(
 ): Promise<ConnectionEnding> {
   // #region solution superviseConnection
   const clock = options.clock ?? systemClock;
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   conn.setKeepAlive(true);
   let ending: ConnectionEnding | undefined;
   let idleTimer: TimerId;
   let pongTimer: TimerId;
-  // One writer at a time: each write waits for the one before it.
+  // One writer at a time: each write waits for the one before it. Once the
+  // connection has ended, what is still queued is dropped, not written.
   let writing = Promise.resolve();
   const send = (bytes: Uint8Array) => {
-    writing = writing.then(() => writeAll(conn, bytes)).catch(() => {});
+    writing = writing.then(() => ending ? undefined : writeAll(conn, bytes)).catch(() => {});
   };
   const hangUp = (why: ConnectionEnding) => {
     if (ending) return;
@@ -455,11 +542,19 @@ export async function superviseConnection(
       joined.set(buffer.subarray(0, n), pending.length);
       let start = 0;
       for (let at = joined.indexOf(NEWLINE); at >= 0; at = joined.indexOf(NEWLINE, start)) {
+        if (at - start > maxLineBytes) break; // too long: what is left is longer still
         const line = joined.subarray(start, at);
         if (!lineIs(line, "PONG")) send(joined.slice(start, at + 1));
         start = at + 1;
       }
       pending = joined.slice(start);
+      // A line too long is refused, also before its \n comes: the memory per peer stays bounded.
+      if (pending.length > maxLineBytes) {
+        hangUp("line too long");
+        break;
+      }
+      // Back-pressure: read more only once the echoes are out.
+      await writing;
     }
     await writing;
   } finally {
@@ -483,25 +578,57 @@ export interface PingServer {
  * {@linkcode superviseConnection} for each accepted connection, logging the
  * peer's arrival and how its connection ended. `close()` must not hang on idle
  * connections: shut them down (abort their `signal`) and wait for them.
+ *
+ * What `accept()` may throw, and what the accept loop does then:
+ * - the listener was closed (`close()`): the loop ends;
+ * - the client reset while it waited in the queue (`isGoneBeforeAccept`
+ *   from `"workbook"`): accept the next one at once;
+ * - anything else — above all out of descriptors (EMFILE, ENFILE) — is not
+ *   the client's doing and would fail again at once: log one warning, pause
+ *   {@linkcode ACCEPT_PAUSE_MS} on the clock, then try again, doubling the
+ *   pause after each further failure up to {@linkcode ACCEPT_PAUSE_MAX_MS}.
+ *   The first accept that succeeds ends the episode (the next starts from
+ *   10 ms again). `close()` during a pause ends the loop at once.
  */
 export function startPingServer(
   options: LivenessOptions & { hostname?: string; port?: number },
 ): PingServer {
   // #region solution startPingServer
+  const clock = options.clock ?? systemClock;
   const listener = Deno.listen({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
   });
   const shutdown = new AbortController();
   const connections = new Set<Promise<void>>();
+  // A pause of the accept loop: close() ends it early.
+  let pauseTimer: TimerId;
+  let endPause: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      endPause = resolve;
+      pauseTimer = clock.setTimeout(resolve, ms);
+    });
   const accepting = (async () => {
+    let pauseMs = 0; // 0 while accept works; the last pause during an episode of failures
     while (true) {
       let conn: Deno.TcpConn;
       try {
         conn = await listener.accept();
-      } catch {
-        return; // listener closed
+      } catch (error) {
+        if (isListenerClosed(error)) return; // close() closed it
+        if (isGoneBeforeAccept(error)) continue; // that client is gone; serve the next
+        if (pauseMs === 0) {
+          // The message only: formatting an error's stack may need a descriptor of its own.
+          pingLog.warn("accept failed ({error}): pausing until it works again", {
+            error: String(error),
+          });
+        }
+        pauseMs = Math.min(pauseMs * 2 || ACCEPT_PAUSE_MS, ACCEPT_PAUSE_MAX_MS);
+        await pause(pauseMs);
+        continue;
       }
+      pauseMs = 0; // the episode is over
       const peer = addressKey(conn.remoteAddr);
       pingLog.info("{peer} connected", { peer });
       const task = superviseConnection(conn, { ...options, signal: shutdown.signal })
@@ -521,6 +648,8 @@ export function startPingServer(
       } catch {
         // Already closed.
       }
+      clock.clearTimeout(pauseTimer);
+      endPause?.();
       await accepting;
       shutdown.abort();
       await Promise.all(connections);
