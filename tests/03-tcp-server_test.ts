@@ -6,6 +6,7 @@
  * and the line with its ASCII letters upper-cased; a line longer than 1024
  * bytes gets an error line and the connection is closed.
  */
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   freePort,
   gateListen,
@@ -691,6 +692,257 @@ suite.test("the concurrent server keeps accepting after a client reset in the qu
   await leave(b);
   await t.step("server.close()", () => server.close());
 });
+
+// ─── out of descriptors ──────────────────────────────────────────────────────
+
+/** The back-off the doc prescribes: 10 ms, doubling, up to 1000 ms. */
+function backoff(failures: number): number[] {
+  return Array.from({ length: failures }, (_, i) => Math.min(10 * 2 ** i, 1000));
+}
+
+/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+/** A record's message as one line of text, its values filled in. */
+function messageText(record: LogRecord): string {
+  return record.message.map((part, i) => i % 2 ? String(part) : part).join("");
+}
+
+function showRecords(records: LogRecord[]): string {
+  return records.length === 0
+    ? "no log records"
+    : records.map((r) => `${r.level}: ${messageText(r)}`).join("\n          ");
+}
+
+/** One call of the grader's `pause`: what was asked, and what the server did meanwhile. */
+interface PauseCall {
+  ms: number;
+  /** accept() calls made while this pause was still running (0: it waited). */
+  acceptsDuring?: number;
+  /** Log records (info or above) written from the episode's start to this pause's end. */
+  loggedBy?: number;
+}
+
+const BACKOFF_NOTE = "out of descriptors, accept() fails (EMFILE) while the client stays queued " +
+  "in the kernel, so retrying at once only spins and floods the log. When " +
+  "isOutOfDescriptors(error), await options.pause(ms) before accepting again: 10 ms first, " +
+  "doubling each time up to 1000 ms; once accept() works again, the next trouble starts at " +
+  "10 ms again";
+
+const LOG_ONCE_NOTE = "log one warning when accepting runs out of descriptors, not one line per " +
+  "failed attempt: log at the first failure of the episode only (no pause taken yet). Once " +
+  "accept() works again the episode is over, so the next one gets its own warning";
+
+for (const kind of ["serial", "concurrent"] as const) {
+  suite.test(`the ${kind} server backs off when accept() runs out of descriptors, warns once, and recovers`, async (t) => {
+    const lesson = await load(t);
+    const start = kind === "serial" ? lesson.startSerialServer : lesson.startConcurrentServer;
+    const name = kind === "serial" ? "startSerialServer" : "startConcurrentServer";
+    const records = await captureLogs(t);
+    const loud = () => records.filter((r) => r.level !== "debug");
+    let episodeStart = 0;
+    const calls: PauseCall[] = [];
+    const seen: { gate?: ListenerGate } = {}; // the gate, once the server has started
+    const running = new Map<ReturnType<typeof setTimeout>, () => void>(); // pauses not over yet
+    const pause = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const call: PauseCall = { ms };
+        const before = seen.gate?.accepts ?? 0;
+        calls.push(call);
+        t.transcript.record("grader", "note", { detail: `your server calls pause(${ms})` });
+        const end = () => {
+          running.delete(timer);
+          call.acceptsDuring ??= (seen.gate?.accepts ?? 0) - before;
+          call.loggedBy ??= loud().length - episodeStart;
+          resolve();
+        };
+        const timer = setTimeout(end, 1);
+        running.set(timer, end);
+      });
+    const started = await t.step(
+      `${name}({ port: 0, pause }) with the grader's pause`,
+      () => gateListen(() => start({ port: 0, pause }), "paused"),
+    );
+    const server = started.value;
+    const g = seen.gate = started.gate;
+    t.defer(() => server.close());
+    t.defer(() => g.open());
+    t.defer(() => { // runs first: end every pause still running, so nothing is left behind
+      for (const [timer, end] of running) {
+        clearTimeout(timer);
+        end();
+      }
+    });
+    await gateUntil(
+      t,
+      g,
+      () => g.waiting === 1,
+      "your server calls accept()",
+      "the server must be in accept() once it has started",
+    );
+
+    /** One episode: `failures` accepts fail with EMFILE while `client` waits in the queue. */
+    const episode = async (failures: number, label: string, which: string) => {
+      calls.length = 0;
+      episodeStart = loud().length;
+      g.failNext(failures);
+      const probe = await t.connect(server.addr, label);
+      await probe.send(`${label} waits out the shortage\n`);
+      t.transcript.record("grader", "note", {
+        detail: `the next ${failures} accept() calls fail: Too many open files (os error 24)`,
+      });
+      g.open();
+      await withNote(
+        probe.expect(ack(`${label} waits out the shortage\n`), {
+          step: `${label}'s reply, after ${failures} accept() calls failed with EMFILE (${which})`,
+          timeoutMs: 4000,
+        }),
+        "out of descriptors is not the end of the server: pause, then accept again — the " +
+          "client that waited in the queue must be served once accept() works",
+      );
+      const asked = calls.map((c) => c.ms);
+      t.check(asked.length === failures && asked.every((ms, i) => ms === backoff(failures)[i]), {
+        step:
+          `the pauses your server asked for in the ${which} episode (${failures} failed accepts)`,
+        expected: `pause(${backoff(failures).join("), pause(")})`,
+        actual: asked.length === 0
+          ? `no call of options.pause; accept() was called ${g.accepts} time(s) in all`
+          : `pause(${asked.join("), pause(")})`,
+        note: BACKOFF_NOTE,
+      });
+      const eager = calls.findIndex((c) => (c.acceptsDuring ?? 0) > 0);
+      t.check(eager < 0, {
+        step: `accept() calls made while a pause of the ${which} episode was running`,
+        expected: "none: await the pause, then accept again",
+        actual: eager < 0
+          ? "none"
+          : `${calls[eager].acceptsDuring} during pause(${calls[eager].ms})`,
+        note: BACKOFF_NOTE,
+      });
+      const during = calls.at(-1)?.loggedBy ?? 0;
+      const warned = loud().slice(episodeStart, episodeStart + during);
+      t.check(
+        during === 1 && (warned[0].level === "warning" || warned[0].level === "error"),
+        {
+          step:
+            `what your server logged while ${failures} accept() calls failed (${which} episode)`,
+          expected: "one warning, for the whole episode",
+          actual: showRecords(warned),
+          note: LOG_ONCE_NOTE,
+        },
+      );
+      return probe;
+    };
+
+    const a = await episode(8, "A", "first");
+    if (kind === "concurrent") {
+      // The loop is back in the kernel's accept(); hold its next call at the gate.
+      g.pause();
+      const pawn = await t.connect(server.addr, "C");
+      await roundTrip(pawn, "c takes the accept that was already waiting\n");
+      await gateUntil(t, g, () => g.waiting === 1, "your server calls accept() again", "");
+      await leave(pawn);
+      await leave(a);
+    } else {
+      g.pause(); // the serial loop calls accept() again only once A has left
+      await leave(a);
+      await gateUntil(t, g, () => g.waiting === 1, "your server calls accept() again", "");
+    }
+    const b = await episode(2, "B", "second");
+    await leave(b);
+    await t.step("server.close()", () => server.close());
+  });
+
+  suite.test(`the ${kind} server does not pause for a client that reset in the queue`, async (t) => {
+    const lesson = await load(t);
+    const start = kind === "serial" ? lesson.startSerialServer : lesson.startConcurrentServer;
+    const name = kind === "serial" ? "startSerialServer" : "startConcurrentServer";
+    const asked: number[] = [];
+    const pause = (ms: number) => {
+      asked.push(ms);
+      return Promise.resolve();
+    };
+    const { value: server, gate } = await t.step(
+      `${name}({ port: 0, pause }) with the grader's pause`,
+      () => gateListen(() => start({ port: 0, pause }), "paused"),
+    );
+    t.defer(() => server.close());
+    t.defer(() => gate.open());
+    await gateUntil(
+      t,
+      gate,
+      () => gate.waiting === 1,
+      "your server calls accept()",
+      "the server must be in accept() once it has started",
+    );
+    gate.failNext(2, () => new Deno.errors.NotConnected("Transport endpoint is not connected"));
+    const a = await t.connect(server.addr, "A");
+    t.transcript.record("grader", "note", {
+      detail: "the next 2 accept() calls fail with NotConnected (clients that reset in the queue)",
+    });
+    gate.open();
+    await roundTrip(a, "a after two resets in the queue\n");
+    t.check(asked.length === 0, {
+      step: "the pauses your server asked for after accept() failed for a client that reset",
+      expected: "none: only running out of descriptors is a reason to pause",
+      actual: `pause(${asked.join("), pause(")})`,
+      note: "a client that reset in the queue is that client's problem: log it and accept the " +
+        "next one at once. Pause only when isOutOfDescriptors(error)",
+    });
+    await leave(a);
+    await t.step("server.close()", () => server.close());
+  });
+
+  suite.test(`the ${kind} server's pause is a real timer unless it is given one`, async (t) => {
+    const lesson = await load(t);
+    const start = kind === "serial" ? lesson.startSerialServer : lesson.startConcurrentServer;
+    const name = kind === "serial" ? "startSerialServer" : "startConcurrentServer";
+    const { value: server, gate } = await t.step(
+      `${name}({ port: 0 })`,
+      () => gateListen(() => start({ port: 0 }), "paused"),
+    );
+    t.defer(() => server.close());
+    t.defer(() => gate.open());
+    await gateUntil(
+      t,
+      gate,
+      () => gate.waiting === 1,
+      "your server calls accept()",
+      "the server must be in accept() once it has started",
+    );
+    gate.failNext(3);
+    const a = await t.connect(server.addr, "A");
+    gate.open();
+    await withNote(
+      roundTrip(a, "a after three failed accepts\n"),
+      "after a pause the server must accept again and serve the client that waited",
+    );
+    const times = gate.callTimes.slice(0, 4);
+    const gaps = times.slice(1).map((time, i) => time - times[i]);
+    // Timers never fire early, so these are lower bounds however busy the machine is.
+    t.check(gaps.length === 3 && gaps.every((gap, i) => gap >= backoff(3)[i] - 1), {
+      step: "the time between your server's accept() calls after each EMFILE",
+      expected: `at least ${backoff(3).join(", ")} ms`,
+      actual: gaps.map((gap) => `${gap.toFixed(1)} ms`).join(", ") || "no retry",
+      note: "without options.pause, wait with a timer (the given sleep(ms)): " +
+        "options.pause ?? sleep",
+    });
+    await leave(a);
+    await t.step("server.close()", () => server.close());
+  });
+}
 
 /** Clients served one after another in the memory check (after as many to warm up). */
 const ROUNDS = 300;

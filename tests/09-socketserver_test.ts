@@ -677,6 +677,130 @@ suite.test("handleRequest sorts getRequest's failures: a client's goes on, a clo
   }
 });
 
+/** One call of the grader's `pause`: what was asked, and what the server did meanwhile. */
+interface PauseCall {
+  ms: number;
+  /** getRequest() calls made while this pause was still running (0: it waited). */
+  requestsDuring?: number;
+  /** Log records (info or above) written from the episode's start to this pause's end. */
+  loggedBy?: number;
+}
+
+/** The back-off the doc prescribes: 10 ms, doubling, up to 1000 ms. */
+function backoff(failures: number): number[] {
+  return Array.from({ length: failures }, (_, i) => Math.min(10 * 2 ** i, 1000));
+}
+
+const BACKOFF_NOTE = "out of descriptors, accept() fails (EMFILE) while the client stays queued " +
+  "in the kernel: asking again at once only spins and floods the log, and rethrowing kills the " +
+  "server. When isOutOfDescriptors(error), await this.pause(ms) and resolve true: 10 ms first, " +
+  "doubling each time up to 1000 ms; once getRequest() works again, the next episode starts " +
+  "at 10 ms again";
+
+const LOG_ONCE_NOTE = "log one warning when the loop runs out of descriptors, not one line per " +
+  "failed attempt: log at the first failure of the episode only (no pause taken yet). Once " +
+  "getRequest() works again the episode is over, so the next one gets its own warning";
+
+suite.test("out of descriptors, handleRequest pauses (10 ms, doubling to 1 s), warns once per episode, and recovers", async (t) => {
+  const lib = await load(t);
+  const records = await captureLogs(t);
+  const loud = () => records.filter((r) => r.level !== "debug");
+  const journal = new Journal();
+  const state = { failing: 0, requests: 0, episodeStart: 0 };
+  const calls: PauseCall[] = [];
+  const running = new Map<ReturnType<typeof setTimeout>, () => void>(); // pauses not over yet
+  t.defer(() => { // runs first: end every pause still running, so nothing is left behind
+    for (const [timer, end] of running) {
+      clearTimeout(timer);
+      end();
+    }
+  });
+  /** A TcpServer whose getRequest() fails like accept() out of descriptors, while told to. */
+  class Starved extends lib.TcpServer {
+    protected override async getRequest(): Promise<Lesson.Incoming<Deno.Conn>> {
+      state.requests++;
+      if (state.failing > 0) {
+        state.failing--;
+        await nextTurn();
+        throw new Error("Too many open files (os error 24)");
+      }
+      return await super.getRequest();
+    }
+    protected override pause(ms: number): Promise<void> {
+      return new Promise<void>((resolve) => {
+        const call: PauseCall = { ms };
+        const before = state.requests;
+        calls.push(call);
+        t.transcript.record("grader", "note", { detail: `your server calls this.pause(${ms})` });
+        const end = () => {
+          running.delete(timer);
+          call.requestsDuring ??= state.requests - before;
+          call.loggedBy ??= loud().length - state.episodeStart;
+          resolve();
+        };
+        const timer = setTimeout(end, 1);
+        running.set(timer, end);
+      });
+    }
+  }
+  const begin = (failures: number) => {
+    calls.length = 0;
+    state.episodeStart = loud().length;
+    state.failing = failures;
+    t.transcript.record("grader", "note", {
+      detail: `the next ${failures} getRequest() calls fail: Too many open files (os error 24)`,
+    });
+  };
+  const judge = (failures: number, which: string) => {
+    const asked = calls.map((c) => c.ms);
+    t.check(asked.length === failures && asked.every((ms, i) => ms === backoff(failures)[i]), {
+      step: `the pauses your server asked for in the ${which} episode (${failures} failures)`,
+      expected: `this.pause(${backoff(failures).join("), this.pause(")})`,
+      actual: asked.length === 0
+        ? `no call of this.pause; getRequest() was called ${state.requests} time(s) in all`
+        : `this.pause(${asked.join("), this.pause(")})`,
+      note: BACKOFF_NOTE,
+    });
+    const eager = calls.findIndex((c) => (c.requestsDuring ?? 0) > 0);
+    t.check(eager < 0, {
+      step: `getRequest() calls made while a pause of the ${which} episode was running`,
+      expected: "none: await the pause before handleRequest resolves",
+      actual: eager < 0
+        ? "none"
+        : `${calls[eager].requestsDuring} during pause(${calls[eager].ms})`,
+      note: BACKOFF_NOTE,
+    });
+    const during = calls.at(-1)?.loggedBy ?? 0;
+    const logged = loud().slice(state.episodeStart, state.episodeStart + during);
+    t.check(during === 1 && (logged[0].level === "warning" || logged[0].level === "error"), {
+      step:
+        `what your server logged while ${failures} getRequest() calls failed (${which} episode)`,
+      expected: "one warning, for the whole episode",
+      actual: showRecords(logged),
+      note: LOG_ONCE_NOTE,
+    });
+  };
+  begin(8);
+  const served = await serve(
+    t,
+    "TcpServer subclass whose getRequest() runs out of descriptors",
+    () => new Starved({ port: 0 }, recorderClass(lib, journal)),
+  );
+  const a = await client(t, served.server.addr, "A", journal);
+  await withNote(
+    () => echo(a, "a waits out the shortage\n", "A's line comes back after 8 EMFILE failures"),
+    "out of descriptors is not the end of the server: pause, resolve true, and serve the " +
+      "client that waited in the queue once getRequest() works again",
+  );
+  judge(8, "first");
+  begin(2); // the serial server asks for its next request once A is done
+  await hangUp(a);
+  const b = await client(t, served.server.addr, "B", journal);
+  await echo(b, "b after the second shortage\n", "B's line comes back after 2 more failures");
+  judge(2, "second");
+  await hangUp(b);
+});
+
 suite.test("a client that resets while queued does not stop TcpServer", async (t) => {
   const lib = await load(t);
   const journal = new Journal();
@@ -1006,10 +1130,15 @@ async function captureLogs(t: Grader): Promise<LogRecord[]> {
   return records;
 }
 
+/** A record's message as one line of text, its values filled in. */
+function messageText(record: LogRecord): string {
+  return record.message.map((part, i) => i % 2 ? String(part) : part).join("");
+}
+
 function showRecords(records: LogRecord[]): string {
   return records.length === 0
     ? "no log records at all"
-    : records.map((r) => `${r.level} ${r.category.join("·")}: ${inspect(r.message)}`).join(
+    : records.map((r) => `${r.level} ${r.category.join("·")}: ${messageText(r)}`).join(
       "\n          ",
     );
 }
@@ -1401,7 +1530,7 @@ suite.test("UnixStreamServer serves on a socket file, one client at a time, and 
 // ─── the broadcast echo server ──────────────────────────────────────────────
 
 /** Starts a BroadcastServer and connects the named clients, waiting until all have joined. */
-async function broadcastRoom(t: Grader, names: string[], options: { maxLineBytes?: number } = {}) {
+async function broadcastRoom(t: Grader, names: string[], options: Lesson.BroadcastOptions = {}) {
   const lib = await load(t);
   const served = await serve(
     t,
@@ -1617,4 +1746,333 @@ suite.test("BroadcastHandler passes an error that is not a line too long on to h
     actual: describeError(failures[0]),
     note: "rethrow errors that are not LineTooLongError from handle()",
   });
+});
+
+// ─── the output policy: a queue per client, bounded ──────────────────────────
+
+/**
+ * A client connection of the grader's making, slipped into `server.clients`:
+ * each write waits until the grader lets it through (a client that does not
+ * read), or is taken a few bytes at a time (a slow reader). It records every
+ * write call and the bytes it took.
+ */
+class FakeClient {
+  readonly remoteAddr: Deno.NetAddr;
+  readonly localAddr: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
+  writes = 0;
+  closed = false;
+  readonly #taken: Uint8Array[] = [];
+  readonly #held: { resolve: (n: number) => void; reject: (e: Error) => void; n: number }[] = [];
+  #released = false;
+
+  constructor(
+    readonly t: Grader,
+    readonly label: string,
+    port: number,
+    /** "stuck": no write completes until release(); a number: each write takes that many bytes, a turn later. */
+    readonly mode: "stuck" | number,
+  ) {
+    this.remoteAddr = { transport: "tcp", hostname: "127.0.0.1", port };
+  }
+
+  get conn(): Deno.Conn {
+    return this as unknown as Deno.Conn;
+  }
+
+  /** Every byte written so far, in order. */
+  get text(): string {
+    return decoder.decode(joinAll(this.#taken));
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    this.writes++;
+    if (this.closed) return Promise.reject(new Deno.errors.BadResource("Bad resource ID"));
+    const n = this.mode === "stuck" ? bytes.length : Math.min(this.mode, bytes.length);
+    const copy = bytes.slice(0, n);
+    return new Promise<number>((resolve, reject) => {
+      const take = (count: number) => {
+        this.#taken.push(copy);
+        this.t.transcript.record(this.label, "received", { bytes: copy });
+        resolve(count);
+      };
+      if (this.mode === "stuck" && !this.#released) this.#held.push({ resolve: take, reject, n });
+      else if (this.mode === "stuck") take(n);
+      else {setTimeout(() =>
+          this.closed ? reject(new Deno.errors.BadResource("closed")) : take(n), 0);}
+    });
+  }
+
+  /** Lets the writes held now through; later ones are held again. */
+  pass(): void {
+    for (const { resolve, n } of this.#held.splice(0)) resolve(n);
+  }
+
+  /** Lets the held writes through, and every later one at once. */
+  release(): void {
+    this.#released = true;
+    for (const { resolve, n } of this.#held.splice(0)) resolve(n);
+  }
+
+  close(): void {
+    if (this.closed) throw new Deno.errors.BadResource("Bad resource ID");
+    this.closed = true;
+    this.t.transcript.record(this.label, "note", { detail: "your server closed it" });
+    for (const { reject } of this.#held.splice(0)) {
+      reject(new Deno.errors.Interrupted("operation canceled"));
+    }
+  }
+}
+
+function joinAll(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+const QUEUE_NOTE = "broadcast must not wait for any client: it puts the line in each client's " +
+  "own queue and returns; each queue has its own writer. Count the bytes queued for a client " +
+  "(the line being written included) and drop the client (dropClient) when a line would take " +
+  "it past maxQueueBytes — exactly maxQueueBytes is still fine";
+
+suite.test("BroadcastServer: a client that never reads holds up no one, and is dropped past maxQueueBytes", async (t) => {
+  const { server, clients } = await broadcastRoom(t, ["A", "B"], {
+    maxLineBytes: 32,
+    maxQueueBytes: 64,
+  });
+  const [a] = clients;
+  const s = new FakeClient(t, "S (never reads)", 7, "stuck");
+  t.defer(() => s.release());
+  server.clients.add(s.conn);
+  t.transcript.record("grader", "note", {
+    detail: "added S, a client that never reads, to server.clients (maxQueueBytes: 64)",
+  });
+  const line = (i: number) => `line ${i} is 16 by\n`; // 16 bytes
+  const queued: number[] = [];
+  for (let i = 1; i <= 4; i++) {
+    await a.send(line(i));
+    await withNote(
+      () => everyoneGets(clients, line(i), `line ${i} of A, with S not reading`),
+      QUEUE_NOTE,
+    );
+    queued.push(server.queuedBytes(s.conn));
+  }
+  t.check(server.clients.has(s.conn) && !s.closed, {
+    step: "S, with exactly maxQueueBytes (64) queued",
+    expected: "still a client: exactly maxQueueBytes is fine",
+    actual: s.closed ? "S was dropped and closed" : "S is no longer in server.clients",
+    note: QUEUE_NOTE,
+  });
+  t.expectEqual(
+    queued,
+    [16, 32, 48, 64],
+    "server.queuedBytes(S) after each of the 4 lines of 16 bytes (S takes none)",
+    QUEUE_NOTE,
+  );
+  await a.send("\n"); // one more byte for S: 65 > 64
+  await everyoneGets(clients, "\n", "an empty line of A, one byte more than S's queue may hold");
+  t.check(!server.clients.has(s.conn) && s.closed, {
+    step: "S, once a line would take its queue to 65 bytes (maxQueueBytes is 64)",
+    expected: "dropped: out of server.clients and its connection closed (dropClient)",
+    actual: `${server.clients.has(s.conn) ? "still in" : "out of"} server.clients, ${
+      s.closed ? "closed" : "not closed"
+    }; queuedBytes(S) is ${server.queuedBytes(s.conn)}`,
+    note: QUEUE_NOTE,
+  });
+  await t.eventually(
+    "every queue is gone once S is dropped and A and B have their lines",
+    () => server.queuedClients === 0,
+    {
+      expected: "server.queuedClients to be 0",
+      actual: () => `it is ${server.queuedClients}`,
+      note: "a queue whose writer has nothing left to do, or whose client is gone, is deleted " +
+        "from the map: a long-running server must not keep one per client that ever came",
+    },
+  );
+  t.expectEqual(
+    s.writes,
+    1,
+    "write calls on S in all (one line was being written when S was dropped)",
+    "lines queued for a client that was dropped are never written: its writer stops",
+  );
+  await a.send("after S\n");
+  await everyoneGets(clients, "after S\n", "A's next line");
+});
+
+suite.test("BroadcastServer counts only the bytes not yet written: a client that reads is never dropped", async (t) => {
+  const { server, clients } = await broadcastRoom(t, ["A"], { maxQueueBytes: 64 });
+  const [a] = clients;
+  const p = new FakeClient(t, "P (reads when the grader says)", 10, "stuck");
+  t.defer(() => p.release());
+  server.clients.add(p.conn);
+  const line = (i: number) => `line ${i} is 16 by\n`; // 16 bytes
+  for (let i = 1; i <= 3; i++) {
+    await a.send(line(i));
+    await a.expect(line(i), { step: `A gets its line ${i}` });
+  }
+  t.expectEqual(
+    server.queuedBytes(p.conn),
+    48,
+    "server.queuedBytes(P) with 3 lines for P",
+    QUEUE_NOTE,
+  );
+  t.transcript.record("grader", "note", { detail: "P takes the write under way (line 1)" });
+  p.pass();
+  await t.eventually(
+    "P's writer goes on with lines 2 and 3",
+    () => p.writes === 2,
+    {
+      expected: "a second write call on P",
+      actual: () => `${p.writes} write call(s)`,
+      note: "once a write is done the writer takes what was queued meanwhile",
+    },
+  );
+  t.expectEqual(
+    server.queuedBytes(p.conn),
+    32,
+    "server.queuedBytes(P) once line 1 is written (lines 2 and 3 under way)",
+    "take a batch's bytes off the queue once it is written: the queue bound is about bytes " +
+      "still waiting, not about all the bytes a client ever got",
+  );
+  p.release(); // from now on P takes every write at once
+  await t.eventually("P's queue is gone once it has everything", () => server.queuedClients === 0, {
+    expected: "server.queuedClients to be 0",
+    actual: () => `it is ${server.queuedClients}, queuedBytes(P) ${server.queuedBytes(p.conn)}`,
+  });
+  for (let i = 4; i <= 9; i++) {
+    await a.send(line(i));
+    await a.expect(line(i), { step: `A gets its line ${i} (P takes them as they come)` });
+  }
+  await t.eventually("P has taken every line", () => p.text.length === 9 * 16, {
+    expected: `${9 * 16} bytes written to P`,
+    actual: () => `${p.text.length}`,
+  });
+  t.check(server.clients.has(p.conn) && !p.closed, {
+    step: `P, which took ${9 * 16} bytes in all (maxQueueBytes is 64), a few at a time`,
+    expected: "still a client: it reads, so its queue never held more than 64 bytes",
+    actual: p.closed ? "P was dropped and closed" : "P is no longer in server.clients",
+    note: "only what is queued and not yet written counts towards maxQueueBytes",
+  });
+});
+
+suite.test("BroadcastServer: the lines queued for a client that left are not written", async (t) => {
+  const { server, clients } = await broadcastRoom(t, ["A"], { maxQueueBytes: 1024 });
+  const [a] = clients;
+  const s = new FakeClient(t, "S (leaves)", 8, "stuck");
+  t.defer(() => s.release());
+  server.clients.add(s.conn);
+  for (const text of ["one\n", "two\n", "three\n"]) {
+    await a.send(text);
+    await a.expect(text, { step: `A gets ${JSON.stringify(text)}` });
+  }
+  // S leaves the audience (as finish() does) while its first write is still under way.
+  server.clients.delete(s.conn);
+  t.transcript.record("grader", "note", {
+    detail: "removed S from server.clients (as its finish() would), then let its write through",
+  });
+  s.release();
+  await t.eventually("S's queue is gone", () => server.queuedClients === 0, {
+    expected: "server.queuedClients to be 0",
+    actual: () => `it is ${server.queuedClients}`,
+    note: "the writer of a client that is no longer in server.clients stops and deletes its queue",
+  });
+  t.expectEqual(
+    s.writes,
+    1,
+    "write calls on S (two lines were still queued when S left)",
+    "before each write, the writer checks that the client is still in server.clients: lines " +
+      "for a client that left are dropped, not written to a connection about to close",
+  );
+});
+
+suite.test("BroadcastServer: a slow reader gets every line whole and in order", async (t) => {
+  const { server, clients } = await broadcastRoom(t, ["A", "B"], { maxQueueBytes: 4096 });
+  const [a, b] = clients;
+  const slow = new FakeClient(t, "T (takes 5 bytes a turn)", 9, 5);
+  server.clients.add(slow.conn);
+  const lines = ["first line from a\n", "second, from b\n", "third from a\n", "4\n"];
+  await a.send(lines[0] + lines[2]);
+  await b.send(lines[1]);
+  await a.send(lines[3]);
+  const expected = new Map<Probe, string>();
+  for (const probe of clients) {
+    const got = [];
+    for (let i = 0; i < lines.length; i++) {
+      got.push(await probe.readLine({ step: `${probe.label} reads line ${i + 1} of 4` }));
+    }
+    expected.set(probe, got.join(""));
+  }
+  await t.eventually(
+    "T has taken all four lines",
+    () => slow.text.length >= expected.get(a)!.length,
+    {
+      expected: `${expected.get(a)!.length} bytes written to T`,
+      actual: () => `${slow.text.length} bytes: ${JSON.stringify(slow.text)}`,
+      note: "every client in server.clients gets every line, slow or not",
+    },
+  );
+  t.expectEqual(
+    slow.text,
+    expected.get(a)!,
+    "the bytes T got, 5 at a time (A's order)",
+    "one writer per client writes its queue in order, one write after the other: writing each " +
+      "line on its own the moment it arrives makes two writeAll run at once on T, and their " +
+      "pieces interleave",
+  );
+});
+
+suite.test("BroadcastServer: a client that ends its stream still gets the lines queued for it", async (t) => {
+  const lib = await load(t);
+  const watch = { eof: false, release: () => {} };
+  const released = new Promise<void>((resolve) => watch.release = resolve);
+  t.defer(() => watch.release());
+  /** The grader's A: its writes wait until the grader lets them go; its reads are watched. */
+  const slowWrites = (conn: Deno.Conn): Deno.Conn =>
+    new Proxy(conn, {
+      get(target, property) {
+        if (property === "write") {
+          return async (bytes: Uint8Array) => {
+            await released;
+            return await target.write(bytes);
+          };
+        }
+        if (property === "read") {
+          return async (buffer: Uint8Array) => {
+            const n = await target.read(buffer);
+            if (n === null) watch.eof = true;
+            return n;
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  class Watched extends lib.BroadcastServer {
+    protected override async getRequest(): Promise<Lesson.Incoming<Deno.Conn>> {
+      const incoming = await super.getRequest();
+      return { request: slowWrites(incoming.request), clientAddress: incoming.clientAddress };
+    }
+  }
+  const served = await serve(t, "BroadcastServer", () => new Watched({ port: 0 }));
+  const a = await client(t, served.server.addr, "A");
+  await waitForAudience(t, served.server, 1, "A has joined");
+  await a.send("last words\n");
+  await a.closeWrite();
+  await t.eventually("your server reads A's end of stream", () => watch.eof, {
+    expected: "A's read to return null",
+    actual: () => "it has not yet",
+  });
+  await ioTurns();
+  t.transcript.record("grader", "note", { detail: "lets the writes to A through" });
+  watch.release();
+  await withNote(
+    () => a.expect("last words\n", { step: "A, which half-closed, still gets its own line" }),
+    "EOF means no more lines from the client, not no more lines to it: when readLine returns " +
+      "null, await this.server.flushed(this.request) before handle() returns (the server " +
+      "closes the connection right after)",
+  );
+  await a.expectEnd({ step: "then the server closes A" });
 });

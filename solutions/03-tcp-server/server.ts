@@ -9,7 +9,7 @@
  * @module
  */
 // starter: import { TodoError } from "workbook";
-import { programLogger } from "workbook";
+import { isOutOfDescriptors, programLogger } from "workbook";
 
 const serialLog = programLogger("serial");
 const concurrentLog = programLogger("concurrent");
@@ -53,12 +53,28 @@ export interface LineServer {
   close(): Promise<void>;
 }
 
-/** Where a server listens. */
+/**
+ * The first pause of accepting, in milliseconds, once `accept()` fails because
+ * the process is out of file descriptors. Each further failure doubles the
+ * pause, up to {@linkcode MAX_ACCEPT_PAUSE_MS}.
+ */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The longest pause of accepting while the process is out of descriptors. */
+export const MAX_ACCEPT_PAUSE_MS = 1000;
+
+/** Where a server listens, and how it waits. */
 export interface ServerOptions {
   /** Default `"127.0.0.1"`: a lesson server is not for the network. */
   hostname?: string;
   /** Default 0: the kernel picks a free port; read it from `server.addr.port`. */
   port?: number;
+  /**
+   * How the server waits `ms` milliseconds before it calls `accept()` again
+   * after running out of descriptors. Default {@linkcode sleep} (a timer). The
+   * grader passes its own, to see every pause without waiting it out.
+   */
+  pause?: (ms: number) => Promise<void>;
 }
 
 // Helpers you may use (they are not part of the task).
@@ -82,6 +98,11 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch (error) {
     if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
+}
+
+/** Resolves after `ms` milliseconds: the default {@linkcode ServerOptions.pause}. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The client's address as `127.0.0.1:50412`, for log lines. */
@@ -192,6 +213,12 @@ export async function handleConnection(conn: Deno.Conn): Promise<Ending> {
  * - One client must never stop the server: an error from `accept()` (a
  *   client that reset while it waited in the queue makes `accept()` throw
  *   `NotConnected`) or from `handleConnection` is logged, and the loop goes on.
+ * - Out of descriptors (`isOutOfDescriptors(error)`, from `"workbook"`), the
+ *   loop pauses before it accepts again: `options.pause(ms)` (default
+ *   {@linkcode sleep}), {@linkcode ACCEPT_PAUSE_MS} first, doubling up to
+ *   {@linkcode MAX_ACCEPT_PAUSE_MS}. It logs one warning when the trouble
+ *   starts — not one per failed attempt — and once `accept()` works again the
+ *   next trouble starts over: a new warning, a pause of ACCEPT_PAUSE_MS.
  * - Log each connect and disconnect (`serialLog.info(...)`), e.g.
  *   `client 127.0.0.1:50412 connected`, `client 127.0.0.1:50412 left (eof)`.
  * - `close()` stops accepting, closes the live connection, and resolves
@@ -204,8 +231,10 @@ export function startSerialServer(options: ServerOptions = {}): LineServer {
     port: options.port ?? 0,
     transport: "tcp",
   });
+  const pause = options.pause ?? sleep;
   let closing = false;
   let current: Deno.Conn | undefined;
+  let pauseMs = 0; // the last pause while out of descriptors; 0 when accept() works
   const loop = (async () => {
     while (!closing) {
       let conn: Deno.Conn;
@@ -213,9 +242,22 @@ export function startSerialServer(options: ServerOptions = {}): LineServer {
         conn = await listener.accept();
       } catch (error) {
         if (closing) break; // close() closed the listener: a pending accept fails
+        if (isOutOfDescriptors(error)) {
+          // The client stays queued in the kernel: retrying at once would spin. Back off,
+          // and say so once, at the first failure of the episode (no pause yet).
+          if (pauseMs === 0) {
+            serialLog.warn("out of file descriptors: pausing accept ({error})", {
+              error: String(error),
+            });
+          }
+          pauseMs = pauseMs === 0 ? ACCEPT_PAUSE_MS : Math.min(pauseMs * 2, MAX_ACCEPT_PAUSE_MS);
+          await pause(pauseMs);
+          continue;
+        }
         serialLog.warn("accept failed, going on: {error}", { error: String(error) });
         continue;
       }
+      pauseMs = 0; // accept() works again: the next shortage starts afresh
       if (closing) {
         closeQuietly(conn);
         break;
@@ -257,7 +299,8 @@ export function startSerialServer(options: ServerOptions = {}): LineServer {
  * - A handler runs on its own, so it needs its own error handling: attach a
  *   `.catch` (or wrap it in an async function with try/catch) — a rejection
  *   nobody handles crashes the whole program. Errors from `accept()` are
- *   logged and the loop goes on.
+ *   logged and the loop goes on; out of descriptors, it pauses and backs off
+ *   exactly as {@linkcode startSerialServer} does.
  * - Keep every live connection with its handler's promise (a `Map`), so
  *   `close()` can close them all and wait for the handlers.
  * - Log each connect and disconnect (`concurrentLog.info(...)`).
@@ -271,7 +314,9 @@ export function startConcurrentServer(options: ServerOptions = {}): LineServer {
     port: options.port ?? 0,
     transport: "tcp",
   });
+  const pause = options.pause ?? sleep;
   let closing = false;
+  let pauseMs = 0; // the last pause while out of descriptors; 0 when accept() works
   // Every live connection and the promise of its handler.
   const handlers = new Map<Deno.Conn, Promise<void>>();
 
@@ -294,9 +339,22 @@ export function startConcurrentServer(options: ServerOptions = {}): LineServer {
         conn = await listener.accept();
       } catch (error) {
         if (closing) break;
+        if (isOutOfDescriptors(error)) {
+          // The client stays queued in the kernel: retrying at once would spin. Back off,
+          // and say so once, at the first failure of the episode (no pause yet).
+          if (pauseMs === 0) {
+            concurrentLog.warn("out of file descriptors: pausing accept ({error})", {
+              error: String(error),
+            });
+          }
+          pauseMs = pauseMs === 0 ? ACCEPT_PAUSE_MS : Math.min(pauseMs * 2, MAX_ACCEPT_PAUSE_MS);
+          await pause(pauseMs);
+          continue;
+        }
         concurrentLog.warn("accept failed, going on: {error}", { error: String(error) });
         continue;
       }
+      pauseMs = 0; // accept() works again: the next shortage starts afresh
       if (closing) {
         closeQuietly(conn);
         break;
