@@ -22,6 +22,7 @@ import {
   withNote,
 } from "../workbook/harness/mod.ts";
 import { clientInThread, FreezeGuard } from "../workbook/harness/freeze_guard.ts";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   accept,
   close,
@@ -31,6 +32,7 @@ import {
   EAGAIN,
   EBADF,
   ECONNRESET,
+  EMFILE,
   ENOTSOCK,
   ErrnoError,
   errnoName,
@@ -671,6 +673,10 @@ function loopThrew(t: Grader, error: unknown): GradeFailure {
       "that reset) ends THAT connection, like end of stream: catch it, close the fd, and keep " +
       "serving the others";
   }
+  if (error instanceof ErrnoError && error.syscall === "send") failure.details.note ??= DROP_NOTE;
+  if (error instanceof ErrnoError && error.syscall === "accept4") {
+    failure.details.note ??= EMFILE_NOTE;
+  }
   failure.message = failure.render();
   return failure;
 }
@@ -963,6 +969,147 @@ suite.test(
         note: "without options.stats, count into newPollingStats() and return that",
       },
     );
+  },
+  { requires: ["ffi"], timeoutMs: 8000 },
+);
+
+const DROP_NOTE = "a send that fails (sendAllNonBlocking throws: the client reset while its " +
+  "echo was on the way, or never reads) ends THAT connection: catch it, close the fd, and keep " +
+  "serving the others (docs/10-io-models.md, Under attack)";
+
+suite.test(
+  "pollingEchoServer drops a client whose echo fails (send: ECONNRESET) and serves the others",
+  async (t) => {
+    const { listener } = await startPolling(t, 3);
+    const address = { hostname: "127.0.0.1", port: listener.port };
+    // The grader's double of send(2): an echo that starts with "GONE" fails as if that
+    // client had reset while its echo was being sent.
+    const real = sys.send;
+    let failed = 0;
+    sys.send = (fd, bytes, flags) => {
+      if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "GONE") {
+        failed++;
+        return { value: -1, errno: ECONNRESET };
+      }
+      return real(fd, bytes, flags);
+    };
+    t.defer(() => sys.send = real);
+    const a = await t.connect(address, "A");
+    await a.send("A first\n");
+    await withNote(a.expect("A first\n"), ECHO_NOTE);
+    const b = await t.connect(address, "B");
+    await b.send("GONE: my echo's send fails with ECONNRESET\n");
+    await withNote(
+      b.expectEnd({ step: "B's echo failed (ECONNRESET from send): your server closes B" }),
+      DROP_NOTE,
+    );
+    await a.send("A after B\n");
+    await withNote(
+      a.expect("A after B\n", { step: "A is still served after B's send failed" }),
+      DROP_NOTE,
+    );
+    const c = await t.connect(address, "C");
+    await c.send("C\n");
+    await withNote(
+      c.expect("C\n", { step: "C is accepted and served after B's send failed" }),
+      DROP_NOTE,
+    );
+    t.check(failed >= 1, {
+      step: "the grader's send double",
+      expected: "your server to send B's echo (it failed once, on purpose)",
+      actual: `${failed} failed send calls`,
+    });
+  },
+  { requires: ["ffi"], timeoutMs: 8000 },
+);
+
+/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+const EMFILE_NOTE = "out of descriptors (tryAccept throws an ErrnoError with EMFILE or ENFILE) " +
+  "is not the end: the client stays queued in the kernel. Stop calling accept4 for a pause " +
+  "(10 ms, doubling up to 1 s while it keeps failing), log ONE warning for the episode, keep " +
+  "serving the open connections, and accept as usual once accept4 no longer fails " +
+  "(docs/10-io-models.md, Under attack)";
+
+suite.test(
+  "pollingEchoServer, out of descriptors (accept4: EMFILE), pauses accepting and recovers",
+  async (t) => {
+    const records = await captureLogs(t);
+    const { listener, stats } = await startPolling(t, 3);
+    const address = { hostname: "127.0.0.1", port: listener.port };
+    const a = await t.connect(address, "A");
+    await a.send("A first\n");
+    await withNote(a.expect("A first\n"), ECHO_NOTE);
+    // The grader's double of accept4 on your listener: the next FAILS calls fail with EMFILE.
+    const FAILS = 6;
+    const real = sys.accept4;
+    let failing = 0;
+    let episode: { rounds: number; calls: number; logs: number } | undefined;
+    let spent = { rounds: 0, calls: 0, warnings: 0 };
+    sys.accept4 = (on, addr, length, flags) => {
+      if (on !== listener.fd || failing === 0) return real(on, addr, length, flags);
+      episode ??= { rounds: stats.rounds, calls: stats.acceptCalls, logs: records.length };
+      failing--;
+      if (failing === 0) {
+        spent = {
+          rounds: stats.rounds - episode.rounds,
+          calls: stats.acceptCalls - episode.calls,
+          warnings: records.slice(episode.logs).filter((r) =>
+            r.level === "warning" || r.level === "error"
+          ).length,
+        };
+      }
+      return { value: -1, errno: EMFILE };
+    };
+    t.defer(() => sys.accept4 = real);
+    failing = FAILS;
+    await a.send("A while accept4 fails\n");
+    await withNote(
+      a.expect("A while accept4 fails\n", { step: "A is served while accept4 fails with EMFILE" }),
+      EMFILE_NOTE,
+    );
+    await t.eventually(
+      `your server makes the ${FAILS} accept4 calls that fail`,
+      () => failing === 0,
+      {
+        expected: `${FAILS} more accept4 calls on your listener (each failing with EMFILE)`,
+        actual: () => `${FAILS - failing} so far; ${showStats(stats)}`,
+        note: EMFILE_NOTE,
+      },
+    );
+    const b = await t.connect(address, "B");
+    await b.send("B after the episode\n");
+    await withNote(
+      b.expect("B after the episode\n", {
+        step: "B is accepted and served once accept4 works again",
+      }),
+      EMFILE_NOTE,
+    );
+    t.check(spent.calls < spent.rounds, {
+      step: `your loop while its ${FAILS} accept4 calls failed with EMFILE`,
+      expected: "fewer accept calls than rounds: a pause between the failing calls",
+      actual: `${spent.calls} accept calls in ${spent.rounds} rounds`,
+      note: EMFILE_NOTE,
+    });
+    t.check(spent.warnings === 1, {
+      step: `the log while ${FAILS} accept4 calls failed with EMFILE (one episode)`,
+      expected: "exactly one warning for the episode",
+      actual: `${spent.warnings} warnings`,
+      note: EMFILE_NOTE,
+    });
   },
   { requires: ["ffi"], timeoutMs: 8000 },
 );

@@ -22,6 +22,7 @@ import {
   withNote,
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/11-select-poll-epoll/multiplex.ts";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   connectTcp,
   EMFILE,
@@ -133,6 +134,7 @@ function adviceFor(error: unknown): string | undefined {
     return "a closed descriptor was still in what your loop watches: when you close a client, " +
       "also forget it (state.closeClient(fd) does both), and with epoll EPOLL_CTL_DEL it first";
   }
+  if (/EMFILE|ENFILE|Too many open files/.test(text)) return EMFILE_NOTE;
   if (/POLLNVAL|not open/.test(text)) {
     return "a closed descriptor is still in your pollfd list: close AND forget (state.closeClient)";
   }
@@ -1417,3 +1419,99 @@ suite.test("EventLoop: a throwing callback rejects run(); the loop still closes"
   });
   await t.step("loop.close() after the failed run", () => loop.close());
 }, { requires: ["ffi"] });
+
+// ---------------------------------------------------------------------------
+// Out of descriptors: accept4 fails with EMFILE
+// ---------------------------------------------------------------------------
+
+/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
+async function captureLogs(t: Grader): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  t.defer(() => reset());
+  return records;
+}
+
+const EMFILE_NOTE = "out of descriptors (acceptOne throws: isOutOfDescriptors(error)) is not " +
+  "the end: the client stays queued in the kernel. Call state.pauseAccepting(error) (with " +
+  "epoll: EPOLL_CTL_DEL the listener and pass a resume that adds it back), stop accepting, " +
+  "leave the listener out of your wait while state.acceptPaused, and keep serving the " +
+  "connections you have (docs/11-select-poll-epoll.md, Under attack)";
+
+for (const kind of KINDS) {
+  suite.test(
+    `${kind}: out of descriptors (accept4: EMFILE), pauses accepting, logs once, recovers`,
+    async (t) => {
+      const records = await captureLogs(t);
+      const server = await start(t, kind);
+      const [listenerFd] = server.openFds();
+      const a = await t.connect(server.addr, "A");
+      await a.send("A first\n");
+      await a.expect("A first\n", { step: "the echo of A's first line" });
+      // The grader's double of accept4 on your listener: while `failing`, each call fails
+      // with EMFILE (the client stays queued, as the kernel keeps it).
+      const real = sys.accept4;
+      let failing = true;
+      let failed = 0;
+      sys.accept4 = (on, address, length, flags) => {
+        if (on !== listenerFd || !failing) return real(on, address, length, flags);
+        failed++;
+        return { value: -1, errno: EMFILE };
+      };
+      t.defer(() => sys.accept4 = real);
+      const logsBefore = records.length;
+      const b = await t.connect(server.addr, "B (queued while accept4 fails)");
+      let leftOut = false;
+      await t.eventually(
+        "your server while accept4 fails with EMFILE",
+        () => {
+          if (failed > 0 && !server.watchedFds().includes(listenerFd)) leftOut = true;
+          return leftOut || failed >= 8;
+        },
+        {
+          expected: "an accept4 call that fails, then a wait without the listener (a pause)",
+          actual: () => `${failed} failed accept4 calls; watched now: ${list(server.watchedFds())}`,
+          note: EMFILE_NOTE,
+        },
+      );
+      t.check(leftOut, {
+        step: "server.watchedFds() after accept4 failed with EMFILE",
+        expected: `a wait without the listener (fd ${listenerFd}) while accepting is paused`,
+        actual: `${failed} failed accept4 calls, the listener watched every time`,
+        note: EMFILE_NOTE,
+      });
+      await a.send("A while accepting is paused\n");
+      await withNote(
+        a.expect("A while accepting is paused\n", { step: "A is served while accept4 fails" }),
+        EMFILE_NOTE,
+      );
+      const warnings = records.slice(logsBefore).filter((r) =>
+        r.level === "warning" || r.level === "error"
+      );
+      t.check(warnings.length === 1, {
+        step: `the log of the episode (${failed} failed accept4 calls so far)`,
+        expected: "exactly one warning for the episode (state.pauseAccepting logs it)",
+        actual: `${warnings.length} warnings`,
+        note: EMFILE_NOTE,
+      });
+      failing = false;
+      await b.send("B after the episode\n");
+      await withNote(
+        b.expect("B after the episode\n", {
+          step: "B is accepted and served once accept4 works again",
+          timeoutMs: 5000,
+        }),
+        "when state.acceptPaused turns false (your loop is woken), put the listener back in " +
+          "your wait and accept: the queued client is still there",
+      );
+    },
+    { requires: ["ffi"], timeoutMs: 10_000 },
+  );
+}

@@ -20,6 +20,8 @@ import {
   EAGAIN,
   ECONNABORTED,
   EINTR,
+  EMFILE,
+  ENFILE,
   ErrnoError,
   EWOULDBLOCK,
   F_GETFL,
@@ -140,8 +142,13 @@ export async function sendAllNonBlocking(fd: number, bytes: Uint8Array): Promise
  * An echo server that never waits inside a call: it polls. Each round:
  * - while fewer than `clients` have been accepted, one {@linkcode tryAccept};
  * - one {@linkcode tryRead} on every open connection: data goes straight back
- *   ({@linkcode sendAllNonBlocking}); 0 (end of stream) or a read error: close
- *   that connection;
+ *   ({@linkcode sendAllNonBlocking}); 0 (end of stream), a read error, or a
+ *   send that throws (the client reset, or never reads): close THAT
+ *   connection and keep serving the others;
+ * - out of descriptors (tryAccept throws an ErrnoError with EMFILE or
+ *   ENFILE): the client stays queued; skip accepting for a pause of 10 ms,
+ *   doubling (up to 1 s) while it keeps failing, log ONE warning per episode,
+ *   and accept as usual again once an accept4 call does not fail;
  * - then yield to the event loop with a macrotask:
  *   `await new Promise((r) => setTimeout(r, 0))`. A loop that never yields (or
  *   only awaits an already-resolved promise) freezes every timer and

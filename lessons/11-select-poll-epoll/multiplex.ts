@@ -21,7 +21,13 @@
  */
 import { TodoError } from "workbook";
 import { setImmediate } from "node:timers";
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  isOutOfDescriptors,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 import {
   accept,
   close,
@@ -314,6 +320,8 @@ export class EchoState {
   accepted = 0;
   refused = 0;
   #released = false;
+  #acceptTimer: ReturnType<typeof setTimeout> | undefined;
+  #pauseMs = 0;
 
   /**
    * Set this before every wait (every select, poll or epoll_wait call): the
@@ -366,14 +374,52 @@ export class EchoState {
     ];
   }
 
-  /** Takes one queued connection (non-blocking fd), or `null` when none is queued. */
+  /**
+   * Takes one queued connection (non-blocking fd), or `null` when none is
+   * queued. Throws what accept4 throws: out of descriptors (EMFILE, ENFILE:
+   * `isOutOfDescriptors(error)`), see {@linkcode EchoState.pauseAccepting}.
+   */
   acceptOne(): number | null {
     const fd = accept(this.listener.fd, { nonBlocking: true });
+    if (this.#pauseMs > 0) {
+      this.#pauseMs = 0;
+      log.info("{kind}: accepting again", { kind: this.kind });
+    }
     if (fd !== null) {
       this.accepted++;
       log.info("{kind}: client connected on fd {fd}", { kind: this.kind, fd });
     }
     return fd;
+  }
+
+  /** True while accepting is paused: leave the listener out of your wait. */
+  get acceptPaused(): boolean {
+    return this.#acceptTimer !== undefined;
+  }
+
+  /**
+   * Call it when {@linkcode EchoState.acceptOne} threw "out of descriptors"
+   * (`isOutOfDescriptors(error)`): the client stays queued in the kernel, and
+   * calling accept again at once fails again. It pauses accepting for 10 ms,
+   * doubling (up to 1 s) while accept keeps failing, and logs one warning per
+   * episode. When the pause ends it calls `resume` (if given), wakes your loop,
+   * and `acceptPaused` is false again: put the listener back and accept.
+   */
+  pauseAccepting(error: unknown, resume?: () => void): void {
+    if (this.#pauseMs === 0) {
+      log.warn("{kind}: out of descriptors, accepting paused: {error}", {
+        kind: this.kind,
+        error: String(error), // its message: a stack trace needs descriptors to print
+      });
+    }
+    this.#pauseMs = Math.min(this.#pauseMs === 0 ? 10 : this.#pauseMs * 2, 1000);
+    clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = setTimeout(() => {
+      this.#acceptTimer = undefined;
+      if (this.#released) return;
+      resume?.();
+      this.wake.wake();
+    }, this.#pauseMs);
   }
 
   /**
@@ -394,6 +440,8 @@ export class EchoState {
   releaseAll(): void {
     if (this.#released) return;
     this.#released = true;
+    clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = undefined;
     for (const fd of this.clients.keys()) closeQuietly(fd);
     this.clients.clear();
     for (const fd of this.extraFds) closeQuietly(fd);
@@ -524,7 +572,10 @@ export function serveEdge(
  *   select has no worker-thread binding, so never wait in it: look (timeout 0),
  *   then `await pause(...)`: `pause(0)` after a round with work, a growing
  *   pause (1, 2, 4 … up to {@linkcode SELECT_IDLE_MAX_MS} ms) while idle.
- * - Listener readable: accept until `state.acceptOne()` returns null. A new fd
+ * - Listener readable: accept until `state.acceptOne()` returns null. If it
+ *   throws "out of descriptors" (`isOutOfDescriptors(error)`), call
+ *   `state.pauseAccepting(error)`, stop accepting, and leave the listener out
+ *   of the read set while `state.acceptPaused`. Any other error: rethrow. A new fd
  *   >= FD_SETSIZE cannot go into an fd_set (FD_SET past the bitmap corrupts
  *   memory in C; the bindings throw a RangeError): close it at once, count it
  *   in `state.refused`, log a warning, and keep serving everyone else.
@@ -550,6 +601,8 @@ export function startSelectEchoServer(options: EchoOptions = {}): EchoServer {
  *   being asked for: treat them as "readable" (the read then says EOF or
  *   reset). POLLNVAL means a closed fd is still in your list: a bug — throw.
  * - Wake pipe: `drain()`. Listener: accept until `acceptOne()` is null.
+ *   Out of descriptors: `state.pauseAccepting(error)` (as with select) and
+ *   no listener in the list while `state.acceptPaused`.
  *   Clients: `serveReady`, and `state.closeClient(fd)` when it says false.
  * - Return `state.server(loop)`.
  */
@@ -574,6 +627,10 @@ export function startPollEchoServer(options: EchoOptions = {}): EchoServer {
  * - Loop: set `state.watched` (the interest list), then
  *   `await epollWaitAsync(epfd, 64, -1)`; EPOLLHUP/EPOLLERR/EPOLLRDHUP count as
  *   readable. Drop a client with EPOLL_CTL_DEL, then `state.closeClient(fd)`.
+ * - Out of descriptors while accepting: EPOLL_CTL_DEL the listener and
+ *   `state.pauseAccepting(error, resume)`, where `resume` adds it back (an fd
+ *   added while ready is reported at once, edge-triggered or not); leave it
+ *   out of `state.watched` while `state.acceptPaused`.
  * - If a call fails while it starts (epoll_create, epoll_ctl: EMFILE when
  *   descriptors run out), `state.releaseAll()` and rethrow.
  * - Return `state.server(loop)`.

@@ -19,6 +19,8 @@ import {
   EAGAIN,
   ECONNABORTED,
   EINTR,
+  EMFILE,
+  ENFILE,
   ErrnoError,
   EWOULDBLOCK,
   F_GETFL,
@@ -172,8 +174,13 @@ export async function sendAllNonBlocking(fd: number, bytes: Uint8Array): Promise
  * An echo server that never waits inside a call: it polls. Each round:
  * - while fewer than `clients` have been accepted, one {@linkcode tryAccept};
  * - one {@linkcode tryRead} on every open connection: data goes straight back
- *   ({@linkcode sendAllNonBlocking}); 0 (end of stream) or a read error: close
- *   that connection;
+ *   ({@linkcode sendAllNonBlocking}); 0 (end of stream), a read error, or a
+ *   send that throws (the client reset, or never reads): close THAT
+ *   connection and keep serving the others;
+ * - out of descriptors (tryAccept throws an ErrnoError with EMFILE or
+ *   ENFILE): the client stays queued; skip accepting for a pause of 10 ms,
+ *   doubling (up to 1 s) while it keeps failing, log ONE warning per episode,
+ *   and accept as usual again once an accept4 call does not fail;
  * - then yield to the event loop with a macrotask:
  *   `await new Promise((r) => setTimeout(r, 0))`. A loop that never yields (or
  *   only awaits an already-resolved promise) freezes every timer and
@@ -189,12 +196,25 @@ export async function pollingEchoServer(options: PollingOptions): Promise<Pollin
   const open = new Set<number>();
   const buffer = new Uint8Array(16 * 1024);
   let accepted = 0;
+  let pauseMs = 0; // out of descriptors: the current pause between accept calls
+  let resumeAt = 0;
   try {
     while ((accepted < options.clients || open.size > 0) && !options.signal?.aborted) {
       stats.rounds++;
-      if (accepted < options.clients) {
+      if (accepted < options.clients && performance.now() >= resumeAt) {
         stats.acceptCalls++;
-        const fd = tryAccept(options.listener.fd);
+        let fd: number | null;
+        try {
+          fd = tryAccept(options.listener.fd);
+          pauseMs = 0; // accept4 did not fail: the episode (if any) is over
+        } catch (error) {
+          const errno = error instanceof ErrnoError ? error.errno : undefined;
+          if (errno !== EMFILE && errno !== ENFILE) throw error;
+          if (pauseMs === 0) log.warn("out of descriptors, accepting paused: {error}", { error });
+          pauseMs = Math.min(pauseMs === 0 ? 10 : pauseMs * 2, 1000);
+          resumeAt = performance.now() + pauseMs;
+          fd = null;
+        }
         if (fd === null) stats.wastedAccepts++;
         else {
           accepted++;
@@ -218,7 +238,13 @@ export async function pollingEchoServer(options: PollingOptions): Promise<Pollin
           close(fd);
           log.info("fd {fd} closed", { fd });
         } else {
-          await sendAllNonBlocking(fd, buffer.subarray(0, n));
+          try {
+            await sendAllNonBlocking(fd, buffer.subarray(0, n));
+          } catch (error) {
+            log.info("echo to fd {fd} failed, dropping it: {error}", { fd, error });
+            open.delete(fd);
+            close(fd);
+          }
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 0));

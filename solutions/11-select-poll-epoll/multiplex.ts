@@ -20,7 +20,13 @@
  */
 // starter: import { TodoError } from "workbook";
 import { setImmediate } from "node:timers";
-import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
+import {
+  isOutOfDescriptors,
+  parseProgramArgs,
+  programLogger,
+  setupLogging,
+  untilInterrupted,
+} from "workbook";
 import {
   accept,
   close,
@@ -313,6 +319,8 @@ export class EchoState {
   accepted = 0;
   refused = 0;
   #released = false;
+  #acceptTimer: ReturnType<typeof setTimeout> | undefined;
+  #pauseMs = 0;
 
   /**
    * Set this before every wait (every select, poll or epoll_wait call): the
@@ -365,14 +373,52 @@ export class EchoState {
     ];
   }
 
-  /** Takes one queued connection (non-blocking fd), or `null` when none is queued. */
+  /**
+   * Takes one queued connection (non-blocking fd), or `null` when none is
+   * queued. Throws what accept4 throws: out of descriptors (EMFILE, ENFILE:
+   * `isOutOfDescriptors(error)`), see {@linkcode EchoState.pauseAccepting}.
+   */
   acceptOne(): number | null {
     const fd = accept(this.listener.fd, { nonBlocking: true });
+    if (this.#pauseMs > 0) {
+      this.#pauseMs = 0;
+      log.info("{kind}: accepting again", { kind: this.kind });
+    }
     if (fd !== null) {
       this.accepted++;
       log.info("{kind}: client connected on fd {fd}", { kind: this.kind, fd });
     }
     return fd;
+  }
+
+  /** True while accepting is paused: leave the listener out of your wait. */
+  get acceptPaused(): boolean {
+    return this.#acceptTimer !== undefined;
+  }
+
+  /**
+   * Call it when {@linkcode EchoState.acceptOne} threw "out of descriptors"
+   * (`isOutOfDescriptors(error)`): the client stays queued in the kernel, and
+   * calling accept again at once fails again. It pauses accepting for 10 ms,
+   * doubling (up to 1 s) while accept keeps failing, and logs one warning per
+   * episode. When the pause ends it calls `resume` (if given), wakes your loop,
+   * and `acceptPaused` is false again: put the listener back and accept.
+   */
+  pauseAccepting(error: unknown, resume?: () => void): void {
+    if (this.#pauseMs === 0) {
+      log.warn("{kind}: out of descriptors, accepting paused: {error}", {
+        kind: this.kind,
+        error: String(error), // its message: a stack trace needs descriptors to print
+      });
+    }
+    this.#pauseMs = Math.min(this.#pauseMs === 0 ? 10 : this.#pauseMs * 2, 1000);
+    clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = setTimeout(() => {
+      this.#acceptTimer = undefined;
+      if (this.#released) return;
+      resume?.();
+      this.wake.wake();
+    }, this.#pauseMs);
   }
 
   /**
@@ -393,6 +439,8 @@ export class EchoState {
   releaseAll(): void {
     if (this.#released) return;
     this.#released = true;
+    clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = undefined;
     for (const fd of this.clients.keys()) closeQuietly(fd);
     this.clients.clear();
     for (const fd of this.extraFds) closeQuietly(fd);
@@ -546,7 +594,10 @@ export function serveEdge(
  *   select has no worker-thread binding, so never wait in it: look (timeout 0),
  *   then `await pause(...)`: `pause(0)` after a round with work, a growing
  *   pause (1, 2, 4 … up to {@linkcode SELECT_IDLE_MAX_MS} ms) while idle.
- * - Listener readable: accept until `state.acceptOne()` returns null. A new fd
+ * - Listener readable: accept until `state.acceptOne()` returns null. If it
+ *   throws "out of descriptors" (`isOutOfDescriptors(error)`), call
+ *   `state.pauseAccepting(error)`, stop accepting, and leave the listener out
+ *   of the read set while `state.acceptPaused`. Any other error: rethrow. A new fd
  *   >= FD_SETSIZE cannot go into an fd_set (FD_SET past the bitmap corrupts
  *   memory in C; the bindings throw a RangeError): close it at once, count it
  *   in `state.refused`, log a warning, and keep serving everyone else.
@@ -565,7 +616,16 @@ export function startSelectEchoServer(options: EchoOptions = {}): EchoServer {
     }
   }
   const acceptAll = () => {
-    for (let fd = state.acceptOne(); fd !== null; fd = state.acceptOne()) {
+    for (;;) {
+      let fd: number | null;
+      try {
+        fd = state.acceptOne();
+      } catch (error) {
+        if (!isOutOfDescriptors(error)) throw error;
+        state.pauseAccepting(error);
+        return;
+      }
+      if (fd === null) return;
       if (fd >= FD_SETSIZE) {
         closeQuietly(fd);
         state.refused++;
@@ -580,7 +640,8 @@ export function startSelectEchoServer(options: EchoOptions = {}): EchoServer {
   const loop = async () => {
     let idleRounds = 0;
     while (!state.closing) {
-      const readFds = [state.wake.readFd, state.listener.fd];
+      const readFds = [state.wake.readFd];
+      if (!state.acceptPaused) readFds.push(state.listener.fd);
       const writeFds: number[] = [];
       for (const client of state.clients.values()) {
         if (client.wantsRead) readFds.push(client.fd);
@@ -624,6 +685,8 @@ export function startSelectEchoServer(options: EchoOptions = {}): EchoServer {
  *   being asked for: treat them as "readable" (the read then says EOF or
  *   reset). POLLNVAL means a closed fd is still in your list: a bug — throw.
  * - Wake pipe: `drain()`. Listener: accept until `acceptOne()` is null.
+ *   Out of descriptors: `state.pauseAccepting(error)` (as with select) and
+ *   no listener in the list while `state.acceptPaused`.
  *   Clients: `serveReady`, and `state.closeClient(fd)` when it says false.
  * - Return `state.server(loop)`.
  */
@@ -632,10 +695,8 @@ export function startPollEchoServer(options: EchoOptions = {}): EchoServer {
   const state = new EchoState("poll", options);
   const loop = async () => {
     while (!state.closing) {
-      const requests: PollRequest[] = [
-        { fd: state.wake.readFd, events: POLLIN },
-        { fd: state.listener.fd, events: POLLIN },
-      ];
+      const requests: PollRequest[] = [{ fd: state.wake.readFd, events: POLLIN }];
+      if (!state.acceptPaused) requests.push({ fd: state.listener.fd, events: POLLIN });
       for (const client of state.clients.values()) {
         const events = (client.wantsRead ? POLLIN : 0) | (client.wantsWrite ? POLLOUT : 0);
         requests.push({ fd: client.fd, events });
@@ -648,7 +709,16 @@ export function startPollEchoServer(options: EchoOptions = {}): EchoServer {
         if (ready & POLLNVAL) throw new Error(`poll: fd ${fd} is in the list but not open`);
         if (fd === state.wake.readFd) state.wake.drain();
         else if (fd === state.listener.fd) {
-          for (let conn = state.acceptOne(); conn !== null; conn = state.acceptOne()) {
+          for (;;) {
+            let conn: number | null;
+            try {
+              conn = state.acceptOne();
+            } catch (error) {
+              if (!isOutOfDescriptors(error)) throw error;
+              state.pauseAccepting(error);
+              break;
+            }
+            if (conn === null) break;
             state.clients.set(conn, new EchoClient(conn));
           }
         } else {
@@ -682,6 +752,10 @@ export function startPollEchoServer(options: EchoOptions = {}): EchoServer {
  * - Loop: set `state.watched` (the interest list), then
  *   `await epollWaitAsync(epfd, 64, -1)`; EPOLLHUP/EPOLLERR/EPOLLRDHUP count as
  *   readable. Drop a client with EPOLL_CTL_DEL, then `state.closeClient(fd)`.
+ * - Out of descriptors while accepting: EPOLL_CTL_DEL the listener and
+ *   `state.pauseAccepting(error, resume)`, where `resume` adds it back (an fd
+ *   added while ready is reported at once, edge-triggered or not); leave it
+ *   out of `state.watched` while `state.acceptPaused`.
  * - If a call fails while it starts (epoll_create, epoll_ctl: EMFILE when
  *   descriptors run out), `state.releaseAll()` and rethrow.
  * - Return `state.server(loop)`.
@@ -690,12 +764,13 @@ export function startEpollEchoServer(options: EpollEchoOptions = {}): EchoServer
   // #region solution startEpollEchoServer
   const edge = options.edgeTriggered === true;
   const state = new EchoState(edge ? "epoll-et" : "epoll", options);
+  const listenerEvents = EPOLLIN | (edge ? EPOLLET : 0);
   let epfd: number;
   try {
     epfd = epollCreate();
     state.extraFds.push(epfd);
     epollCtl(epfd, EPOLL_CTL_ADD, state.wake.readFd, EPOLLIN);
-    epollCtl(epfd, EPOLL_CTL_ADD, state.listener.fd, EPOLLIN | (edge ? EPOLLET : 0));
+    epollCtl(epfd, EPOLL_CTL_ADD, state.listener.fd, listenerEvents);
   } catch (error) {
     state.releaseAll();
     throw error;
@@ -712,7 +787,20 @@ export function startEpollEchoServer(options: EpollEchoOptions = {}): EchoServer
   };
   const acceptAll = () => {
     // Edge-triggered: one edge may stand for many queued connections.
-    for (let fd = state.acceptOne(); fd !== null; fd = state.acceptOne()) {
+    for (;;) {
+      let fd: number | null;
+      try {
+        fd = state.acceptOne();
+      } catch (error) {
+        if (!isOutOfDescriptors(error)) throw error;
+        epollCtl(epfd, EPOLL_CTL_DEL, state.listener.fd);
+        state.pauseAccepting(
+          error,
+          () => epollCtl(epfd, EPOLL_CTL_ADD, state.listener.fd, listenerEvents),
+        );
+        return;
+      }
+      if (fd === null) return;
       const client = new EchoClient(fd);
       state.clients.set(fd, client);
       registered.set(fd, wanted(client));
@@ -721,7 +809,8 @@ export function startEpollEchoServer(options: EpollEchoOptions = {}): EchoServer
   };
   const loop = async () => {
     while (!state.closing) {
-      state.watched = [state.wake.readFd, state.listener.fd, ...registered.keys()];
+      const listening = state.acceptPaused ? [] : [state.listener.fd];
+      state.watched = [state.wake.readFd, ...listening, ...registered.keys()];
       const events = await epollWaitAsync(epfd, 64, -1);
       for (const { fd, events: bits } of events) {
         if (fd === state.wake.readFd) state.wake.drain();
