@@ -35,6 +35,7 @@ export {
   type ProgramArgs,
   publicBindAllowed,
   untilInterrupted,
+  withoutBrackets,
 } from "./workbook/toolkit/program.ts";
 export {
   acceptEach,

@@ -11,8 +11,10 @@
  * @module
  */
 
-const REGION_START = /^(\s*)\/\/ #region solution (\S+)\s*$/;
-const REGION_END = /^\s*\/\/ #endregion solution\s*$/;
+/** `// #region solution NAME`: the start of a learner's part (indent and name captured). */
+export const REGION_START = /^(\s*)\/\/ #region solution (\S+)\s*$/;
+/** `// #endregion solution`: its end. */
+export const REGION_END = /^\s*\/\/ #endregion solution\s*$/;
 const STARTER_LINE = /^(\s*)\/\/ starter: (.*)$/;
 
 /** The header every generated starter begins with. */

@@ -81,9 +81,14 @@ export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
-/** The lines a kind of server needs from a client before it serves it (`/nick` for the chat). */
+/** The hello a server needs from a client before it serves it (`/nick` for the chat), one entry a line. */
+export function helloOf(hello: string[] | undefined, name: string): string[] {
+  return (hello ?? []).map((line) => line.replaceAll("{name}", name));
+}
+
+/** The same hello as bytes for a stream: each line ends in `\n`. */
 export function helloLines(hello: string[] | undefined, name: string): string {
-  return (hello ?? []).map((line) => line.replaceAll("{name}", name) + "\n").join("");
+  return helloOf(hello, name).map((line) => line + "\n").join("");
 }
 
 let served = 0;
@@ -198,8 +203,8 @@ async function exchange(
         if (kind === "udp-chat") {
           // Both join (each hello line is one datagram), then B speaks too.
           for (const [socket, name] of [[b, `bb${n}`], [a, `ba${n}`]] as const) {
-            for (const line of options.hello ?? []) {
-              await socket.send(encoder.encode(line.replaceAll("{name}", name)), udpAt);
+            for (const line of helloOf(options.hello, name)) {
+              await socket.send(encoder.encode(line), udpAt);
             }
           }
           await b.send(encoder.encode("hello"), udpAt);

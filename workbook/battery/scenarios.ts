@@ -11,6 +11,8 @@
 import {
   closeQuietly,
   connect,
+  helloLines,
+  helloOf,
   normalClient,
   type ProtocolKind,
   readUntil,
@@ -142,8 +144,10 @@ export const scenarios: Scenario[] = [
       let ended = false;
       let bytes = 0;
       try {
-        const hello = (target.hello ?? []).map((l) => l.replace("{name}", "halfclose") + "\n");
-        await writeAll(conn, encoder.encode(hello.join("") + "last words\n"));
+        await writeAll(
+          conn,
+          encoder.encode(helloLines(target.hello, "halfclose") + "last words\n"),
+        );
         await conn.closeWrite();
         ({ ended, bytes } = await within(5000, "the end", readUntil(conn, () => false)));
       } catch {
@@ -225,8 +229,7 @@ export const scenarios: Scenario[] = [
       const before = await baseline(target.program);
       const conn = await connect(target.program.address);
       try {
-        const hello = (target.hello ?? []).map((l) => l.replace("{name}", "bytes") + "\n").join("");
-        await writeAll(conn, encoder.encode(hello));
+        await writeAll(conn, encoder.encode(helloLines(target.hello, "bytes")));
         await writeAll(conn, new Uint8Array([0xff, 0xfe, 0x00, 0x41, 0xc3, 0x28, 0x00, 0x0a]));
         await within(2000, "a reply", readUntil(conn, (text) => text.length > 0)).catch(() => {});
       } finally {
@@ -307,8 +310,7 @@ export const scenarios: Scenario[] = [
       let sent = 0;
       const line = encoder.encode("never read this reply ".repeat(40) + "\n");
       try {
-        const hello = (target.hello ?? []).map((l) => l.replace("{name}", "deaf") + "\n").join("");
-        await writeAll(conn, encoder.encode(hello));
+        await writeAll(conn, encoder.encode(helloLines(target.hello, "deaf")));
         await within(
           10_000,
           "sending",
@@ -343,8 +345,7 @@ export const scenarios: Scenario[] = [
       let answered = 0;
       let why: string | undefined;
       try {
-        const hello = (target.hello ?? []).map((l) => l.replace("{name}", "bulk") + "\n").join("");
-        await writeAll(conn, encoder.encode(hello));
+        await writeAll(conn, encoder.encode(helloLines(target.hello, "bulk")));
         const reading = readUntil(conn, (_text, _bytes, newlines) => {
           answered = newlines;
           return answered >= lines;
@@ -405,8 +406,8 @@ export const scenarios: Scenario[] = [
       try {
         if (target.kind === "udp-chat") {
           for (const socket of [a, b]) {
-            for (const line of target.hello ?? ["hello"]) {
-              await socket.send(encoder.encode(line.replace("{name}", "big")), to);
+            for (const line of helloOf(target.hello ?? ["hello"], "big")) {
+              await socket.send(encoder.encode(line), to);
             }
           }
           // The members' own join traffic is not the answer.

@@ -64,7 +64,7 @@
  *
  * @module
  */
-import { isLoopbackHost, publicBindAllowed } from "../toolkit/program.ts";
+import { isLoopbackHost, publicBindAllowed, withoutBrackets } from "../toolkit/program.ts";
 
 // ---------------------------------------------------------------------------
 // Platform and loading
@@ -915,8 +915,13 @@ export function isIPv6(address: string): boolean {
   return address.includes(":");
 }
 
+/** The address family a socket for `address` needs. */
+function familyOf(address: string): typeof AF_INET | typeof AF_INET6 {
+  return isIPv6(address) ? AF_INET6 : AF_INET;
+}
+
 function parseIPv6(text: string): Uint8Array {
-  const address = text.replace(/^\[(.*)\]$/, "$1");
+  const address = withoutBrackets(text);
   const fail = () => new TypeError(`expected an IPv6 address like "::1", got "${text}"`);
   const halves = address.split("::");
   if (halves.length > 2) throw fail();
@@ -1198,9 +1203,8 @@ export interface Listener extends SocketAddress {
  * ```
  */
 export function listenTcp(options: ListenOptions = {}): Listener {
-  const address = (options.address ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1");
-  const family = isIPv6(address) ? AF_INET6 : AF_INET;
-  const fd = createTcpSocket({ nonBlocking: options.nonBlocking, family });
+  const address = withoutBrackets(options.address ?? "127.0.0.1");
+  const fd = createTcpSocket({ nonBlocking: options.nonBlocking, family: familyOf(address) });
   try {
     setReuseAddress(fd);
     bind(fd, address, options.port ?? 0);
@@ -1262,7 +1266,7 @@ export interface ConnectOptions {
  */
 export function connectTcp(address: string, port: number, options: ConnectOptions = {}): number {
   // Connect non-blocking so a timeout can be enforced with poll.
-  const fd = createTcpSocket({ nonBlocking: true, family: isIPv6(address) ? AF_INET6 : AF_INET });
+  const fd = createTcpSocket({ nonBlocking: true, family: familyOf(address) });
   try {
     if (connect(fd, address, port) === "inProgress") {
       const timeoutMs = options.timeoutMs ?? 5000;

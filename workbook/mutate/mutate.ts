@@ -25,6 +25,7 @@
 import type { Lesson } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
 import { WORK_DIR } from "../runner/grade.ts";
+import { REGION_END, REGION_START } from "../starter.ts";
 import {
   fingerprint,
   loadEquivalents,
@@ -38,9 +39,6 @@ import {
 
 /** The StrykerJS release the workbook is measured with. */
 export const STRYKER = "npm:@stryker-mutator/core@10.1.1";
-
-const REGION_START = /^\s*\/\/ #region solution \S+\s*$/;
-const REGION_END = /^\s*\/\/ #endregion solution\s*$/;
 
 /** A span of lines (1-based, inclusive) inside one solution file. */
 export interface LineSpan {

@@ -21,7 +21,8 @@ async function timeCommand(args: string[]): Promise<{ ms: number; ok: boolean }>
   return { ms: performance.now() - start, ok: success };
 }
 
-function median(values: number[]): number {
+/** The middle value (the upper one of an even count). */
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }

@@ -32,6 +32,7 @@ import { selfCheck } from "./selfcheck.ts";
 import { renderSoak, soak } from "./soak.ts";
 import { paint } from "./style.ts";
 import { makeReference } from "../starter.ts";
+import { withoutBrackets } from "../toolkit/program.ts";
 
 const USAGE = `usage:
   deno task lesson N [--solution | --target DIR | --bad CASE | --good CASE] [--watch] [--verbose]
@@ -259,7 +260,7 @@ async function runProgram(lesson: Lesson, args: string[], useSolution: boolean):
   // only then does it get the permission to.
   const hostAt = rest.indexOf("--host");
   const publicHost = rest.includes("--public") && hostAt >= 0
-    ? rest[hostAt + 1]?.replace(/^\[(.*)\]$/, "$1")
+    ? withoutBrackets(rest[hostAt + 1] ?? "")
     : undefined;
   const child = new Deno.Command("deno", {
     args: ["run", ...programFlags(lesson, PROJECT_ROOT, targetRoot, publicHost), file, ...rest],

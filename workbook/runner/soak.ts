@@ -8,6 +8,7 @@
  * @module
  */
 import type { Lesson } from "../catalogue.ts";
+import { median } from "./bench.ts";
 import { gradeLesson } from "./grade.ts";
 
 /** What R gradings of one lesson's reference came to. */
@@ -55,11 +56,10 @@ export async function soak(
 export function renderSoak(results: SoakResult[]): string {
   const lines: string[] = [];
   for (const r of results) {
-    const sorted = [...r.times].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    const worst = sorted.at(-1) ?? 0;
+    const middle = r.times.length ? median(r.times) : 0;
+    const worst = Math.max(0, ...r.times);
     lines.push(
-      `${r.lesson.id} ${r.passed}/${r.runs} passed  median ${(median / 1000).toFixed(2)} s, ` +
+      `${r.lesson.id} ${r.passed}/${r.runs} passed  median ${(middle / 1000).toFixed(2)} s, ` +
         `worst ${(worst / 1000).toFixed(2)} s`,
     );
     for (const [name, count] of r.failures) lines.push(`   ✗ ${count}× ${name}`);

@@ -35,6 +35,20 @@ export function publicBindAllowed(): boolean {
 }
 
 /**
+ * A host as sockets take it: `[::1]` (the form beside a port) becomes `::1`.
+ *
+ * @example
+ * ```ts
+ * import { withoutBrackets } from "workbook";
+ *
+ * console.assert(withoutBrackets("[::1]") === "::1" && withoutBrackets("localhost") === "localhost");
+ * ```
+ */
+export function withoutBrackets(host: string): string {
+  return host.replace(/^\[(.*)\]$/, "$1");
+}
+
+/**
  * True for loopback hosts: `localhost`, 127.0.0.0/8 and `::1` (brackets allowed).
  *
  * @example
@@ -46,7 +60,7 @@ export function publicBindAllowed(): boolean {
  * ```
  */
 export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  const bare = withoutBrackets(host).toLowerCase();
   return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
 }
 
@@ -101,8 +115,9 @@ export function parseProgramArgs(
     const value = values[name];
     if (typeof value === "string") extra[name] = value;
   }
-  const host = (typeof values.host === "string" ? values.host : defaults.host ?? DEFAULT_HOST)
-    .replace(/^\[(.*)\]$/, "$1");
+  const host = withoutBrackets(
+    typeof values.host === "string" ? values.host : defaults.host ?? DEFAULT_HOST,
+  );
   if (!isLoopbackHost(host)) {
     if (values.public !== true) {
       console.error(
