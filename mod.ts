@@ -45,3 +45,12 @@ export {
   isListenerClosed,
   isOutOfDescriptors,
 } from "./workbook/toolkit/accept.ts";
+export {
+  type ByteReader,
+  type ByteWriter,
+  closeQuietly,
+  isConnectionGone,
+  LineTooLongError,
+  readLines,
+  writeAll,
+} from "./workbook/toolkit/lines.ts";

@@ -36,6 +36,16 @@ export interface LessonProgram {
   about: string;
   /** For servers: how the hostile battery talks to it (`deno task battery N NAME`). */
   battery?: BatteryProfile;
+  /** What this program needs beyond the lesson's permissions (grading never gets these). */
+  extra?: ProgramExtras;
+}
+
+/** Permissions one program needs on top of its lesson's, e.g. a bench that writes a chart. */
+export interface ProgramExtras {
+  /** Paths (relative to the project root) the program may write, e.g. `docs/charts`. */
+  write?: string[];
+  /** Programs it may start (`--allow-run`), e.g. `deno` for a process per connection. */
+  run?: string[];
 }
 
 /** How the hostile battery (`deno task battery`) talks to a server. */

@@ -12,9 +12,8 @@
  *
  * @module
  */
-import { parseProgramArgs } from "workbook";
+import { closeQuietly, isConnectionGone, parseProgramArgs, readLines, writeAll } from "workbook";
 import { startChatServer } from "./chat_server.ts";
-import { closeQuietly, isConnectionGone, readLines, writeAll } from "./lines.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

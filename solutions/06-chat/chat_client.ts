@@ -13,8 +13,16 @@
  * @module
  */
 // starter: import { TodoError } from "workbook";
-import { parseProgramArgs, programLogger, setupLogging } from "workbook";
-import { closeQuietly, isConnectionGone, LineTooLongError, readLines, writeAll } from "./lines.ts";
+import {
+  closeQuietly,
+  isConnectionGone,
+  LineTooLongError,
+  parseProgramArgs,
+  programLogger,
+  readLines,
+  setupLogging,
+  writeAll,
+} from "workbook";
 
 const log = programLogger("chat-client");
 

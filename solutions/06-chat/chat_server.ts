@@ -15,20 +15,18 @@
  */
 // starter: import { TodoError } from "workbook";
 import {
-  isOutOfDescriptors,
-  parseProgramArgs,
-  programLogger,
-  setupLogging,
-  untilInterrupted,
-} from "workbook";
-import {
   type ByteWriter,
   closeQuietly,
   isConnectionGone,
+  isOutOfDescriptors,
   LineTooLongError,
+  parseProgramArgs,
+  programLogger,
   readLines,
+  setupLogging,
+  untilInterrupted,
   writeAll,
-} from "./lines.ts";
+} from "workbook";
 
 const log = programLogger("chat");
 

@@ -9,7 +9,7 @@
  */
 import type { Lesson, LessonProgram } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { programFlags } from "../runner/permissions.ts";
+import { programArgs } from "../runner/program_run.ts";
 
 /** Where a started program listens. */
 export interface Listening {
@@ -68,11 +68,9 @@ export class RunningProgram {
   ): Promise<RunningProgram> {
     const targetRoot = options.targetRoot ??
       `${PROJECT_ROOT}/${options.solution ? "solutions" : "lessons"}`;
-    const file = `${targetRoot}/${lesson.slug}/${program.file}`;
     const deno = [
       "run",
-      ...programFlags(lesson, PROJECT_ROOT, targetRoot),
-      file,
+      ...await programArgs(lesson, program, targetRoot),
       "--host",
       options.host ?? "127.0.0.1",
       "--port",

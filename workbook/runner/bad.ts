@@ -116,15 +116,15 @@ export async function materializeStarter(lesson: Lesson): Promise<string> {
   return root;
 }
 
-/** The generated starter text of every .ts file of a lesson's solution. */
+/**
+ * The generated starter text of each file the learner edits. Only those files
+ * have a reference in `solutions/`; programs and given files live once, in
+ * `lessons/`.
+ */
 export async function generateStarters(lesson: Lesson): Promise<Map<string, string>> {
   const dir = `${PROJECT_ROOT}/solutions/${lesson.slug}`;
   const out = new Map<string, string>();
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(".ts")) names.push(entry.name);
-  }
-  for (const name of names.sort()) {
+  for (const name of [...lesson.files].sort()) {
     out.set(name, makeStarter(await Deno.readTextFile(`${dir}/${name}`), `${dir}/${name}`));
   }
   return out;

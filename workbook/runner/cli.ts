@@ -24,7 +24,7 @@ import { type CaseKind, generateStarters, listCases, materializeCase } from "./b
 import { runBench } from "./bench.ts";
 import { diffLines } from "./diff.ts";
 import { gradeLesson, type GradeResult, resolveTarget } from "./grade.ts";
-import { programFlags } from "./permissions.ts";
+import { programArgs } from "./program_run.ts";
 import { loadProgress, recordGrade, saveProgress } from "./progress.ts";
 import { renderProgress, renderReport } from "./report.ts";
 import { GENERATED } from "./generated.ts";
@@ -255,7 +255,6 @@ async function runProgram(lesson: Lesson, args: string[], useSolution: boolean):
     return name ? 2 : 0;
   }
   const targetRoot = resolveTarget(useSolution ? "solutions" : "lessons");
-  const file = `${targetRoot}/${lesson.slug}/${program.file}`;
   // --public asks to bind a host other than loopback: the program checks and warns, and
   // only then does it get the permission to.
   const hostAt = rest.indexOf("--host");
@@ -263,7 +262,7 @@ async function runProgram(lesson: Lesson, args: string[], useSolution: boolean):
     ? withoutBrackets(rest[hostAt + 1] ?? "")
     : undefined;
   const child = new Deno.Command("deno", {
-    args: ["run", ...programFlags(lesson, PROJECT_ROOT, targetRoot, publicHost), file, ...rest],
+    args: ["run", ...await programArgs(lesson, program, targetRoot, publicHost), ...rest],
     cwd: PROJECT_ROOT,
     stdin: "inherit",
     stdout: "inherit",

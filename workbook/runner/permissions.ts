@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Lesson } from "../catalogue.ts";
+import type { Lesson, LessonProgram } from "../catalogue.ts";
 import { SOCKET_SLOTS, socketSlot } from "../harness/target.ts";
 
 /** Environment variables the harness reads; nothing else of the environment is granted. */
@@ -63,11 +63,13 @@ export function gradingFlags(lesson: Lesson, places: GradingPlaces): string[] {
 }
 
 /**
- * Flags for running a lesson's standalone program (`deno task run N NAME`).
+ * Flags for running a lesson's standalone program (`deno task run N NAME`):
+ * the lesson's permissions plus the program's own extras.
  * `publicHost`: the host a learner asked for with `--public`, granted on top.
  */
 export function programFlags(
   lesson: Lesson,
+  program: LessonProgram,
   root: string,
   targetRoot: string,
   publicHost?: string,
@@ -80,7 +82,10 @@ export function programFlags(
     `--allow-net=${net.join(",")}`,
     `--allow-read=${unique([root, targetRoot, ...(p.read ?? [])]).join(",")}`,
   ];
-  if (p.run?.length) flags.push(`--allow-run=${p.run.join(",")}`);
+  const write = (program.extra?.write ?? []).map((path) => `${root}/${path}`);
+  if (write.length) flags.push(`--allow-write=${write.join(",")}`);
+  const run = unique([...(p.run ?? []), ...(program.extra?.run ?? [])]);
+  if (run.length) flags.push(`--allow-run=${run.join(",")}`);
   if (p.ffi) flags.push("--allow-ffi");
   return flags;
 }

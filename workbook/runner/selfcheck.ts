@@ -68,8 +68,17 @@ async function layoutProblems(lesson: Lesson): Promise<string[]> {
     }
   }
   for (const program of lesson.programs) {
-    const path = `solutions/${lesson.slug}/${program.file}`;
+    const path = `lessons/${lesson.slug}/${program.file}`;
     if (!await exists(path)) problems.push(`program ${program.name}: missing ${path}`);
+  }
+  // Files the learner does not edit exist once, in lessons/: the reference holds only theirs.
+  for await (const entry of Deno.readDir(`${PROJECT_ROOT}/solutions/${lesson.slug}`)) {
+    if (!lesson.files.includes(entry.name)) {
+      problems.push(
+        `solutions/${lesson.slug}/${entry.name} is not a learner file (catalogue \`files\`): ` +
+          `programs and given files live once, in lessons/${lesson.slug}/`,
+      );
+    }
   }
   if (!await exists(`tests/${lesson.slug}_test.ts`)) {
     problems.push(`missing tests/${lesson.slug}_test.ts`);

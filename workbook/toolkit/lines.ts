@@ -1,7 +1,7 @@
 /**
- * Lesson 06 — given code: the bounded line reader and the write-all loop the
- * chat server and client share. Nothing to write here; lesson 04 built the
- * full version (`LineDecoder`, `LineReader`) and explains every rule.
+ * The bounded line reader and the write-all loop lesson 06's chat server and
+ * client import from `"workbook"`. Lesson 04 builds the full version
+ * (`LineDecoder`, `LineReader`) and explains every rule.
  *
  * - A line ends at `\n`; a `\r` right before it is dropped (`\r\n`, as telnet
  *   and some `nc` builds send). Lines come out as bytes: decode each one only
