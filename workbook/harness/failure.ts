@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readEnv } from "./target.ts";
 import { type Transcript, TRANSCRIPT_LEGEND } from "./transcript.ts";
 
 /** What kind of failure, so the runner can word its summary. */
@@ -11,6 +12,7 @@ export type FailureKind =
   | "todo" // the starter's TodoError: not implemented yet
   | "mismatch" // wrong bytes or wrong value
   | "timeout" // a step ran out of time
+  | "frozen" // learner code kept the CPU busy: not even the step's deadline could fire
   | "threw" // learner code threw
   | "uncaught" // an error escaped learner code (unhandled rejection, timer callback)
   | "load"; // the learner's file could not be loaded
@@ -78,7 +80,10 @@ export class GradeFailure extends Error {
     }
     if (d.note) lines.push(`note: ${d.note}`);
     if (this.transcript && this.transcript.entries.length > 0) {
-      lines.push(`transcript (${TRANSCRIPT_LEGEND}):`, this.transcript.format());
+      lines.push(
+        `transcript (${TRANSCRIPT_LEGEND}):`,
+        this.transcript.format({ all: readEnv("WORKBOOK_VERBOSE") !== undefined }),
+      );
     }
     if (d.read) lines.push(`read: ${d.read}`);
     return lines.join("\n");

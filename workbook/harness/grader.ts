@@ -17,6 +17,7 @@ import { isTodoError } from "../toolkit/todo.ts";
 import { ffiAvailable } from "../ffi/libc.ts";
 import { showBytes } from "./bytes.ts";
 import { GradeFailure, isGradeFailure } from "./failure.ts";
+import { emit } from "./events.ts";
 import {
   addressText,
   type ConnectAddress,
@@ -138,6 +139,7 @@ export function lessonSuite(id: string): LessonSuite {
     test(name, fn, options = {}) {
       const skip = options.skip ?? platformSkip(lesson) ??
         (options.requires ?? []).map(requirementMissing).find((why) => why !== undefined);
+      emit({ type: "register", check: name, ...(skip !== undefined ? { skip } : {}) });
       Deno.test({
         name,
         ignore: skip !== undefined,
@@ -146,8 +148,9 @@ export function lessonSuite(id: string): LessonSuite {
         sanitizeResources: true,
         async fn() {
           const t = new Grader(lesson, name);
+          const started = performance.now();
           current = t;
-          let failure: unknown;
+          let failure: GradeFailure | undefined;
           try {
             await fn(t);
             t.throwIfInterrupted();
@@ -160,6 +163,20 @@ export function lessonSuite(id: string): LessonSuite {
             failure ??= late;
             if (current === t) current = undefined;
           }
+          const ms = Math.round(performance.now() - started);
+          emit(
+            failure
+              ? {
+                type: "result",
+                check: name,
+                ok: false,
+                kind: failure.details.kind,
+                step: failure.details.step,
+                report: failure.message,
+                ms,
+              }
+              : { type: "result", check: name, ok: true, ms },
+          );
           if (failure) throw failure;
         },
       });
@@ -237,7 +254,7 @@ export class Grader {
 
   /** Runs `fn` against the step deadline and the interrupt signal; errors come back raw. */
   async #race<T>(name: string, fn: () => T | Promise<T>, timeoutMs: number): Promise<T> {
-    trace(this.testName, name);
+    emit({ type: "step", check: this.testName, step: name });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const started = performance.now();
     const timeout = new Promise<never>((_, reject) => {
@@ -248,7 +265,7 @@ export class Grader {
         reject(
           lateMs > FROZEN_LOOP_MS
             ? new GradeFailure({
-              kind: "timeout",
+              kind: "frozen",
               step: name,
               expected: `your code to finish within ${timeoutMs} ms`,
               actual: `it kept the CPU busy without ever yielding: the grader's ${timeoutMs} ms ` +
@@ -818,19 +835,4 @@ function learnerFrame(error: unknown): string | undefined {
   );
   const match = frame?.match(/file:\/\/([^)\s]+)/);
   return match ? shownPath(match[1]) : undefined;
-}
-
-/**
- * Appends "test › step" to the file named by WORKBOOK_TRACE, synchronously:
- * when learner code spins in a CPU loop nothing else runs, and the runner reads
- * this file to name the step that never finished.
- */
-function trace(test: string, step: string): void {
-  const path = readEnv("WORKBOOK_TRACE");
-  if (!path) return;
-  try {
-    Deno.writeTextFileSync(path, JSON.stringify({ test, step }) + "\n", { append: true });
-  } catch {
-    // Tracing is a courtesy for the runner's report; grading goes on without it.
-  }
 }

@@ -162,7 +162,7 @@ export class Probe {
   #sofar(): string {
     const got = this.#receivedTotal === 0
       ? "your side had sent 0 bytes"
-      : `your side had sent ${this.#receivedTotal} byte(s) in all; not yet consumed: ${
+      : `your side had sent ${this.#receivedTotal} byte(s) in all; of those, the check had not read yet: ${
         showBytes(this.unread)
       }`;
     const end = this.#ending === "eof"

@@ -21,11 +21,27 @@ export function readEnv(name: string): string | undefined {
   }
 }
 
-/** The directory laid out like `lessons/` that is being graded. */
-export function targetRoot(): string {
-  const target = readEnv("WORKBOOK_TARGET") ?? "lessons";
+/**
+ * A target as the runner and the harness both name it — `lessons`,
+ * `solutions` or a path — as an absolute directory.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PROJECT_ROOT, resolveTarget } from "./target.ts";
+ *
+ * assert.deepEqual(resolveTarget("solutions"), `${PROJECT_ROOT}/solutions`);
+ * assert.deepEqual(resolveTarget("/tmp/copy"), "/tmp/copy");
+ * ```
+ */
+export function resolveTarget(target: string): string {
   if (target === "lessons" || target === "solutions") return `${PROJECT_ROOT}/${target}`;
   return target.startsWith("/") ? target : `${Deno.cwd()}/${target}`;
+}
+
+/** The directory laid out like `lessons/` that is being graded (`WORKBOOK_TARGET`). */
+export function targetRoot(): string {
+  return resolveTarget(readEnv("WORKBOOK_TARGET") ?? "lessons");
 }
 
 /** Absolute path of one of the lesson's files in the graded target. */

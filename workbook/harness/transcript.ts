@@ -81,20 +81,34 @@ export class Transcript {
   }
 
   /**
-   * Renders the transcript; with `last`, only the final lines (a hint says how
-   * many were left out).
+   * Renders the transcript. By default, the part that matters: the events of
+   * the connections active at the end (the failing step's), at most
+   * `focus` of them (16); with `all`, the last 400 events of every connection.
+   * A line says what was left out.
    */
-  format(options: { last?: number } = {}): string {
+  format(options: { all?: boolean; focus?: number } = {}): string {
     if (this.entries.length === 0) return "  (no connection was opened)";
-    const last = options.last ?? 60;
-    const shown = this.entries.slice(-last);
+    let shown: TranscriptEntry[];
+    if (options.all) shown = this.entries.slice(-400);
+    else {
+      const focus = options.focus ?? 16;
+      const active = new Set(this.entries.slice(-4).map((e) => e.conn));
+      shown = this.entries.filter((e) => active.has(e.conn)).slice(-focus);
+    }
     const skipped = this.entries.length - shown.length;
     const width = Math.max(...shown.map((e) => e.conn.length));
     const lines = shown.map((e) => {
       const time = `${e.at.toFixed(1).padStart(8)} ms`;
       return `${time}  ${e.conn.padEnd(width)}  ${describe(e)}`;
     });
-    if (skipped > 0) lines.unshift(`  … ${skipped} earlier events not shown`);
+    if (skipped > 0) {
+      lines.unshift(
+        options.all
+          ? `  … ${skipped} earlier events not shown`
+          : `  … ${skipped} other events (earlier, or on other connections) not shown; ` +
+            "--verbose shows the whole transcript",
+      );
+    }
     if (this.entries.length >= this.limit) lines.push(`  … transcript full; later events not kept`);
     return lines.join("\n");
   }

@@ -29,19 +29,19 @@ function pick(...names: string[]): Record<string, string> {
 if (import.meta.main) {
   const lesson = getLesson(Deno.args[0] ?? "");
   const scratch = await Deno.makeTempDir({ dir: "/tmp", prefix: `mutate-${lesson.id}-` });
-  const trace = `${scratch}/trace.jsonl`;
-  await Deno.writeTextFile(trace, "");
+  const events = `${scratch}/events.jsonl`;
+  await Deno.writeTextFile(events, "");
   try {
     const flags = gradingFlags(lesson, {
       root: PROJECT_ROOT,
       targetRoot: `${PROJECT_ROOT}/solutions`,
       scratch,
-      trace,
+      events,
     }).map((flag) => flag.startsWith("--allow-env=") ? `${flag},${ACTIVE_MUTANT_ENV}` : flag);
     const env: Record<string, string> = {
       WORKBOOK_TARGET: `${PROJECT_ROOT}/solutions`,
       WORKBOOK_SCRATCH: scratch,
-      WORKBOOK_TRACE: trace,
+      WORKBOOK_EVENTS: events,
       NO_COLOR: "1",
     };
     const active = Deno.env.get(ACTIVE_MUTANT_ENV);

@@ -19,14 +19,31 @@
  */
 import { parseArgs } from "node:util";
 import { docPath, getLesson, type Lesson, lessons } from "../catalogue.ts";
-import { PROJECT_ROOT } from "../harness/target.ts";
+import { PROJECT_ROOT, resolveTarget } from "../harness/target.ts";
+import { hintText, loadHints, nextHint } from "../hints.ts";
 import { type CaseKind, generateStarters, listCases, materializeCase } from "./bad.ts";
 import { runBench } from "./bench.ts";
 import { diffLines } from "./diff.ts";
-import { gradeLesson, type GradeResult, resolveTarget } from "./grade.ts";
+import { type Check, gradeLesson, type GradeResult } from "./grade.ts";
 import { programArgs } from "./program_run.ts";
-import { loadProgress, recordGrade, saveProgress } from "./progress.ts";
-import { renderProgress, renderReport } from "./report.ts";
+import {
+  afterGrade,
+  afterHints,
+  afterReset,
+  type LastGrade,
+  loadProgress,
+  saveProgress,
+  solutionUnlocked,
+} from "./progress.ts";
+import {
+  renderCheckLine,
+  renderFailure,
+  renderHeader,
+  renderProgress,
+  renderSummary,
+  renderTypeErrors,
+} from "./report.ts";
+import { typeCheckLesson } from "./typecheck.ts";
 import { GENERATED } from "./generated.ts";
 import { selfCheck } from "./selfcheck.ts";
 import { renderSoak, soak } from "./soak.ts";
@@ -85,25 +102,55 @@ async function gradeAndReport(
     target = cleanup = await materializeCase(chosen);
   }
   try {
-    const result = await gradeLesson(lesson, { target, verbose: options.verbose });
-    if (options.verbose) console.log(result.output);
     const learner = resolveTarget(target) === resolveTarget("lessons");
+    const root = resolveTarget(target);
+    console.log(renderHeader(lesson, root));
+    const typeErrors = await typeCheckLesson(lesson, root);
+    if (typeErrors.length) console.log(renderTypeErrors(typeErrors));
+    const hints = await loadHints(lesson);
+    let progress = await loadProgress();
+    let first: Check | undefined;
+    // Each check is printed the moment its verdict is known; the first failure in full,
+    // with the next unread hint for that very check.
+    const onCheck = (check: Check) => {
+      console.log(renderCheckLine(check));
+      if (check.ok || first) return;
+      first = check;
+      const shown = progress.lessons[lesson.id]?.hintsShown ?? [];
+      const hint = check.kind === "todo" ? undefined : nextHint(hints, shown, [check.name]);
+      console.log(renderFailure(check, hint, lesson.id));
+      if (hint && learner) progress = afterHints(progress, lesson.id, [hint.key]);
+    };
+    const result = await gradeLesson(lesson, { target, verbose: options.verbose, onCheck });
+    if (options.verbose) console.log(result.output);
     if (learner) {
-      const counted = result.checks.filter((c) => !c.skipped);
-      await recordGrade(
-        lesson.id,
-        result.passed,
-        counted.filter((c) => c.ok).length,
-        counted.length,
-      );
+      const grade: LastGrade = {
+        passed: result.passed,
+        passing: result.summary.passing,
+        total: result.summary.counted,
+        failing: result.checks.filter((c) => !c.ok).map((c) => c.name),
+        at: new Date().toISOString(),
+      };
+      const untouched = await isUntouched(lesson);
+      progress = afterGrade(progress, lesson.id, grade, { untouched, recordUntouched: true });
+      await saveProgress(progress);
     }
-    const progress = (await loadProgress()).lessons[lesson.id];
-    console.log(renderReport(result, progress));
+    console.log(renderSummary(result));
     console.log(paint("gray", `(graded in ${(result.durationMs / 1000).toFixed(2)} s)`));
     return result;
   } finally {
     if (cleanup) await Deno.remove(cleanup, { recursive: true }).catch(() => {});
   }
+}
+
+/** True while every learner file of the lesson is still the generated starter. */
+async function isUntouched(lesson: Lesson): Promise<boolean> {
+  for (const [name, text] of await generateStarters(lesson)) {
+    const current = await Deno.readTextFile(`${PROJECT_ROOT}/lessons/${lesson.slug}/${name}`)
+      .catch(() => undefined);
+    if (current !== text) return false;
+  }
+  return true;
 }
 
 async function watch(lesson: Lesson, grade: () => Promise<unknown>): Promise<never> {
@@ -128,24 +175,31 @@ async function watch(lesson: Lesson, grade: () => Promise<unknown>): Promise<nev
 }
 
 async function hint(lesson: Lesson): Promise<void> {
-  const progress = await loadProgress();
-  const entry = progress.lessons[lesson.id];
-  const shown = entry?.hintsShown ?? 0;
-  if (lesson.hints.length === 0) {
+  const hints = await loadHints(lesson);
+  if (hints.length === 0) {
     console.log(`lesson ${lesson.id} has no hints; read ${docPath(lesson)}`);
     return;
   }
-  const index = Math.min(shown, lesson.hints.length - 1);
-  for (let i = 0; i < index; i++) console.log(paint("gray", `Hint ${i + 1}: ${lesson.hints[i]}`));
-  console.log(paint("cyan", `Hint ${index + 1}/${lesson.hints.length}: ${lesson.hints[index]}`));
-  if (index === lesson.hints.length - 1) {
-    console.log(`That is the last hint. The doc: ${docPath(lesson)}`);
+  const progress = await loadProgress();
+  const entry = progress.lessons[lesson.id];
+  // The hints of the checks that failed last come first; the report's hints count as read.
+  const step = nextHint(hints, entry?.hintsShown ?? [], entry?.last?.failing);
+  if (!step) {
+    console.log(
+      `You have read all ${hints.length} hints of lesson ${lesson.id} (each at three strengths).\n` +
+        `The doc: ${docPath(lesson)}. Once the lesson passes, \`deno task solution ${
+          Number(lesson.id)
+        }\` shows the reference.`,
+    );
+    return;
   }
-  progress.lessons[lesson.id] = {
-    ...(entry ?? { status: "started", passing: 0, total: 0, lastRun: new Date().toISOString() }),
-    hintsShown: Math.min(shown + 1, lesson.hints.length),
-  };
-  await saveProgress(progress);
+  const answers = step.hint.checks.filter((c) => entry?.last?.failing.includes(c));
+  console.log(
+    paint("gray", `Hint ${step.number}/${hints.length} (${step.level})`) +
+      (answers.length ? paint("gray", ` — for the failing check "${answers[0]}"`) : ""),
+  );
+  console.log(paint("cyan", hintText(step)));
+  await saveProgress(afterHints(progress, lesson.id, [step.key]));
 }
 
 async function reset(lesson: Lesson, yes: boolean): Promise<void> {
@@ -156,24 +210,48 @@ async function reset(lesson: Lesson, yes: boolean): Promise<void> {
     const current = await Deno.readTextFile(`${dir}/${name}`).catch(() => undefined);
     if (current !== text) changed.push(name);
   }
-  if (changed.length === 0) {
-    console.log(`lessons/${lesson.slug} is already the pristine starter.`);
+  const progress = await loadProgress();
+  const hasProgress = progress.lessons[lesson.id] !== undefined;
+  if (changed.length === 0 && !hasProgress) {
+    console.log(`lessons/${lesson.slug} is already the pristine starter, with no progress.`);
     return;
   }
+  const what = [
+    ...changed.map((n) => `lessons/${lesson.slug}/${n}`),
+    ...(hasProgress ? [`lesson ${lesson.id}'s progress (hints read, results, passed)`] : []),
+  ].join(", ");
   if (!yes) {
     if (!Deno.stdin.isTerminal()) {
-      throw new UsageError(`reset would overwrite ${changed.join(", ")}; add --yes to confirm`);
+      throw new UsageError(`reset would start over ${what}; add --yes to confirm`);
     }
-    if (
-      !confirm(`Overwrite your ${changed.map((n) => `lessons/${lesson.slug}/${n}`).join(", ")}?`)
-    ) {
+    if (!confirm(`Start over ${what}? (your files are kept in a backup)`)) {
       console.log("nothing changed");
       return;
     }
   }
-  await Deno.mkdir(dir, { recursive: true });
-  for (const name of changed) await Deno.writeTextFile(`${dir}/${name}`, starters.get(name)!);
-  console.log(`restored ${changed.map((n) => `lessons/${lesson.slug}/${n}`).join(", ")}`);
+  if (changed.length) {
+    const backup = await backupFiles(dir, changed, `${lesson.slug}`);
+    for (const name of changed) await Deno.writeTextFile(`${dir}/${name}`, starters.get(name)!);
+    console.log(`your files are in ${backup.slice(PROJECT_ROOT.length + 1)}/`);
+    console.log(`restored ${changed.map((n) => `lessons/${lesson.slug}/${n}`).join(", ")}`);
+  }
+  if (hasProgress) {
+    await saveProgress(afterReset(progress, lesson.id));
+    console.log(`lesson ${lesson.id}'s progress starts over`);
+  }
+}
+
+/** Copies `names` from `dir` into a fresh `.workbook/backups/<label>-<time>/`; returns it. */
+export async function backupFiles(dir: string, names: string[], label: string): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const backup = `${PROJECT_ROOT}/.workbook/backups/${label}-${stamp}`;
+  await Deno.mkdir(backup, { recursive: true });
+  for (const name of names) {
+    await Deno.copyFile(`${dir}/${name}`, `${backup}/${name}`).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  }
+  return backup;
 }
 
 async function sync(): Promise<void> {
@@ -207,7 +285,7 @@ async function sync(): Promise<void> {
 
 async function solution(lesson: Lesson, force: boolean): Promise<void> {
   const entry = (await loadProgress()).lessons[lesson.id];
-  if (entry?.status !== "passed" && !force) {
+  if (!solutionUnlocked(entry) && !force) {
     console.log(
       `Lesson ${lesson.id} has not passed yet, so the reference stays hidden.\n` +
         `  deno task lesson ${Number(lesson.id)}   grade your work\n` +
@@ -311,12 +389,22 @@ async function main(argv: string[]): Promise<number> {
         const result = await gradeLesson(lesson, {
           target: values.solution ? "solutions" : "lessons",
         });
-        const counted = result.checks.filter((c) => !c.skipped);
-        const passing = counted.filter((c) => c.ok).length;
-        if (!values.solution) await recordGrade(lesson.id, result.passed, passing, counted.length);
+        const { passing, counted } = result.summary;
+        if (!values.solution) {
+          // A lesson still at its starter stays "not started", whatever grading it saw.
+          const grade: LastGrade = {
+            passed: result.passed,
+            passing,
+            total: counted,
+            failing: result.checks.filter((c) => !c.ok).map((c) => c.name),
+            at: new Date().toISOString(),
+          };
+          const untouched = await isUntouched(lesson);
+          await saveProgress(afterGrade(await loadProgress(), lesson.id, grade, { untouched }));
+        }
         allPassed &&= result.passed;
         const mark = result.passed ? paint("green", "✓") : paint("red", "✗");
-        console.log(`${mark} ${lesson.id} ${lesson.title} — ${passing}/${counted.length}`);
+        console.log(`${mark} ${lesson.id} ${lesson.title} — ${passing}/${counted}`);
       }
       console.log("");
       console.log(renderProgress(lessons, (await loadProgress()).lessons));

@@ -6,21 +6,51 @@
  * @module
  */
 import { DEFAULT_LESSON_BUDGET_MS, type Lesson } from "../catalogue.ts";
-import { PROJECT_ROOT } from "../harness/target.ts";
+import { EventFollower, type GradeEvent, type ResultEvent } from "../harness/events.ts";
+import type { FailureKind } from "../harness/failure.ts";
+import { PROJECT_ROOT, resolveTarget } from "../harness/target.ts";
 import { parseJunit } from "./junit.ts";
 import { gradingFlags } from "./permissions.ts";
 
-/** Why a check failed, in the runner's words. */
-export type CheckFailureKind = "todo" | "cpu" | "leak" | "failed";
+/**
+ * Why a check failed: the harness's own kinds, plus what only the runner can
+ * see — `leak` (the check passed, then Deno found something left open) and
+ * `frozen` also when the whole check ran out of its budget.
+ */
+export type CheckKind = Exclude<FailureKind, "threw" | "uncaught"> | "crash" | "leak";
+
+/** Words for each kind, shown beside a failing check. */
+export const KIND_WORDS: Record<CheckKind, string> = {
+  todo: "not implemented yet",
+  mismatch: "wrong bytes or values",
+  timeout: "missed a deadline",
+  frozen: "froze the event loop (a loop that never awaits?)",
+  crash: "your code threw",
+  load: "the file could not be loaded",
+  leak: "left sockets or timers open",
+};
 
 /** One graded check (one test of the suite). */
 export interface Check {
   name: string;
   ok: boolean;
   skipped: boolean;
-  kind?: CheckFailureKind;
+  /** Why it was skipped. */
+  skip?: string;
+  kind?: CheckKind;
+  /** The step that failed. */
+  step?: string;
   /** The learner-facing failure report. */
   message?: string;
+}
+
+/** The counts of one grading, computed once. */
+export interface GradeSummary {
+  /** Checks that ran (skipped ones aside). */
+  counted: number;
+  passing: number;
+  failing: number;
+  skipped: number;
 }
 
 /** The outcome of grading one lesson once. */
@@ -29,11 +59,14 @@ export interface GradeResult {
   /** The directory laid out like lessons/ that was graded. */
   target: string;
   checks: Check[];
+  summary: GradeSummary;
   /** True when every check passed (skipped ones aside) and there was at least one. */
   passed: boolean;
   /** Set when the run as a whole went wrong: deadline, crash, suite not loadable. */
   problem?: string;
   durationMs: number;
+  /** When the first failing check was known, in ms after grading started. */
+  firstFailureMs?: number;
   /** Raw `deno test` output, for `--verbose` and for diagnosing the course itself. */
   output: string;
 }
@@ -48,6 +81,8 @@ export interface GradeOptions {
   verbose?: boolean;
   /** Overall deadline in ms (default: the lesson's budget). */
   deadlineMs?: number;
+  /** Called for each check as soon as its own verdict is known, in suite order. */
+  onCheck?: (check: Check) => void;
 }
 
 /** Where grading runs keep their scratch files (git-ignored). */
@@ -78,8 +113,8 @@ export async function gradeLesson(
     ? await Deno.makeTempDir({ dir: "/tmp", prefix: "socket-workbook-" })
     : `${run}/scratch`;
   const junit = `${run}/junit.xml`;
-  const trace = `${run}/trace.jsonl`;
-  await Deno.writeTextFile(trace, "");
+  const events = `${run}/events.jsonl`;
+  await Deno.writeTextFile(events, "");
   const suite = `tests/${lesson.slug}_test.ts`;
   const args = [
     "test",
@@ -94,7 +129,7 @@ export async function gradeLesson(
     "--v8-flags=--expose-gc",
     `--junit-path=${junit}`,
     ...(options.failFast ? ["--fail-fast"] : []),
-    ...gradingFlags(lesson, { root: PROJECT_ROOT, targetRoot: target, scratch, trace }),
+    ...gradingFlags(lesson, { root: PROJECT_ROOT, targetRoot: target, scratch, events }),
     suite,
   ];
   const child = new Deno.Command("deno", {
@@ -102,7 +137,7 @@ export async function gradeLesson(
     cwd: PROJECT_ROOT,
     env: {
       WORKBOOK_TARGET: target,
-      WORKBOOK_TRACE: trace,
+      WORKBOOK_EVENTS: events,
       WORKBOOK_SCRATCH: scratch,
       ...(options.verbose ? { WORKBOOK_VERBOSE: "1" } : {}),
       NO_COLOR: "1",
@@ -122,24 +157,33 @@ export async function gradeLesson(
       // Already gone.
     }
   }, deadlineMs);
-  const [status, stdout, stderr] = await Promise.all([
+  const channel = new Channel(events, options.onCheck, started);
+  const exited = Promise.all([
     child.status,
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
   ]);
+  // Follow the channel while the suite runs, so a failure shows as soon as it is known.
+  let done = false;
+  exited.finally(() => done = true);
+  while (!done) {
+    await channel.poll();
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
+  }
+  const [status, stdout, stderr] = await exited;
   clearTimeout(timer);
+  await channel.poll();
   const output = stdout + stderr;
-  const traced = await readTrace(trace);
   const xml = await Deno.readTextFile(junit).catch(() => undefined);
   await Deno.remove(run, { recursive: true }).catch(() => {});
   if (lesson.permissions.tmp) await Deno.remove(scratch, { recursive: true }).catch(() => {});
 
-  const checks = xml ? toChecks(parseJunit(xml), traced) : [];
+  const checks = channel.finish(xml ? parseJunit(xml) : []);
   let problem: string | undefined;
   if (timedOut) {
-    const last = traced.at(-1);
+    const last = channel.lastStep;
     problem = `grading stopped after ${deadlineMs / 1000} s, the lesson's deadline` +
-      (last ? `; the last step started was "${last.step}" in "${last.test}"` : "") +
+      (last ? `; the last step started was "${last.step}" in "${last.check}"` : "") +
       ". Learner code that never returns or loops without awaiting keeps the suite from finishing.";
   } else if (!xml) {
     problem = `the suite did not run (exit code ${status.code}):\n${tail(output, 40)}`;
@@ -149,83 +193,138 @@ export async function gradeLesson(
     // Every test passed, yet deno test failed: an error outside any test.
     problem = `the suite failed outside its checks:\n${tail(output, 30)}`;
   }
-  const counted = checks.filter((c) => !c.skipped);
+  const summary = summarize(checks);
   return {
     lesson,
     target,
     checks,
-    passed: !problem && counted.length > 0 && counted.every((c) => c.ok),
+    summary,
+    passed: !problem && summary.counted > 0 && summary.failing === 0,
     problem,
     durationMs: performance.now() - started,
+    firstFailureMs: channel.firstFailureMs,
     output,
   };
 }
 
-/** `lessons`, `solutions` or a path → absolute directory. */
-export function resolveTarget(target: string): string {
-  if (target === "lessons" || target === "solutions") return `${PROJECT_ROOT}/${target}`;
-  return target.startsWith("/") ? target : `${Deno.cwd()}/${target}`;
+/** Counts of a list of checks. */
+export function summarize(checks: readonly Check[]): GradeSummary {
+  const counted = checks.filter((c) => !c.skipped);
+  const passing = counted.filter((c) => c.ok).length;
+  return {
+    counted: counted.length,
+    passing,
+    failing: counted.length - passing,
+    skipped: checks.length - counted.length,
+  };
 }
 
-async function readTrace(path: string): Promise<{ test: string; step: string }[]> {
-  const text = await Deno.readTextFile(path).catch(() => "");
-  return text.split("\n").filter(Boolean).flatMap((line) => {
-    try {
-      return [JSON.parse(line)];
-    } catch {
-      return [];
+/** The harness's kinds in the runner's terms. */
+function checkKind(kind: FailureKind | undefined): CheckKind {
+  if (kind === undefined || kind === "threw" || kind === "uncaught") return "crash";
+  return kind;
+}
+
+/** What the suite's process said, as it said it, merged at the end with deno test's verdicts. */
+class Channel {
+  readonly #follower: EventFollower;
+  readonly #onCheck?: (check: Check) => void;
+  readonly #started: number;
+  readonly #registered: { check: string; skip?: string }[] = [];
+  readonly #results = new Map<string, ResultEvent>();
+  lastStep: { check: string; step: string } | undefined;
+  firstFailureMs: number | undefined;
+
+  constructor(path: string, onCheck: ((check: Check) => void) | undefined, started: number) {
+    this.#follower = new EventFollower(path);
+    this.#onCheck = onCheck;
+    this.#started = started;
+  }
+
+  async poll(): Promise<void> {
+    for (const event of await this.#follower.read()) this.#take(event);
+  }
+
+  #take(event: GradeEvent): void {
+    if (event.type === "register") this.#registered.push(event);
+    else if (event.type === "step") this.lastStep = event;
+    else {
+      this.#results.set(event.check, event);
+      if (!event.ok) this.firstFailureMs ??= performance.now() - this.#started;
+      this.#onCheck?.(fromResult(event));
     }
-  });
-}
+  }
 
-function toChecks(
-  cases: ReturnType<typeof parseJunit>,
-  traced: { test: string; step: string }[],
-): Check[] {
-  // Steps of Deno's t.step appear as "test > step"; the workbook's checks are whole tests.
-  const names = new Set(cases.map((c) => c.name));
-  return cases
-    .filter((c) => !c.name.includes(" > ") || !names.has(c.name.split(" > ")[0]))
-    .map((c) => {
-      if (c.skipped) return { name: c.name, ok: true, skipped: true };
-      if (c.failure === undefined) return { name: c.name, ok: true, skipped: false };
-      const { kind, message } = explainFailure(c.name, c.failure, traced);
-      return { name: c.name, ok: false, skipped: false, kind, message };
-    });
-}
+  /**
+   * The checks, in suite order. deno test's verdict adds what the harness
+   * cannot see from inside a check: resources left open after it passed, and a
+   * check stopped by its whole budget (its own verdict never came).
+   */
+  finish(cases: ReturnType<typeof parseJunit>): Check[] {
+    // Steps of Deno's t.step appear as "test > step"; the workbook's checks are whole tests.
+    const verdicts = new Map(cases.map((c) => [c.name, c]));
+    const checks: Check[] = [];
+    for (const { check: name, skip } of this.#registered) {
+      if (skip !== undefined) {
+        checks.push({ name, ok: true, skipped: true, skip });
+        continue;
+      }
+      const result = this.#results.get(name);
+      const verdict = verdicts.get(name);
+      if (!result && !verdict) continue; // never ran: grading stopped first
+      if (result && !result.ok) {
+        checks.push(fromResult(result));
+        continue;
+      }
+      if (verdict?.failure === undefined) {
+        checks.push({ name, ok: true, skipped: false });
+        continue;
+      }
+      const check: Check = result
+        ? {
+          name,
+          ok: false,
+          skipped: false,
+          kind: "leak",
+          message: `your code left something open when the check ended:\n${verdict.failure}\n` +
+            `note: close every connection and listener you open (use try/finally), and let a ` +
+            `server's close() wait until its connections are closed.`,
+        }
+        : this.#stoppedByBudget(name);
+      this.firstFailureMs ??= performance.now() - this.#started;
+      this.#onCheck?.(check);
+      checks.push(check);
+    }
+    return checks;
+  }
 
-/** Words for the failures Deno itself reports: a test timeout (CPU loop) and leaks. */
-function explainFailure(
-  test: string,
-  raw: string,
-  traced: { test: string; step: string }[],
-): { kind: CheckFailureKind; message: string } {
-  const message = raw.replace(/^(Uncaught )?(GradeFailure|Error): /, "").trim();
-  if (/is not implemented yet/.test(message)) return { kind: "todo", message };
-  const timeout = message.match(/Test timed out after (\d+)ms/);
-  if (timeout) {
-    const step = traced.filter((t) => t.test === test).at(-1)?.step;
+  #stoppedByBudget(name: string): Check {
+    const step = this.lastStep?.check === name ? this.lastStep.step : undefined;
     return {
-      kind: "cpu",
+      name,
+      ok: false,
+      skipped: false,
+      kind: "frozen",
+      step,
       message: `step: ${step ?? "(before the first step)"}\n` +
         `expected: the step to finish (each step has its own deadline)\n` +
-        `actual:   the whole check ran out of its ${
-          Number(timeout[1]) / 1000
-        } s budget while your ` +
-        `code kept the CPU busy, so not even the step's deadline could fire\n` +
+        `actual:   the whole check ran out of its budget while your code kept the CPU busy, ` +
+        `so not even the step's deadline could fire\n` +
         `note: a loop that never awaits (e.g. \`while (true) { … }\` around synchronous code) ` +
         `freezes every connection in the program. Await inside loops, and check their exit condition.`,
     };
   }
-  if (/Leaks detected|leaking|were started in this test|opened during the test/.test(message)) {
-    return {
-      kind: "leak",
-      message: `your code left something open when the check ended:\n${message}\n` +
-        `note: close every connection and listener you open (use try/finally), and let a ` +
-        `server's close() wait until its connections are closed.`,
-    };
-  }
-  return { kind: "failed", message };
+}
+
+function fromResult(event: ResultEvent): Check {
+  return event.ok ? { name: event.check, ok: true, skipped: false } : {
+    name: event.check,
+    ok: false,
+    skipped: false,
+    kind: checkKind(event.kind),
+    step: event.step,
+    message: event.report,
+  };
 }
 
 function tail(text: string, lines: number): string {

@@ -10,7 +10,7 @@ import { SOCKET_SLOTS, socketSlot } from "../harness/target.ts";
 /** Environment variables the harness reads; nothing else of the environment is granted. */
 export const HARNESS_ENV = [
   "WORKBOOK_TARGET",
-  "WORKBOOK_TRACE",
+  "WORKBOOK_EVENTS",
   "WORKBOOK_SCRATCH",
   "WORKBOOK_VERBOSE",
 ];
@@ -23,8 +23,8 @@ export interface GradingPlaces {
   targetRoot: string;
   /** Scratch directory: temp files and Unix socket slots. */
   scratch: string;
-  /** File the harness appends step traces to. */
-  trace: string;
+  /** File the harness appends its events to (the grading channel, harness/events.ts). */
+  events: string;
 }
 
 /**
@@ -36,7 +36,7 @@ export interface GradingPlaces {
  * import { gradingFlags } from "./permissions.ts";
  *
  * console.log(gradingFlags(getLesson("03"), {
- *   root: "/w", targetRoot: "/w/lessons", scratch: "/tmp/s", trace: "/w/.workbook/t",
+ *   root: "/w", targetRoot: "/w/lessons", scratch: "/tmp/s", events: "/w/.workbook/e",
  * }));
  * ```
  */
@@ -45,7 +45,7 @@ export function gradingFlags(lesson: Lesson, places: GradingPlaces): string[] {
   const net = [...p.net];
   // /dev/null: the harness counts the test process's own descriptors (descriptors.ts).
   const read = [places.root, places.targetRoot, "/dev/null", ...(p.read ?? [])];
-  const write = [places.trace];
+  const write = [places.events];
   if (p.tmp) {
     read.push(places.scratch);
     write.push(places.scratch);

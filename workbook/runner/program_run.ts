@@ -22,13 +22,13 @@ const MAP_DIR = `${PROJECT_ROOT}/.workbook/import-maps`;
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { getLesson } from "../catalogue.ts";
  * import { PROJECT_ROOT } from "../harness/target.ts";
  * import { importMapFor } from "./program_run.ts";
  *
  * const map = await importMapFor(getLesson("01"), `${PROJECT_ROOT}/solutions`);
- * assertEquals(
+ * assert.deepEqual(
  *   map.imports[`file://${PROJECT_ROOT}/lessons/01-sockets/sockets.ts`],
  *   `file://${PROJECT_ROOT}/solutions/01-sockets/sockets.ts`,
  * );

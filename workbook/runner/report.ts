@@ -5,75 +5,96 @@
  * @module
  */
 import { docPath, type Lesson } from "../catalogue.ts";
+import { type HintStep, hintText } from "../hints.ts";
 import { shownPath } from "../harness/target.ts";
-import type { GradeResult } from "./grade.ts";
+import { type Check, type GradeResult, KIND_WORDS } from "./grade.ts";
 import type { LessonProgress } from "./progress.ts";
 import { paint } from "./style.ts";
+import type { TypeError } from "./typecheck.ts";
 
 /**
- * Renders a grading result.
+ * The lines above the checks: title, file(s) to edit, doc to read.
  *
  * @example
- * ```ts ignore
- * import { renderReport } from "./report.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getLesson } from "../catalogue.ts";
+ * import { renderHeader } from "./report.ts";
  *
- * console.log(renderReport(result, undefined));
+ * assert.match(renderHeader(getLesson("02"), "/w/lessons"), /read: docs\/02-tcp-client\.md/);
  * ```
  */
-export function renderReport(result: GradeResult, progress: LessonProgress | undefined): string {
-  const { lesson } = result;
+export function renderHeader(lesson: Lesson, target: string): string {
+  return [
+    paint("bold", `Lesson ${lesson.id} · ${lesson.title}`),
+    `  edit: ${lesson.files.map((f) => shownPath(`${target}/${lesson.slug}/${f}`)).join(", ")}`,
+    `  read: ${docPath(lesson)}`,
+    "",
+  ].join("\n");
+}
+
+/** The type errors found in the learner's files, before any check. */
+export function renderTypeErrors(errors: TypeError[]): string {
+  const lines = [paint("red", `✗ type errors in your file (${errors.length}):`)];
+  for (const error of errors.slice(0, 5)) {
+    lines.push(`  ${error.where}  ${error.code}: ${error.message}`);
+    for (const excerpt of error.excerpt) lines.push(paint("gray", `    ${excerpt}`));
+    if (error.note) lines.push(paint("yellow", `    note: ${error.note}`));
+  }
+  if (errors.length > 5) lines.push(`  … ${errors.length - 5} more: deno check shows them all`);
+  lines.push(paint("gray", "  (the checks run anyway, so you see which already pass)"), "");
+  return lines.join("\n");
+}
+
+/**
+ * One line per check: ✓, ✗ with what kind of failure, or - when skipped.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { renderCheckLine } from "./report.ts";
+ *
+ * const line = renderCheckLine({ name: "echoes", ok: false, skipped: false, kind: "todo" });
+ * assert.deepEqual(line.replace(/\x1b\[\d+m/g, ""), "  ✗ echoes — not implemented yet");
+ * ```
+ */
+export function renderCheckLine(check: Check): string {
+  if (check.skipped) {
+    return paint("gray", `  - ${check.name} (skipped${check.skip ? `: ${check.skip}` : ""})`);
+  }
+  if (check.ok) return paint("green", `  ✓ ${check.name}`);
+  const why = check.kind ? ` — ${KIND_WORDS[check.kind]}` : "";
+  return paint("red", `  ✗ ${check.name}${why}`);
+}
+
+/** The first failure in full, with the hint for that check. */
+export function renderFailure(check: Check, hint: HintStep | undefined, lessonId: string): string {
   const lines: string[] = [];
-  lines.push(paint("bold", `Lesson ${lesson.id} · ${lesson.title}`));
-  lines.push(
-    `  edit: ${
-      lesson.files.map((f) => shownPath(`${result.target}/${lesson.slug}/${f}`)).join(", ")
-    }`,
-  );
-  lines.push(`  read: ${docPath(lesson)}`);
-  lines.push("");
-  for (const check of result.checks) {
-    if (check.skipped) lines.push(paint("gray", `  - ${check.name} (skipped)`));
-    else if (check.ok) lines.push(paint("green", `  ✓ ${check.name}`));
-    else {
-      const why = check.kind === "todo"
-        ? " — not implemented yet"
-        : check.kind === "cpu"
-        ? " — ran out of time (CPU loop?)"
-        : check.kind === "leak"
-        ? " — left sockets or timers open"
-        : "";
-      lines.push(paint("red", `  ✗ ${check.name}${why}`));
-    }
+  if (check.kind === "todo") lines.push(paint("yellow", `    Start here → ${check.message ?? ""}`));
+  else lines.push(indent(check.message ?? "(no details)", "    "));
+  if (hint) {
+    lines.push(
+      paint(
+        "cyan",
+        `    Hint for this check (${hint.level}, hint ${hint.number}): ${hintText(hint)}`,
+      ),
+      paint("gray", `    next: deno task hint ${Number(lessonId)}`),
+    );
   }
-  const counted = result.checks.filter((c) => !c.skipped);
-  const passing = counted.filter((c) => c.ok).length;
-  lines.push("");
-  if (result.problem) {
-    lines.push(paint("red", `✗ ${result.problem}`));
-    lines.push("");
-  }
-  const first = result.checks.find((c) => !c.ok);
-  if (first?.message) {
-    if (counted.every((c) => c.ok || c.kind === "todo")) {
-      // Nothing written yet: one calm line says where to start.
-      lines.push(paint("yellow", `Start here → ${first.message}`));
-    } else {
-      lines.push(paint("bold", `First failure: ${first.name}`));
-      lines.push(indent(first.message, "  "));
-    }
-    lines.push("");
-  }
+  return lines.join("\n");
+}
+
+/** The closing lines: counts, and what to do next. */
+export function renderSummary(result: GradeResult): string {
+  const { lesson, summary } = result;
+  const lines: string[] = [""];
+  if (result.problem) lines.push(paint("red", `✗ ${result.problem}`), "");
   if (result.passed) {
-    lines.push(paint("green", `All ${counted.length} checks pass. Lesson ${lesson.id} is done.`));
+    lines.push(paint("green", `All ${summary.counted} checks pass. Lesson ${lesson.id} is done.`));
     lines.push(`  compare with the reference: deno task solution ${Number(lesson.id)}`);
   } else {
-    lines.push(`${passing} of ${counted.length} checks pass.`);
-    const shown = progress?.hintsShown ?? 0;
-    if (lesson.hints.length > 0) {
-      const next = Math.min(shown, lesson.hints.length - 1);
-      lines.push(paint("cyan", `Hint ${next + 1}/${lesson.hints.length}: ${lesson.hints[next]}`));
-      lines.push(`  more: deno task hint ${Number(lesson.id)}`);
-    }
+    lines.push(`${summary.passing} of ${summary.counted} checks pass.`);
+    lines.push(`  more help: deno task hint ${Number(lesson.id)}   ·   read: ${docPath(lesson)}`);
   }
   return lines.join("\n");
 }
@@ -100,13 +121,11 @@ export function renderProgress(
   const rows = lessons.map((lesson) => {
     const p = progress[lesson.id];
     const status = p?.status ?? "not started";
-    const checks = p && p.status !== "started" ? `${p.passing}/${p.total}` : "";
-    const date = p?.status === "passed" && p.passedAt
-      ? p.passedAt.slice(0, 10)
-      : p?.lastRun.slice(0, 10) ?? "";
-    return [lesson.id, lesson.topic, status, checks, date];
+    const last = p?.last ? `${p.last.passing}/${p.last.total} on ${p.last.at.slice(0, 10)}` : "";
+    const since = p?.passedAt ? `passed ${p.passedAt.slice(0, 10)}` : "";
+    return [lesson.id, lesson.topic, status, since, last];
   });
-  const header = ["lesson", "topic", "status", "checks", "date"];
+  const header = ["lesson", "topic", "status", "since", "last grading"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd();
   const colour = (r: string[]) =>

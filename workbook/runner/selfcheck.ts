@@ -14,6 +14,8 @@ import { PROJECT_ROOT } from "../harness/target.ts";
 import { generateStarters, listCases, materializeCase, materializeStarter } from "./bad.ts";
 import { gradeLesson, type GradeResult } from "./grade.ts";
 import { generatedDrift } from "./generated.ts";
+import { hintProblems, hintsPath, loadHints } from "../hints.ts";
+import { solutionCodeInDocs } from "./solution_code.ts";
 import { paint } from "./style.ts";
 import { mutationProblems, TARGET_SCORE } from "../mutate/result.ts";
 
@@ -86,12 +88,19 @@ async function layoutProblems(lesson: Lesson): Promise<string[]> {
   const doc = await Deno.readTextFile(`${PROJECT_ROOT}/${docPath(lesson)}`).catch(() => undefined);
   if (doc === undefined) problems.push(`missing ${docPath(lesson)}`);
   else {
-    if (!/^## Hints/m.test(doc)) problems.push(`${docPath(lesson)} has no "## Hints" section`);
+    if (/^## Hints/m.test(doc)) {
+      problems.push(
+        `${docPath(lesson)} has a "## Hints" section: hints live once, in ${hintsPath(lesson)}`,
+      );
+    }
     if (!/^## Poke it yourself/m.test(doc)) {
       problems.push(`${docPath(lesson)} has no "## Poke it yourself" section`);
     }
   }
-  if (lesson.hints.length === 0) problems.push("the catalogue lists no hints");
+  if ((await loadHints(lesson)).length === 0) problems.push(`no hints in ${hintsPath(lesson)}`);
+  for (const found of await solutionCodeInDocs(lesson)) {
+    problems.push(`${found.in} repeats the reference's code (${found.from}): ${found.code}`);
+  }
   if ((await listCases(lesson, "bad")).length < 2) {
     problems.push("fewer than 2 known-bad variants in tests/bad/");
   }
@@ -140,11 +149,14 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   jobs.push(() =>
     timed(`${lesson.id} solution passes its suite`, async () => {
       const result = await gradeLesson(lesson, { target: "solutions" });
+      if (!result.passed) return { ok: false, detail: describeChecks(result) };
+      // The hints file answers exactly this suite's checks.
+      const problems = hintProblems(await loadHints(lesson), result.checks.map((c) => c.name));
       return {
-        ok: result.passed,
-        detail: result.passed
-          ? `${result.checks.filter((c) => c.ok && !c.skipped).length} checks`
-          : describeChecks(result),
+        ok: problems.length === 0,
+        detail: problems.length
+          ? `${hintsPath(lesson)}:\n${problems.join("\n")}`
+          : `${result.summary.passing} checks, each answered by a hint`,
       };
     })
   );
@@ -154,7 +166,7 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
       const counted = result.checks.filter((c) => !c.skipped);
       const ok = !result.problem && counted.length > 0 &&
         counted.every((c) => !c.ok && c.kind === "todo");
-      return { ok, detail: ok ? `${counted.length} checks` : describeChecks(result) };
+      return { ok, detail: ok ? `${result.summary.counted} checks` : describeChecks(result) };
     })
   );
   for (const goodCase of await listCases(lesson, "good")) {
@@ -252,17 +264,18 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
   ]);
   statics.forEach(print);
   print(
-    await timed("catalogue: every lesson has its files, doc, hints and bad variants", async () => {
-      const problems = (await Promise.all(selected.map(async (l) =>
-        (await layoutProblems(l)).map((p) =>
-          `${l.slug}: ${p}`
-        )
-      ))).flat();
-      return {
-        ok: problems.length === 0,
-        detail: problems.join("\n") || `${selected.length} lessons`,
-      };
-    }),
+    await timed(
+      "layout: every lesson has its files, doc, hints (no solution code in either) and bad variants",
+      async () => {
+        const problems = (await Promise.all(
+          selected.map(async (l) => (await layoutProblems(l)).map((p) => `${l.slug}: ${p}`)),
+        )).flat();
+        return {
+          ok: problems.length === 0,
+          detail: problems.join("\n") || `${selected.length} lessons`,
+        };
+      },
+    ),
   );
   print(
     await timed(

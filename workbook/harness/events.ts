@@ -1,0 +1,143 @@
+/**
+ * The grading channel: what a suite's process tells the runner, as data.
+ *
+ * The harness appends one JSON object per line to the file named by
+ * `WORKBOOK_EVENTS`, synchronously (a CPU loop in learner code stops every
+ * timer, but a line already written stays written). The runner reads the file
+ * while the suite runs, so it can show a failure the moment it is known.
+ *
+ * @module
+ */
+import type { FailureKind } from "./failure.ts";
+import { readEnv } from "./target.ts";
+
+/** The environment variable that names the events file. */
+export const EVENTS_ENV = "WORKBOOK_EVENTS";
+
+/** A check was registered (in suite order), possibly skipped with a reason. */
+export interface RegisterEvent {
+  type: "register";
+  check: string;
+  skip?: string;
+}
+
+/** A check started one of its steps. */
+export interface StepEvent {
+  type: "step";
+  check: string;
+  step: string;
+}
+
+/** A check's own verdict, as the harness saw it. */
+export interface ResultEvent {
+  type: "result";
+  check: string;
+  ok: boolean;
+  /** Set when not ok. */
+  kind?: FailureKind;
+  /** The step that failed. */
+  step?: string;
+  /** The learner-facing report of the failure. */
+  report?: string;
+  /** How long the check took, in ms. */
+  ms: number;
+}
+
+/** Any event on the channel. */
+export type GradeEvent = RegisterEvent | StepEvent | ResultEvent;
+
+/**
+ * Appends `event` to the events file, if the runner asked for one. Never
+ * throws: the channel is the runner's, grading goes on without it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { emit, parseEvents } from "./events.ts";
+ *
+ * // Without WORKBOOK_EVENTS set, emit writes nothing and returns quietly.
+ * emit({ type: "step", check: "replies", step: "connect" });
+ * assert.deepEqual(parseEvents('{"type":"step","check":"a","step":"b"}\nnot json\n').length, 1);
+ * ```
+ */
+export function emit(event: GradeEvent): void {
+  const path = readEnv(EVENTS_ENV);
+  if (!path) return;
+  try {
+    Deno.writeTextFileSync(path, JSON.stringify(event) + "\n", { append: true });
+  } catch {
+    // The report loses a line; the suite's verdict still reaches deno test.
+  }
+}
+
+/**
+ * The events in a chunk of the file; lines that are not whole events (a line
+ * still being written) are left out.
+ */
+export function parseEvents(text: string): GradeEvent[] {
+  return text.split("\n").filter(Boolean).flatMap((line) => {
+    try {
+      const event = JSON.parse(line);
+      return typeof event?.type === "string" && typeof event?.check === "string" ? [event] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * Follows an events file as it grows: each call of `read()` returns the
+ * events appended since the last call (only whole lines).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EventFollower } from "./events.ts";
+ *
+ * const path = await Deno.makeTempFile();
+ * const follower = new EventFollower(path);
+ * await Deno.writeTextFile(path, '{"type":"register","check":"a"}\n{"type":"ste');
+ * assert.deepEqual((await follower.read()).length, 1);
+ * await Deno.writeTextFile(path, 'p","check":"a","step":"s"}\n', { append: true });
+ * assert.deepEqual((await follower.read())[0].type, "step");
+ * await Deno.remove(path);
+ * ```
+ */
+export class EventFollower {
+  readonly #path: string;
+  #offset = 0;
+  #partial = "";
+  readonly #decoder = new TextDecoder();
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** The whole events appended since the last call. */
+  async read(): Promise<GradeEvent[]> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#path, { read: true });
+    } catch {
+      return [];
+    }
+    try {
+      await file.seek(this.#offset, Deno.SeekMode.Start);
+      const chunks: Uint8Array[] = [];
+      const buffer = new Uint8Array(64 * 1024);
+      while (true) {
+        const n = await file.read(buffer);
+        if (n === null) break;
+        chunks.push(buffer.slice(0, n));
+        this.#offset += n;
+      }
+      const text = this.#partial +
+        chunks.map((c) => this.#decoder.decode(c, { stream: true })).join("");
+      const end = text.lastIndexOf("\n");
+      this.#partial = text.slice(end + 1);
+      return parseEvents(text.slice(0, end + 1));
+    } finally {
+      file.close();
+    }
+  }
+}
