@@ -38,12 +38,15 @@ export {
   withoutBrackets,
 } from "./workbook/toolkit/program.ts";
 export {
+  ACCEPT_PAUSE_MS,
   acceptEach,
   type AcceptLog,
   type AcceptOptions,
   isGoneBeforeAccept,
   isListenerClosed,
   isOutOfDescriptors,
+  MAX_ACCEPT_PAUSE_MS,
+  sleep,
 } from "./workbook/toolkit/accept.ts";
 export {
   type ByteReader,

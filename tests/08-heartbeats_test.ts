@@ -1440,7 +1440,7 @@ const PAUSE_NOTE = "when accept() fails for another reason than a closed listene
   "gone from the queue — out of descriptors above all — the client stays queued and an accept " +
   "at once fails again at once. Pause on the clock you were given (clock.setTimeout): " +
   "ACCEPT_PAUSE_MS (10 ms) first, each further pause twice the last, at most " +
-  'ACCEPT_PAUSE_MAX_MS (1 s); read "Under attack" in the doc';
+  'MAX_ACCEPT_PAUSE_MS (1 s); read "Under attack" in the doc';
 
 suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, logs once, recovers", async (t) => {
   const { startPingServer } = await load(t);

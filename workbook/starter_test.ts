@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { makeReference, makeStarter, STARTER_HEADER, StarterMarkupError } from "./starter.ts";
+import { makeReference, makeStarter, StarterMarkupError } from "./starter.ts";
 
 const SOLUTION = [
-  '// starter: import { TodoError } from "workbook";',
-  'import { helper } from "./helper.ts";',
+  'import { helper } from "workbook";',
   "export function double(n: number): number {",
   "  // #region solution double",
   "  return helper(2 * n);",
@@ -11,13 +10,11 @@ const SOLUTION = [
   "}",
 ].join("\n");
 
-Deno.test("makeStarter replaces regions with TodoError and applies line markers", () => {
+Deno.test("makeStarter replaces regions with the TodoError global, adding nothing else", () => {
   assert.equal(
     makeStarter(SOLUTION, "double.ts"),
     [
-      STARTER_HEADER,
-      'import { TodoError } from "workbook";',
-      'import { helper } from "./helper.ts";',
+      'import { helper } from "workbook";',
       "export function double(n: number): number {",
       '  throw new TodoError("double");',
       "}",
@@ -33,22 +30,27 @@ Deno.test("makeStarter rejects broken markup", () => {
   assert.throws(() => makeStarter("// #region solution a\n", "a.ts"), StarterMarkupError);
   assert.throws(() => makeStarter("// #endregion solution\n", "a.ts"), StarterMarkupError);
   assert.throws(
-    () =>
-      makeStarter("function f() {\n  // #region solution f\n  // #endregion solution\n}", "a.ts"),
-    /would not import TodoError/,
+    () => makeStarter("// #region solution a\n// #region solution b\n", "a.ts"),
+    /region inside region/,
   );
 });
 
-Deno.test("makeReference shows the solution without its authoring marks", () => {
+Deno.test("makeReference is the learner's finished file: code, no authoring marks", () => {
   assert.equal(
     makeReference(SOLUTION),
     [
-      STARTER_HEADER,
-      'import { helper } from "./helper.ts";',
+      'import { helper } from "workbook";',
       "export function double(n: number): number {",
       "  return helper(2 * n);",
       "}",
     ].join("\n"),
   );
   assert.equal(makeReference("export const x = 1;\n"), "export const x = 1;\n");
+});
+
+Deno.test("the TodoError global is installed by the toolkit and caught as not implemented", async () => {
+  const { isTodoError } = await import("./toolkit/todo.ts");
+  const error = new TodoError("double");
+  assert.equal(isTodoError(error), true);
+  assert.equal(error.message, "double is not implemented yet");
 });

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 01 — sockets: addresses, families and ports.
  *
@@ -7,7 +6,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import {
   acceptEach,
   parseProgramArgs,

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 02 — a TCP client that reads the whole reply.
  *
@@ -12,7 +11,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging } from "workbook";
 
 const log = programLogger("client");

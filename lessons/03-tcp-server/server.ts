@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 03 — a TCP server: serial, then a task per connection.
  *
@@ -9,8 +8,13 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
-import { isOutOfDescriptors, programLogger } from "workbook";
+import {
+  ACCEPT_PAUSE_MS,
+  isOutOfDescriptors,
+  MAX_ACCEPT_PAUSE_MS,
+  programLogger,
+  sleep,
+} from "workbook";
 
 const serialLog = programLogger("serial");
 const concurrentLog = programLogger("concurrent");
@@ -54,16 +58,6 @@ export interface LineServer {
   close(): Promise<void>;
 }
 
-/**
- * The first pause of accepting, in milliseconds, once `accept()` fails because
- * the process is out of file descriptors. Each further failure doubles the
- * pause, up to {@linkcode MAX_ACCEPT_PAUSE_MS}.
- */
-export const ACCEPT_PAUSE_MS = 10;
-
-/** The longest pause of accepting while the process is out of descriptors. */
-export const MAX_ACCEPT_PAUSE_MS = 1000;
-
 /** Where a server listens, and how it waits. */
 export interface ServerOptions {
   /** Default `"127.0.0.1"`: a lesson server is not for the network. */
@@ -99,11 +93,6 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch (error) {
     if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
-}
-
-/** Resolves after `ms` milliseconds: the default {@linkcode ServerOptions.pause}. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The client's address as `127.0.0.1:50412`, for log lines. */

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 04 — streams and framing: one write is not one read.
  *
@@ -18,7 +17,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 
 /** Anything with a `read` like `Deno.Conn`'s: fills part of `buffer`, returns the count, or `null` at end of stream. */
 export interface ByteReader {
@@ -67,7 +65,6 @@ function joinBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
  * for await (const chunk of readChunks(conn, 1024)) console.log(chunk.length);
  * ```
  */
-// deno-lint-ignore require-yield
 export async function* readChunks(
   reader: ByteReader,
   size = 1024,

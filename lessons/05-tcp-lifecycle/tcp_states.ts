@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 05 — the TCP lifecycle and its states.
  *
@@ -10,7 +9,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import { readProcNet } from "workbook";
 
 /**

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 06 — the chat client: two loops at once on one connection.
  *
@@ -13,7 +12,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import {
   closeQuietly,
   isConnectionGone,

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 06 — a multi-client chat server.
  *
@@ -14,37 +13,24 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import {
+  ACCEPT_PAUSE_MS,
   type ByteWriter,
   closeQuietly,
   isConnectionGone,
   isOutOfDescriptors,
   LineTooLongError,
+  MAX_ACCEPT_PAUSE_MS,
   parseProgramArgs,
   programLogger,
   readLines,
   setupLogging,
+  sleep,
   untilInterrupted,
   writeAll,
 } from "workbook";
 
 const log = programLogger("chat");
-
-/**
- * The first pause of accepting, in milliseconds, once `accept()` fails because
- * the process is out of file descriptors; each further failure doubles the
- * pause, up to {@linkcode MAX_ACCEPT_PAUSE_MS}.
- */
-export const ACCEPT_PAUSE_MS = 10;
-
-/** The longest pause of accepting while the process is out of descriptors. */
-export const MAX_ACCEPT_PAUSE_MS = 1000;
-
-/** Resolves after `ms` milliseconds: the default {@linkcode ChatServerOptions.pause}. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Longest line a client may send, in bytes, unless the server is told otherwise. */
 export const DEFAULT_MAX_LINE_BYTES = 1024;

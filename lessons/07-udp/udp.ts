@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 07 — UDP: datagrams, and reliability on top.
  *
@@ -13,7 +12,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
 
 const log = programLogger("udp");

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 08 — heartbeats and expiry.
  *
@@ -16,10 +15,11 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import {
+  ACCEPT_PAUSE_MS,
   isGoneBeforeAccept,
   isListenerClosed,
+  MAX_ACCEPT_PAUSE_MS,
   parseProgramArgs,
   programLogger,
   setupLogging,
@@ -297,12 +297,6 @@ export const DEFAULT_MAX_LINE_BYTES = 8192;
  */
 export const MAX_QUEUED_BYTES = 64 * 1024;
 
-/** The first pause of the accept loop when `accept()` fails (out of descriptors), in ms. */
-export const ACCEPT_PAUSE_MS = 10;
-
-/** The longest pause of the accept loop; each pause doubles the last one up to this, in ms. */
-export const ACCEPT_PAUSE_MAX_MS = 1000;
-
 const PING = encoder.encode("PING\n");
 const PONG = encoder.encode("PONG\n");
 const NEWLINE = 0x0a;
@@ -365,7 +359,7 @@ export interface PingServer {
  * - anything else — above all out of descriptors (EMFILE, ENFILE) — is not
  *   the client's doing and would fail again at once: log one warning, pause
  *   {@linkcode ACCEPT_PAUSE_MS} on the clock, then try again, doubling the
- *   pause after each further failure up to {@linkcode ACCEPT_PAUSE_MAX_MS}.
+ *   pause after each further failure up to {@linkcode MAX_ACCEPT_PAUSE_MS}.
  *   The first accept that succeeds ends the episode (the next starts from
  *   10 ms again). `close()` during a pause ends the loop at once.
  */

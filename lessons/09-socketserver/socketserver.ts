@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 09 — a socketserver-style framework, the Deno way.
  *
@@ -13,8 +12,7 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
-import { isOutOfDescriptors, programLogger } from "workbook";
+import { ACCEPT_PAUSE_MS, isOutOfDescriptors, MAX_ACCEPT_PAUSE_MS, programLogger } from "workbook";
 
 const log = programLogger("socketserver");
 const encoder = new TextEncoder();
@@ -25,16 +23,6 @@ export const DEFAULT_SHUTDOWN_MS = 5_000;
 
 /** The longest line a {@linkcode StreamRequestHandler} reads unless told otherwise. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
-
-/**
- * The first pause of the loop, in milliseconds, once `getRequest()` fails
- * because the process is out of file descriptors. Each further failure
- * doubles it, up to {@linkcode MAX_ACCEPT_PAUSE_MS}.
- */
-export const ACCEPT_PAUSE_MS = 10;
-
-/** The longest pause of the loop while the process is out of descriptors. */
-export const MAX_ACCEPT_PAUSE_MS = 1000;
 
 /** The most bytes a {@linkcode BroadcastServer} queues for one client unless told otherwise. */
 export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024;

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 10 — I/O models: blocking, non-blocking, synchronous, asynchronous.
  *
@@ -11,7 +10,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
 import {
   bind,

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-unused-vars require-await
 /**
  * Lesson 12 — coroutines from the ground up.
  *
@@ -17,7 +16,6 @@
  *
  * @module
  */
-import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
 import { EventLoop } from "workbook/event-loop";
 import {
@@ -547,7 +545,6 @@ export const ACCEPT_PAUSE_MAX_MS = 1000;
  *
  * Use it as `const fd = yield* greenAccept(listenFd)`.
  */
-// deno-lint-ignore require-yield
 export function* greenAccept(listenFd: number): Coroutine<number> {
   throw new TodoError("greenAccept");
 }
@@ -557,7 +554,6 @@ export function* greenAccept(listenFd: number): Coroutine<number> {
  * there (`read` returns null), `yield readable(fd)`. Errors (ECONNRESET …)
  * are thrown as they are.
  */
-// deno-lint-ignore require-yield
 export function* greenRead(fd: number, buffer: Uint8Array): Coroutine<number> {
   throw new TodoError("greenRead");
 }
@@ -566,7 +562,6 @@ export function* greenRead(fd: number, buffer: Uint8Array): Coroutine<number> {
  * The green `sendall`: sends every byte of `bytes`, however many sends it
  * takes; when the socket is full (`send` returns null), `yield writable(fd)`.
  */
-// deno-lint-ignore require-yield
 export function* greenWriteAll(fd: number, bytes: Uint8Array): Coroutine<void> {
   throw new TodoError("greenWriteAll");
 }
@@ -597,8 +592,8 @@ export interface GreenEchoServer {
  * that resets ends its coroutine quietly (see {@linkcode isPeerGone}); any
  * other error fails that task only.
  *
- * - Listen with `listenTcp({ address: options.hostname ?? "127.0.0.1",
- *   port: options.port ?? 0, nonBlocking: true })`.
+ * - Listen with `listenTcp`, non-blocking, on `options.hostname` (default
+ *   127.0.0.1) and `options.port` (default 0).
  * - Close every fd in a `finally` (the listener in the acceptor's), and keep
  *   `openFds()`, `live` and `peakLive` true to what is open.
  * - `close()`: `hub.kill(...)` the acceptor and every connection task, then

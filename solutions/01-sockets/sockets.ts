@@ -6,7 +6,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import {
   acceptEach,
   parseProgramArgs,

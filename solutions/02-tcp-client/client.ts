@@ -11,7 +11,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging } from "workbook";
 
 const log = programLogger("client");

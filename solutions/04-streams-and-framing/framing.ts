@@ -17,7 +17,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 
 /** Anything with a `read` like `Deno.Conn`'s: fills part of `buffer`, returns the count, or `null` at end of stream. */
 export interface ByteReader {
@@ -66,7 +65,6 @@ function joinBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
  * for await (const chunk of readChunks(conn, 1024)) console.log(chunk.length);
  * ```
  */
-// starter: // deno-lint-ignore require-yield
 export async function* readChunks(
   reader: ByteReader,
   size = 1024,

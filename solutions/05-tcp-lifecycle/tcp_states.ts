@@ -9,7 +9,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import { readProcNet } from "workbook";
 
 /**

@@ -12,7 +12,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import {
   closeQuietly,
   isConnectionGone,

@@ -12,7 +12,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
 
 const log = programLogger("udp");

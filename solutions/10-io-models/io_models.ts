@@ -10,7 +10,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
 import {
   bind,

@@ -18,7 +18,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import { setImmediate } from "node:timers";
 import {
   isOutOfDescriptors,
@@ -596,7 +595,7 @@ export function serveEdge(
  *   pause (1, 2, 4 … up to {@linkcode SELECT_IDLE_MAX_MS} ms) while idle.
  * - Listener readable: accept until `state.acceptOne()` returns null. If it
  *   throws "out of descriptors" (`isOutOfDescriptors(error)`), call
- *   `state.pauseAccepting(error)`, stop accepting, and leave the listener out
+ *   tell the state to pause accepting (`pauseAccepting`, with the error), and leave the listener out
  *   of the read set while `state.acceptPaused`. Any other error: rethrow. A new fd
  *   >= FD_SETSIZE cannot go into an fd_set (FD_SET past the bitmap corrupts
  *   memory in C; the bindings throw a RangeError): close it at once, count it
@@ -685,7 +684,7 @@ export function startSelectEchoServer(options: EchoOptions = {}): EchoServer {
  *   being asked for: treat them as "readable" (the read then says EOF or
  *   reset). POLLNVAL means a closed fd is still in your list: a bug — throw.
  * - Wake pipe: `drain()`. Listener: accept until `acceptOne()` is null.
- *   Out of descriptors: `state.pauseAccepting(error)` (as with select) and
+ *   Out of descriptors: pause accepting through the state (as with select) and
  *   no listener in the list while `state.acceptPaused`.
  *   Clients: `serveReady`, and `state.closeClient(fd)` when it says false.
  * - Return `state.server(loop)`.
@@ -753,7 +752,7 @@ export function startPollEchoServer(options: EchoOptions = {}): EchoServer {
  *   `await epollWaitAsync(epfd, 64, -1)`; EPOLLHUP/EPOLLERR/EPOLLRDHUP count as
  *   readable. Drop a client with EPOLL_CTL_DEL, then `state.closeClient(fd)`.
  * - Out of descriptors while accepting: EPOLL_CTL_DEL the listener and
- *   `state.pauseAccepting(error, resume)`, where `resume` adds it back (an fd
+ *   pause accepting through the state, giving it the error and a `resume` callback that adds it back (an fd
  *   added while ready is reported at once, edge-triggered or not); leave it
  *   out of `state.watched` while `state.acceptPaused`.
  * - If a call fails while it starts (epoll_create, epoll_ctl: EMFILE when

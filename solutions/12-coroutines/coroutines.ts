@@ -16,7 +16,6 @@
  *
  * @module
  */
-// starter: import { TodoError } from "workbook";
 import { parseProgramArgs, programLogger, setupLogging, untilInterrupted } from "workbook";
 import { EventLoop } from "workbook/event-loop";
 import {
@@ -735,7 +734,6 @@ export const ACCEPT_PAUSE_MAX_MS = 1000;
  *
  * Use it as `const fd = yield* greenAccept(listenFd)`.
  */
-// starter: // deno-lint-ignore require-yield
 export function* greenAccept(listenFd: number): Coroutine<number> {
   // #region solution greenAccept
   for (;;) {
@@ -751,7 +749,6 @@ export function* greenAccept(listenFd: number): Coroutine<number> {
  * there (`read` returns null), `yield readable(fd)`. Errors (ECONNRESET …)
  * are thrown as they are.
  */
-// starter: // deno-lint-ignore require-yield
 export function* greenRead(fd: number, buffer: Uint8Array): Coroutine<number> {
   // #region solution greenRead
   for (;;) {
@@ -766,7 +763,6 @@ export function* greenRead(fd: number, buffer: Uint8Array): Coroutine<number> {
  * The green `sendall`: sends every byte of `bytes`, however many sends it
  * takes; when the socket is full (`send` returns null), `yield writable(fd)`.
  */
-// starter: // deno-lint-ignore require-yield
 export function* greenWriteAll(fd: number, bytes: Uint8Array): Coroutine<void> {
   // #region solution greenWriteAll
   for (let at = 0; at < bytes.length;) {
@@ -803,8 +799,8 @@ export interface GreenEchoServer {
  * that resets ends its coroutine quietly (see {@linkcode isPeerGone}); any
  * other error fails that task only.
  *
- * - Listen with `listenTcp({ address: options.hostname ?? "127.0.0.1",
- *   port: options.port ?? 0, nonBlocking: true })`.
+ * - Listen with `listenTcp`, non-blocking, on `options.hostname` (default
+ *   127.0.0.1) and `options.port` (default 0).
  * - Close every fd in a `finally` (the listener in the acceptor's), and keep
  *   `openFds()`, `live` and `peakLive` true to what is open.
  * - `close()`: `hub.kill(...)` the acceptor and every connection task, then

@@ -7,6 +7,8 @@
  */
 import { type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
+import { listCases, materializeCase } from "./bad.ts";
+import { gradeLesson } from "./grade.ts";
 
 async function timeCommand(args: string[]): Promise<{ ms: number; ok: boolean }> {
   const start = performance.now();
@@ -71,4 +73,73 @@ async function withSuites(): Promise<Lesson[]> {
     }
   }
   return out;
+}
+
+/** One known-bad variant's timings: when its first failure was known, when grading ended. */
+export interface FailureTiming {
+  lesson: string;
+  name: string;
+  /** Undefined when the suite did not reject the variant. */
+  firstFailureMs?: number;
+  totalMs: number;
+}
+
+/**
+ * Grades every known-bad variant of `chosen` in full (as a learner's run,
+ * not fail-fast), `jobs` at a time, and reports time to first failure (when
+ * the streamed report shows it) and total grading time: median and worst.
+ */
+export async function benchFailures(chosen: Lesson[], jobs = 2): Promise<FailureTiming[]> {
+  const cases = (await Promise.all(chosen.map((l) => listCases(l, "bad")))).flat();
+  const timings: FailureTiming[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < cases.length) {
+      const variant = cases[next++];
+      const dir = await materializeCase(variant);
+      try {
+        const result = await gradeLesson(variant.lesson, { target: dir });
+        timings.push({
+          lesson: variant.lesson.id,
+          name: variant.name,
+          firstFailureMs: result.firstFailureMs,
+          totalMs: result.durationMs,
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  return timings.sort((a, b) => a.lesson.localeCompare(b.lesson) || a.name.localeCompare(b.name));
+}
+
+/** The table of {@linkcode benchFailures}: per lesson and overall, median and worst. */
+export function renderFailureTimings(timings: FailureTiming[]): string {
+  const s = (ms: number | undefined) => ms === undefined ? "  —  " : (ms / 1000).toFixed(2);
+  const row = (label: string, rows: FailureTiming[]) => {
+    const first = rows.map((t) => t.firstFailureMs ?? t.totalMs);
+    const total = rows.map((t) => t.totalMs);
+    const worst = rows.reduce((a, b) =>
+      (b.firstFailureMs ?? b.totalMs) > (a.firstFailureMs ?? a.totalMs) ? b : a
+    );
+    return `${label.padEnd(8)} ${String(rows.length).padStart(4)}  ${
+      s(median(first)).padStart(6)
+    }  ${s(Math.max(...first)).padStart(6)}  ${s(median(total)).padStart(6)}  ${
+      s(Math.max(...total)).padStart(6)
+    }  ${worst.lesson}/${worst.name}`;
+  };
+  const lines = [
+    "time to first failure (streamed) and total grading time, in s, per known-bad variant",
+    "lesson   runs   first median / worst   total median / worst   slowest first failure",
+  ];
+  for (const id of [...new Set(timings.map((t) => t.lesson))]) {
+    lines.push(row(id, timings.filter((t) => t.lesson === id)));
+  }
+  lines.push(row("all", timings));
+  const unrejected = timings.filter((t) => t.firstFailureMs === undefined);
+  if (unrejected.length) {
+    lines.push(`not rejected: ${unrejected.map((t) => `${t.lesson}/${t.name}`).join(", ")}`);
+  }
+  return lines.join("\n");
 }

@@ -22,7 +22,7 @@ import { docPath, getLesson, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT, resolveTarget } from "../harness/target.ts";
 import { hintText, loadHints, nextHint } from "../hints.ts";
 import { type CaseKind, generateStarters, listCases, materializeCase } from "./bad.ts";
-import { runBench } from "./bench.ts";
+import { benchFailures, renderFailureTimings, runBench } from "./bench.ts";
 import { diffLines } from "./diff.ts";
 import { type Check, gradeLesson, type GradeResult } from "./grade.ts";
 import { programArgs } from "./program_run.ts";
@@ -61,7 +61,7 @@ const USAGE = `usage:
   deno task run N PROGRAM [--solution] [--host H] [--port P] [program flags]
   deno task test [N ...] [--jobs J]   (course self-check; J suites at a time)
   deno task sync            (course authors: regenerate starters)
-  deno task bench
+  deno task bench [N ...] [--failures [--jobs J]]   (--failures: time to first failure of each known-bad variant)
   deno task soak [N ...] [--runs R] [--jobs J]   (course authors: is any suite flaky?)
 N is a lesson number (3), its id (03) or its folder (03-tcp-server).`;
 
@@ -364,6 +364,7 @@ async function main(argv: string[]): Promise<number> {
       verbose: { type: "boolean", short: "v" },
       yes: { type: "boolean", short: "y" },
       force: { type: "boolean" },
+      failures: { type: "boolean" },
       jobs: { type: "string" },
       runs: { type: "string" },
     },
@@ -435,8 +436,16 @@ async function main(argv: string[]): Promise<number> {
     case "sync":
       await sync();
       return 0;
-    case "bench":
-      return await runBench(positionals.map((p) => needLesson(p)));
+    case "bench": {
+      const chosen = positionals.map((p) => needLesson(p));
+      if (!values.failures) return await runBench(chosen);
+      const timings = await benchFailures(
+        chosen.length ? chosen : [...lessons],
+        values.jobs === undefined ? undefined : needJobs(String(values.jobs)),
+      );
+      console.log(renderFailureTimings(timings));
+      return 0;
+    }
     case "soak": {
       const results = await soak(positionals.length ? positionals.map(needLesson) : lessons, {
         runs: values.runs === undefined ? undefined : needJobs(String(values.runs)),

@@ -12,7 +12,7 @@
 import { docPath, type Lesson } from "../catalogue.ts";
 import { hintsPath } from "../hints.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { REGION_END, REGION_START } from "../starter.ts";
+import { makeStarter, REGION_END, REGION_START } from "../starter.ts";
 
 /** Shorter lines (`return total;`, `} finally {`) are words any text may use. */
 export const MIN_CODE_CHARS = 20;
@@ -67,12 +67,22 @@ export function regionCodeLines(text: string): { line: number; code: string }[] 
   return out;
 }
 
-/** Solution lines of `lesson` that its doc or hints file repeats. */
+/**
+ * Solution lines of `lesson` that its doc, its hints file or its starters'
+ * comments repeat (a JSDoc that spells out the line the learner is to write).
+ */
 export async function solutionCodeInDocs(lesson: Lesson): Promise<SolutionCodeFound[]> {
   const places: { in: string; text: string }[] = [];
   for (const path of [docPath(lesson), hintsPath(lesson)]) {
     const text = await Deno.readTextFile(`${PROJECT_ROOT}/${path}`).catch(() => undefined);
     if (text !== undefined) places.push({ in: path, text: normalize(text) });
+  }
+  for (const file of lesson.files) {
+    const source = await Deno.readTextFile(`${PROJECT_ROOT}/solutions/${lesson.slug}/${file}`);
+    places.push({
+      in: `the starter's comments (lessons/${lesson.slug}/${file})`,
+      text: normalize(commentsOf(makeStarter(source, file))),
+    });
   }
   const found: SolutionCodeFound[] = [];
   for (const file of lesson.files) {
@@ -85,4 +95,11 @@ export async function solutionCodeInDocs(lesson: Lesson): Promise<SolutionCodeFo
     }
   }
   return found;
+}
+
+/** The comment text of a source file: line comments and block comments. */
+function commentsOf(source: string): string {
+  const blocks = source.match(/\/\*[\s\S]*?\*\//g) ?? [];
+  const lines = source.split("\n").map((l) => l.match(/^\s*\/\/(.*)$/)?.[1]).filter(Boolean);
+  return [...blocks.map((b) => b.replace(/^\s*\*/gm, "")), ...lines].join("\n");
 }

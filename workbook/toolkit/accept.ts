@@ -37,13 +37,41 @@ export function isGoneBeforeAccept(error: unknown): boolean {
     error instanceof Deno.errors.NotConnected;
 }
 
+/**
+ * The first pause of accepting, in milliseconds, once `accept()` fails because
+ * the process is out of file descriptors; each further failure of the same
+ * shortage doubles the pause, up to {@linkcode MAX_ACCEPT_PAUSE_MS}. Every
+ * server of the workbook (given or written by the learner) uses these two.
+ */
+export const ACCEPT_PAUSE_MS = 10;
+
+/** The longest pause of accepting while the process is out of descriptors. */
+export const MAX_ACCEPT_PAUSE_MS = 1000;
+
+/**
+ * Resolves after `ms` milliseconds: a server's default way to pause.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sleep } from "workbook";
+ *
+ * const started = performance.now();
+ * await sleep(5);
+ * assert.ok(performance.now() - started >= 4);
+ * ```
+ */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** Options of {@linkcode acceptEach}. */
 export interface AcceptOptions {
   /** Where to say that accepting paused and resumed. */
   log?: AcceptLog;
-  /** First pause when out of descriptors (default 10 ms); it doubles up to `maxPauseMs`. */
+  /** First pause when out of descriptors (default {@linkcode ACCEPT_PAUSE_MS}); it doubles up to `maxPauseMs`. */
   pauseMs?: number;
-  /** Longest pause (default 1000 ms). */
+  /** Longest pause (default {@linkcode MAX_ACCEPT_PAUSE_MS}). */
   maxPauseMs?: number;
 }
 
@@ -68,8 +96,8 @@ export async function acceptEach(
   handle: (conn: Deno.Conn) => unknown,
   options: AcceptOptions = {},
 ): Promise<void> {
-  const first = options.pauseMs ?? 10;
-  const longest = options.maxPauseMs ?? 1000;
+  const first = options.pauseMs ?? ACCEPT_PAUSE_MS;
+  const longest = options.maxPauseMs ?? MAX_ACCEPT_PAUSE_MS;
   let pause = 0;
   let failures = 0;
   while (true) {
@@ -89,7 +117,7 @@ export async function acceptEach(
         );
       }
       pause = Math.min(pause ? pause * 2 : first, longest);
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await sleep(pause);
       continue;
     }
     if (failures > 0) {

@@ -6,6 +6,9 @@
  * it (by `name`, so a copy of the class elsewhere works too) and reports
  * "lesson NN: functionName is not implemented yet" instead of a stack trace.
  *
+ * Starters use it as a global (see `globals.d.ts`), installed when this
+ * module loads, so a finished lesson file needs no import to delete.
+ *
  * @module
  */
 
@@ -16,14 +19,12 @@
  * ```ts
  * import { TodoError } from "workbook";
  *
+ * import assert from "node:assert/strict";
+ *
  * function greet(name: string): string {
- *   throw new TodoError("greet", "return `hello, ${name}`");
+ *   throw new TodoError(`greet(${name})`);
  * }
- * try {
- *   greet("ada");
- * } catch (error) {
- *   console.log(error instanceof TodoError); // true
- * }
+ * assert.throws(() => greet("ada"), TodoError);
  * ```
  */
 export class TodoError extends Error {
@@ -44,13 +45,17 @@ export class TodoError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isTodoError, TodoError } from "workbook";
  *
- * console.log(isTodoError(new TodoError("x"))); // true
- * console.log(isTodoError(new Error("x"))); // false
+ * assert.equal(isTodoError(new TodoError("x")), true);
+ * assert.equal(isTodoError(new Error("x")), false);
  * ```
  */
 export function isTodoError(error: unknown): error is TodoError {
   return error instanceof Error && error.name === "TodoError" &&
     typeof (error as { what?: unknown }).what === "string";
 }
+
+// Starters throw it without importing it: see globals.d.ts.
+globalThis.TodoError = TodoError;
