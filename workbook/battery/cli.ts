@@ -13,7 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { getLesson } from "../catalogue.ts";
-import { listCases, materializeCase } from "../runner/bad.ts";
+import { listCases, materializeCase } from "../runner/variants.ts";
 import { normalClient, within } from "./clients.ts";
 import { RunningProgram, type StartOptions } from "./program.ts";
 import { type Outcome, scenarios } from "./scenarios.ts";

@@ -7,7 +7,7 @@
  */
 import { type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { listCases, materializeCase } from "./bad.ts";
+import { listCases, materializeCase } from "./variants.ts";
 import { gradeLesson } from "./grade.ts";
 
 async function timeCommand(args: string[]): Promise<{ ms: number; ok: boolean }> {
@@ -89,24 +89,33 @@ export interface FailureTiming {
  * not fail-fast), `jobs` at a time, and reports time to first failure (when
  * the streamed report shows it) and total grading time: median and worst.
  */
-export async function benchFailures(chosen: Lesson[], jobs = 2): Promise<FailureTiming[]> {
+export async function benchFailures(
+  chosen: Lesson[],
+  jobs = 2,
+  onEach?: (timing: FailureTiming) => void,
+): Promise<FailureTiming[]> {
   const cases = (await Promise.all(chosen.map((l) => listCases(l, "bad")))).flat();
   const timings: FailureTiming[] = [];
   let next = 0;
   const worker = async () => {
     while (next < cases.length) {
       const variant = cases[next++];
-      const dir = await materializeCase(variant);
+      let dir: string | undefined;
       try {
+        dir = await materializeCase(variant);
         const result = await gradeLesson(variant.lesson, { target: dir });
-        timings.push({
+        const timing = {
           lesson: variant.lesson.id,
           name: variant.name,
           firstFailureMs: result.firstFailureMs,
           totalMs: result.durationMs,
-        });
+        };
+        timings.push(timing);
+        onEach?.(timing);
+      } catch (error) {
+        console.error(`${variant.lesson.id}/${variant.name}: ${error}`);
       } finally {
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
     }
   };

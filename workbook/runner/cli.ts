@@ -21,7 +21,8 @@ import { parseArgs } from "node:util";
 import { docPath, getLesson, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT, resolveTarget } from "../harness/target.ts";
 import { hintText, loadHints, nextHint } from "../hints.ts";
-import { type CaseKind, generateStarters, listCases, materializeCase } from "./bad.ts";
+import { type CaseKind, listCases, materializeCase } from "./variants.ts";
+import { generateStarters } from "./starters.ts";
 import { benchFailures, renderFailureTimings, runBench } from "./bench.ts";
 import { diffLines } from "./diff.ts";
 import { type Check, gradeLesson, type GradeResult } from "./grade.ts";
@@ -323,7 +324,8 @@ async function runProgram(lesson: Lesson, args: string[], useSolution: boolean):
   const [name, ...rest] = args;
   const program = lesson.programs.find((p) => p.name === name);
   if (!program) {
-    const list = lesson.programs.map((p) => `  ${p.name.padEnd(12)} ${p.about}`).join("\n") ||
+    const width = Math.max(12, ...lesson.programs.map((p) => p.name.length + 1));
+    const list = lesson.programs.map((p) => `  ${p.name.padEnd(width)} ${p.about}`).join("\n") ||
       "  (none)";
     console.log(
       `lesson ${lesson.id} programs:\n${list}\nusage: deno task run ${
@@ -442,6 +444,15 @@ async function main(argv: string[]): Promise<number> {
       const timings = await benchFailures(
         chosen.length ? chosen : [...lessons],
         values.jobs === undefined ? undefined : needJobs(String(values.jobs)),
+        (t) =>
+          console.log(
+            paint(
+              "gray",
+              `${t.lesson}/${t.name}: first failure ${
+                t.firstFailureMs === undefined ? "—" : (t.firstFailureMs / 1000).toFixed(2)
+              } s, total ${(t.totalMs / 1000).toFixed(2)} s`,
+            ),
+          ),
       );
       console.log(renderFailureTimings(timings));
       return 0;

@@ -11,7 +11,8 @@
  */
 import { docPath, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { generateStarters, listCases, materializeCase, materializeStarter } from "./bad.ts";
+import { listCases, materializeCase } from "./variants.ts";
+import { generateStarters, materializeStarter } from "./starters.ts";
 import { gradeLesson, type GradeResult } from "./grade.ts";
 import { generatedDrift } from "./generated.ts";
 import { hintProblems, hintsPath, loadHints } from "../hints.ts";

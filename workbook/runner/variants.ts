@@ -23,7 +23,6 @@
  */
 import type { Lesson } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { makeStarter } from "../starter.ts";
 import { WORK_DIR } from "./grade.ts";
 
 /** `bad`: the suite must reject it; `good`: the suite must pass it. */
@@ -60,7 +59,7 @@ export async function listCases(lesson: Lesson, kind: CaseKind): Promise<Variant
 }
 
 /** Copies a lesson's solution files into `dir/<slug>/`. */
-async function copySolution(lesson: Lesson, dir: string): Promise<string> {
+export async function copySolution(lesson: Lesson, dir: string): Promise<string> {
   const from = `${PROJECT_ROOT}/solutions/${lesson.slug}`;
   const to = `${dir}/${lesson.slug}`;
   await Deno.mkdir(to, { recursive: true });
@@ -100,32 +99,4 @@ export async function materializeCase(variant: VariantCase): Promise<string> {
     await Deno.writeTextFile(path, text);
   }
   return root;
-}
-
-/**
- * Builds a gradable directory holding the lesson's freshly generated starter,
- * so the self-check grades pristine starters even in a learner's copy.
- */
-export async function materializeStarter(lesson: Lesson): Promise<string> {
-  await Deno.mkdir(`${WORK_DIR}/tmp`, { recursive: true });
-  const root = await Deno.makeTempDir({ dir: `${WORK_DIR}/tmp`, prefix: `starter-${lesson.id}-` });
-  const lessonDir = await copySolution(lesson, root);
-  for (const [name, text] of await generateStarters(lesson)) {
-    await Deno.writeTextFile(`${lessonDir}/${name}`, text);
-  }
-  return root;
-}
-
-/**
- * The generated starter text of each file the learner edits. Only those files
- * have a reference in `solutions/`; programs and given files live once, in
- * `lessons/`.
- */
-export async function generateStarters(lesson: Lesson): Promise<Map<string, string>> {
-  const dir = `${PROJECT_ROOT}/solutions/${lesson.slug}`;
-  const out = new Map<string, string>();
-  for (const name of [...lesson.files].sort()) {
-    out.set(name, makeStarter(await Deno.readTextFile(`${dir}/${name}`), `${dir}/${name}`));
-  }
-  return out;
 }
