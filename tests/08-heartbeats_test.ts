@@ -712,11 +712,11 @@ suite.test("the chat server binds the port it is given and sweeps every timeoutM
 async function startClient(t: Grader, server: UdpProbe, clock: ManualClock, heard: string[]) {
   const { startChatClient } = await load(t);
   const client = await t.step(
-    `startChatClient({ server: ${key(server.addr)}, intervalMs: 90, clock: a fake clock })`,
+    `startChatClient({ server: ${key(server.addr)}, serverTimeoutMs: 90, clock: a fake clock })`,
     () =>
       startChatClient({
         server: { hostname: "127.0.0.1", port: server.addr.port },
-        intervalMs: 90,
+        serverTimeoutMs: 90,
         clock,
         onMessage: (text) => void heard.push(text),
       }),
@@ -725,11 +725,12 @@ async function startClient(t: Grader, server: UdpProbe, clock: ManualClock, hear
   return client;
 }
 
-suite.test("the client registers at once, then heartbeats every intervalMs / 3", async (t) => {
+suite.test("the client registers at once, then heartbeats every serverTimeoutMs / 3", async (t) => {
   const clock = new ManualClock();
   const server = openUdpProbe(t, "server");
   const client = await startClient(t, server, clock, []);
-  const beatNote = "the client sends `hb` every intervalMs / 3 = 30 ms of the clock it was given " +
+  const beatNote =
+    "the client sends `hb` every serverTimeoutMs / 3 = 30 ms of the clock it was given " +
     "(clock.setInterval), whatever the user does";
   await server.expectNext("hb", {
     step: "your client sends hb at once, before any timer fires",
@@ -1789,12 +1790,12 @@ suite.test("real timers: a heartbeat-only client stays while silent ones expire"
   const server = await startServer(t);
   const heard: string[] = [];
   const clients = await t.step(
-    "start two chat clients (intervalMs: 60, real clock)",
+    "start two chat clients (serverTimeoutMs: 60, real clock)",
     () =>
       ["listener", "talker"].map((name) => {
         const client = startChatClient({
           server: { hostname: "127.0.0.1", port: server.addr.port },
-          intervalMs: 60,
+          serverTimeoutMs: 60,
           onMessage: name === "listener" ? (text) => void heard.push(text) : () => {},
         });
         t.defer(() => client.close());
@@ -1848,7 +1849,7 @@ suite.test("real timers: a heartbeat-only client stays while silent ones expire"
       step: "the heartbeat-only listener still hears the talker",
       expected: "the listener (which only sends hb) to receive the talker's message",
       actual: `it heard ${JSON.stringify(heard)}; ${describeClients(server)}`,
-      note: "the client must keep sending hb every intervalMs / 3 on its own timer, so the " +
+      note: "the client must keep sending hb every serverTimeoutMs / 3 on its own timer, so the " +
         "server never expires it",
     });
   }, { timeoutMs: 4 * STEP_MS });

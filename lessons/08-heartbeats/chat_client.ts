@@ -28,16 +28,16 @@ if (import.meta.main) {
   const args = parseProgramArgs(Deno.args, { port: 9000 }, ["interval"]);
   await setupLogging(args.verbose ? "debug" : "info");
   const log = programLogger("chat-client");
-  const intervalMs = Number(args.extra.interval ?? 3000);
+  const serverTimeoutMs = Number(args.extra.interval ?? 3000);
   const client = startChatClient({
     server: { hostname: args.host, port: args.port },
-    intervalMs,
+    serverTimeoutMs,
     onMessage: (text) => console.log(text),
   });
   log.info("joined udp {server} from {addr}; heartbeat every {beat} ms", {
     server: addressKey({ hostname: args.host, port: args.port }),
     addr: addressKey(client.addr),
-    beat: Math.round(intervalMs / 3),
+    beat: Math.round(serverTimeoutMs / 3),
   });
   const typing = (async () => {
     for await (const line of stdinLines()) await client.send(line);

@@ -235,8 +235,11 @@ export function startChatServer(options: ChatServerOptions): ChatServer {
 export interface ChatClientOptions {
   /** The chat server's address (an IP address: replies are matched against it). */
   server: { hostname: string; port: number };
-  /** The server's expiry interval (ms); the client beats every `intervalMs / 3`. */
-  intervalMs: number;
+  /**
+   * The server's timeout T (ms): how long the server keeps a silent client
+   * before it drops it. The client beats every `serverTimeoutMs / 3`.
+   */
+  serverTimeoutMs: number;
   /** Called with the text of each datagram from the server (trailing `\n` removed). */
   onMessage: (text: string) => void;
   /** Where time comes from (default {@linkcode systemClock}). */
@@ -256,8 +259,8 @@ export interface ChatClient {
 /**
  * Starts a chat client on its own UDP socket (127.0.0.1, port 0). It sends
  * `hb` at once (so it is registered before it says anything), then every
- * `intervalMs / 3` from its own `clock.setInterval`, whatever the user does:
- * up to two heartbeats may be lost before the server's `intervalMs` runs out.
+ * `serverTimeoutMs / 3` from its own `clock.setInterval`, whatever the user does:
+ * up to two heartbeats may be lost before the server's `serverTimeoutMs` runs out.
  * Datagrams from anyone but the server are ignored (UDP lets any program send
  * to your port). Each datagram from the server goes to `onMessage`.
  */

@@ -324,7 +324,9 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
       const { ok, output } = await run([
         "test",
         "--no-prompt",
-        "--allow-read=.,/dev/null",
+        // Engine tests build throwaway trees (progress files, charts) under /tmp.
+        "--allow-read=.,/dev/null,/tmp",
+        "--allow-write=/tmp",
         "--allow-net=127.0.0.1",
         "--allow-ffi",
         "--allow-env",
