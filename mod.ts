@@ -4,14 +4,18 @@
  *
  * @example List the lessons
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lessons } from "workbook";
  *
- * for (const lesson of lessons) console.log(lesson.id, lesson.title);
+ * assert.equal(lessons.length, 12);
+ * assert.equal(lessons[0].id, "01");
+ * assert.equal(lessons.at(-1)!.id, "12");
  * ```
  *
  * @module
  */
 export {
+  type BatteryProfile,
   DEFAULT_LESSON_BUDGET_MS,
   docPath,
   findLesson,
@@ -20,6 +24,7 @@ export {
   type LessonPermissions,
   type LessonProgram,
   lessons,
+  type ProgramExtras,
 } from "./workbook/catalogue.ts";
 export { isTodoError, TodoError } from "./workbook/toolkit/todo.ts";
 export {
@@ -27,7 +32,14 @@ export {
   ProcNetUnavailableError,
   readProcNet,
 } from "./workbook/toolkit/procnet.ts";
-export { LOG_ROOT, programLogger, resetLogging, setupLogging } from "./workbook/toolkit/log.ts";
+export {
+  LOG_ROOT,
+  type LogLevel,
+  type ProgramLogger,
+  programLogger,
+  resetLogging,
+  setupLogging,
+} from "./workbook/toolkit/log.ts";
 export {
   DEFAULT_HOST,
   isLoopbackHost,

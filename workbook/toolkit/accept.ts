@@ -14,23 +14,77 @@
  * @module
  */
 
-/** Something to log to: a LogTape logger fits. */
+/**
+ * Something to log to: a LogTape logger fits (see `programLogger`).
+ *
+ * @example Collect what the accept loop says
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { AcceptLog } from "workbook";
+ *
+ * const lines: string[] = [];
+ * const log: AcceptLog = {
+ *   warn: (message) => lines.push(`WRN ${message}`),
+ *   info: (message) => lines.push(`INF ${message}`),
+ * };
+ * log.warn("out of file descriptors: pausing accept until connections close ({error})");
+ * assert.equal(lines.length, 1);
+ * ```
+ */
 export interface AcceptLog {
+  /** Logs a problem: accepting paused, or a handler failed. */
   warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs a recovery: accepting again. */
   info(message: string, properties?: Record<string, unknown>): void;
 }
 
-/** True when `error` says the process (EMFILE) or the system (ENFILE) is out of descriptors. */
+/**
+ * True when `error` says the process (EMFILE) or the system (ENFILE) is out of descriptors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isOutOfDescriptors } from "workbook";
+ *
+ * assert.ok(isOutOfDescriptors(new Error("Too many open files (os error 24)")));
+ * assert.ok(isOutOfDescriptors(new Error("accept: os error 23")));
+ * assert.ok(!isOutOfDescriptors(new Deno.errors.ConnectionReset("reset")));
+ * ```
+ */
 export function isOutOfDescriptors(error: unknown): boolean {
   return error instanceof Error && /os error 2[34]\b|Too many open files/.test(error.message);
 }
 
-/** True when `accept()` failed because the listener was closed. */
+/**
+ * True when `accept()` failed because the listener was closed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isListenerClosed } from "workbook";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepting = listener.accept();
+ * listener.close();
+ * await assert.rejects(accepting, (error) => isListenerClosed(error));
+ * ```
+ */
 export function isListenerClosed(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted;
 }
 
-/** True when the connection being accepted was reset or aborted while it waited. */
+/**
+ * True when the connection being accepted was reset or aborted while it waited.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isGoneBeforeAccept } from "workbook";
+ *
+ * assert.ok(isGoneBeforeAccept(new Deno.errors.ConnectionAborted("aborted")));
+ * assert.ok(!isGoneBeforeAccept(new Deno.errors.BadResource("closed")));
+ * ```
+ */
 export function isGoneBeforeAccept(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.ConnectionAborted ||
@@ -65,7 +119,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Options of {@linkcode acceptEach}. */
+/**
+ * Options of {@linkcode acceptEach}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type AcceptOptions, programLogger } from "workbook";
+ *
+ * const options: AcceptOptions = { log: programLogger("server"), pauseMs: 5, maxPauseMs: 200 };
+ * assert.ok(options.pauseMs! <= options.maxPauseMs!);
+ * ```
+ */
 export interface AcceptOptions {
   /** Where to say that accepting paused and resumed. */
   log?: AcceptLog;
@@ -83,12 +148,24 @@ export interface AcceptOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { acceptEach } from "workbook";
  *
  * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const loop = acceptEach(listener, (conn) => conn.close());
+ * const served: number[] = [];
+ * const loop = acceptEach(listener, async (conn) => {
+ *   served.push((conn.remoteAddr as Deno.NetAddr).port);
+ *   await conn.write(new TextEncoder().encode("hello\n"));
+ *   conn.close();
+ * });
+ * const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * const reply = new Uint8Array(16);
+ * const n = await client.read(reply);
+ * assert.equal(new TextDecoder().decode(reply.subarray(0, n!)), "hello\n");
+ * client.close();
  * listener.close();
  * await loop; // resolves once the listener is closed
+ * assert.deepEqual(served, [client.localAddr.port]);
  * ```
  */
 export async function acceptEach(

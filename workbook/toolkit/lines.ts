@@ -15,19 +15,91 @@
  * @module
  */
 
-/** Anything with a `read` like `Deno.Conn`'s. */
+/**
+ * Anything with a `read` like `Deno.Conn`'s.
+ *
+ * @example A reader over bytes held in memory
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ByteReader } from "workbook";
+ *
+ * const chunks = [new Uint8Array([104, 105])]; // "hi"
+ * const reader: ByteReader = {
+ *   read(buffer) {
+ *     const chunk = chunks.shift();
+ *     if (chunk === undefined) return Promise.resolve(null); // end of stream
+ *     buffer.set(chunk);
+ *     return Promise.resolve(chunk.length);
+ *   },
+ * };
+ * assert.equal(await reader.read(new Uint8Array(8)), 2);
+ * assert.equal(await reader.read(new Uint8Array(8)), null);
+ * ```
+ */
 export interface ByteReader {
+  /** Reads into `buffer`: resolves with how many bytes came, or `null` at end of stream. */
   read(buffer: Uint8Array): Promise<number | null>;
 }
 
-/** Anything with a `write` like `Deno.Conn`'s: writes *some* of `data`, returns how many bytes. */
+/**
+ * Anything with a `write` like `Deno.Conn`'s: writes *some* of `data`, returns how many bytes.
+ *
+ * @example A writer that takes at most 2 bytes per call, like a full socket buffer
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ByteWriter } from "workbook";
+ *
+ * const taken: number[] = [];
+ * const writer: ByteWriter = {
+ *   write(data) {
+ *     const part = data.subarray(0, 2);
+ *     taken.push(...part);
+ *     return Promise.resolve(part.length);
+ *   },
+ * };
+ * assert.equal(await writer.write(new Uint8Array([1, 2, 3])), 2); // only part of it
+ * assert.deepEqual(taken, [1, 2]);
+ * ```
+ */
 export interface ByteWriter {
+  /** Writes some of `data` (at least one byte); resolves with how many bytes were taken. */
   write(data: Uint8Array): Promise<number>;
 }
 
-/** Thrown by {@linkcode readLines} for a line longer than the limit. Stop reading: the stream is out of step. */
+/**
+ * Thrown by {@linkcode readLines} for a line longer than the limit. Stop reading: the stream is out of step.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LineTooLongError, readLines } from "workbook";
+ *
+ * const bytes = new TextEncoder().encode("far too long for four bytes\n");
+ * let sent = false;
+ * const reader = {
+ *   read(buffer: Uint8Array) {
+ *     if (sent) return Promise.resolve(null);
+ *     sent = true;
+ *     buffer.set(bytes);
+ *     return Promise.resolve(bytes.length);
+ *   },
+ * };
+ * await assert.rejects(Array.fromAsync(readLines(reader, 4)), (error) => {
+ *   assert.ok(error instanceof LineTooLongError);
+ *   assert.equal(error.maxLineBytes, 4);
+ *   return true;
+ * });
+ * ```
+ */
 export class LineTooLongError extends Error {
+  /** Always `"LineTooLongError"`. */
   override name = "LineTooLongError";
+
+  /**
+   * Builds the error for a line past the limit.
+   *
+   * @param maxLineBytes the limit the line broke, in bytes
+   */
   constructor(readonly maxLineBytes: number) {
     super(`a line is longer than ${maxLineBytes} bytes`);
   }
@@ -47,9 +119,24 @@ function withoutCarriageReturn(line: Uint8Array): Uint8Array {
  * reset, a closed connection) come out of the loop as they are.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ByteReader, readLines } from "workbook";
+ *
+ * // Reads split lines anywhere, even inside "\r\n" or a character.
+ * const chunks = ["hel", "lo\r", "\nwörl", "d\nlast"].map((text) => new TextEncoder().encode(text));
+ * const reader: ByteReader = {
+ *   read(buffer) {
+ *     const chunk = chunks.shift();
+ *     if (chunk === undefined) return Promise.resolve(null);
+ *     buffer.set(chunk);
+ *     return Promise.resolve(chunk.length);
+ *   },
+ * };
  * const utf8 = new TextDecoder("utf-8", { fatal: true });
- * for await (const bytes of readLines(conn, 1024)) console.log(utf8.decode(bytes));
+ * const lines: string[] = [];
+ * for await (const bytes of readLines(reader, 1024)) lines.push(utf8.decode(bytes));
+ * assert.deepEqual(lines, ["hello", "wörld", "last"]);
  * ```
  */
 export async function* readLines(
@@ -80,14 +167,47 @@ export async function* readLines(
   if (pending.length > 0) yield last;
 }
 
-/** Writes every byte of `bytes`: `write()` may take only part of them. */
+/**
+ * Writes every byte of `bytes`: `write()` may take only part of them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ByteWriter, writeAll } from "workbook";
+ *
+ * const taken: number[] = [];
+ * const calls: number[] = [];
+ * const writer: ByteWriter = { // takes at most 2 bytes per call
+ *   write(data) {
+ *     taken.push(...data.subarray(0, 2));
+ *     calls.push(Math.min(2, data.length));
+ *     return Promise.resolve(Math.min(2, data.length));
+ *   },
+ * };
+ * await writeAll(writer, new Uint8Array([1, 2, 3, 4, 5]));
+ * assert.deepEqual(taken, [1, 2, 3, 4, 5]);
+ * assert.deepEqual(calls, [2, 2, 1]);
+ * ```
+ */
 export async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) {
     offset += await writer.write(bytes.subarray(offset));
   }
 }
 
-/** True for the errors that mean "the peer is gone or the connection was closed here". */
+/**
+ * True for the errors that mean "the peer is gone or the connection was closed here".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isConnectionGone } from "workbook";
+ *
+ * assert.ok(isConnectionGone(new Deno.errors.ConnectionReset("reset by peer")));
+ * assert.ok(isConnectionGone(new Deno.errors.BrokenPipe("broken pipe")));
+ * assert.ok(!isConnectionGone(new TypeError("a bug, not a hang-up")));
+ * ```
+ */
 export function isConnectionGone(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.ConnectionAborted ||
@@ -98,7 +218,20 @@ export function isConnectionGone(error: unknown): boolean {
     error instanceof Deno.errors.Interrupted;
 }
 
-/** Closes `conn`, ignoring "already closed". */
+/**
+ * Closes `conn`, ignoring "already closed".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeQuietly } from "workbook";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * listener.close();
+ * assert.throws(() => listener.close(), Deno.errors.BadResource);
+ * closeQuietly(listener); // the second close is no error here
+ * ```
+ */
 export function closeQuietly(conn: { close(): void }): void {
   try {
     conn.close();

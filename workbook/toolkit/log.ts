@@ -9,31 +9,83 @@
  *
  * @module
  */
-import {
-  configure,
-  getConsoleSink,
-  getLogger,
-  getTextFormatter,
-  type Logger,
-  type LogLevel,
-  reset,
-} from "@logtape/logtape";
+import { configure, getConsoleSink, getLogger, getTextFormatter, reset } from "@logtape/logtape";
 
-/** The category every workbook logger lives under. */
+/**
+ * A log level, from the most to the least detailed (LogTape's levels).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { LogLevel } from "workbook";
+ *
+ * const verbose = true;
+ * const level: LogLevel = verbose ? "debug" : "info";
+ * assert.equal(level, "debug");
+ * ```
+ */
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+
+/**
+ * What {@linkcode programLogger} gives lesson code: a LogTape logger, seen
+ * through the methods the lessons use. Each logging method takes a message
+ * template whose `{name}` placeholders are filled from `properties`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ProgramLogger, programLogger } from "workbook";
+ *
+ * const log: ProgramLogger = programLogger("server");
+ * log.info("client {peer} connected", { peer: "127.0.0.1:50412" });
+ * assert.deepEqual(log.category, ["workbook", "server"]);
+ * ```
+ */
+export interface ProgramLogger {
+  /** The logger's category, e.g. `["workbook", "server"]`. */
+  readonly category: readonly string[];
+  /** Logs detail nobody needs unless debugging (shown with `--verbose`). */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs a normal event: listening, a client connected, a client left. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs a problem the program survives, e.g. one client's connection failed. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs a failure, e.g. the server could not start. */
+  error(message: string, properties?: Record<string, unknown>): void;
+  /** Whether a record of `level` would be shown, to skip costly work otherwise. */
+  isEnabledFor(level: LogLevel): boolean;
+}
+
+/**
+ * The category every workbook logger lives under: the first part of each
+ * {@linkcode programLogger}'s category.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LOG_ROOT, programLogger } from "workbook";
+ *
+ * assert.deepEqual(programLogger("server").category, [LOG_ROOT, "server"]);
+ * ```
+ */
 export const LOG_ROOT = "workbook";
 
 /**
  * A logger for one part of a lesson program, e.g. `programLogger("server")`.
+ * Until {@linkcode setupLogging} runs, its records go nowhere.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { programLogger } from "workbook";
  *
  * const log = programLogger("server", "conn 1");
+ * assert.deepEqual(log.category, ["workbook", "server", "conn 1"]);
+ * assert.equal(log.isEnabledFor("error"), false); // nobody called setupLogging: dropped
  * log.info("client {peer} connected", { peer: "127.0.0.1:50412" });
  * ```
  */
-export function programLogger(...category: string[]): Logger {
+export function programLogger(...category: string[]): ProgramLogger {
   return getLogger([LOG_ROOT, ...category]);
 }
 
@@ -44,10 +96,14 @@ export function programLogger(...category: string[]): Logger {
  *
  * @example
  * ```ts
- * import { programLogger, setupLogging } from "workbook";
+ * import assert from "node:assert/strict";
+ * import { programLogger, resetLogging, setupLogging } from "workbook";
  *
  * await setupLogging("info");
- * programLogger("demo").info("listening on {host}:{port}", { host: "127.0.0.1", port: 9000 });
+ * const log = programLogger("demo");
+ * assert.equal(log.isEnabledFor("info"), true);
+ * assert.equal(log.isEnabledFor("debug"), false); // below the level: dropped
+ * await resetLogging();
  * ```
  */
 export async function setupLogging(level: LogLevel = "info"): Promise<void> {
@@ -74,10 +130,13 @@ export async function setupLogging(level: LogLevel = "info"): Promise<void> {
  *
  * @example
  * ```ts
- * import { resetLogging, setupLogging } from "workbook";
+ * import assert from "node:assert/strict";
+ * import { programLogger, resetLogging, setupLogging } from "workbook";
  *
  * await setupLogging("debug");
+ * assert.equal(programLogger("demo").isEnabledFor("debug"), true);
  * await resetLogging();
+ * assert.equal(programLogger("demo").isEnabledFor("fatal"), false);
  * ```
  */
 export async function resetLogging(): Promise<void> {

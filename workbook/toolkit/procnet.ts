@@ -11,11 +11,40 @@
  * @module
  */
 
-/** The two socket tables: IPv4 in `tcp`, IPv6 in `tcp6`. */
+/**
+ * The two socket tables: IPv4 in `tcp`, IPv6 in `tcp6`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ProcNetTcpFile } from "workbook";
+ *
+ * const tables: ProcNetTcpFile[] = ["tcp", "tcp6"];
+ * assert.deepEqual(tables.map((file) => `/proc/net/${file}`), ["/proc/net/tcp", "/proc/net/tcp6"]);
+ * ```
+ */
 export type ProcNetTcpFile = "tcp" | "tcp6";
 
-/** Thrown when the table cannot be read: not Linux, or no permission to run `cat`. */
+/**
+ * Thrown when the table cannot be read: not Linux, or no permission to run `cat`.
+ *
+ * @example Tell "cannot look" apart from a real failure
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ProcNetUnavailableError, readProcNet } from "workbook";
+ *
+ * let text: string | undefined;
+ * try {
+ *   text = await readProcNet("tcp");
+ * } catch (error) {
+ *   if (!(error instanceof ProcNetUnavailableError)) throw error;
+ *   assert.equal(error.name, "ProcNetUnavailableError"); // e.g. not Linux: skip this check
+ * }
+ * if (text !== undefined) assert.match(text, /local_address/);
+ * ```
+ */
 export class ProcNetUnavailableError extends Error {
+  /** Always `"ProcNetUnavailableError"`. */
   override name = "ProcNetUnavailableError";
 }
 
@@ -23,12 +52,19 @@ export class ProcNetUnavailableError extends Error {
  * The text of `/proc/net/<file>`: a header line, then one line per socket.
  * Needs `--allow-run=cat` (the workbook's tasks grant it to lesson 05).
  *
- * @example
- * ```ts ignore
+ * @example Find a listening socket in the kernel's table
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readProcNet } from "workbook";
  *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const text = await readProcNet("tcp");
- * console.log(text.split("\n")[0]); // "  sl  local_address rem_address   st tx_queue …"
+ * const [header, ...rows] = text.trimEnd().split("\n");
+ * assert.match(header, /^\s*sl\s+local_address\s+rem_address\s+st/);
+ * // 0100007F:PORT is 127.0.0.1 in the kernel's byte order; state 0A is LISTEN.
+ * const local = `0100007F:${listener.addr.port.toString(16).toUpperCase().padStart(4, "0")}`;
+ * assert.ok(rows.some((row) => row.includes(local) && row.trim().split(/\s+/)[3] === "0A"));
+ * listener.close();
  * ```
  */
 export async function readProcNet(file: ProcNetTcpFile): Promise<string> {

@@ -7,7 +7,28 @@
  */
 import { parseArgs } from "node:util";
 
-/** Flags every lesson program understands. */
+/**
+ * Flags every lesson program understands, as {@linkcode parseProgramArgs}
+ * returns them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseProgramArgs, type ProgramArgs } from "workbook";
+ *
+ * const args: ProgramArgs = parseProgramArgs(["--verbose", "--name", "ada", "extra"], { port: 7 }, [
+ *   "name",
+ * ]);
+ * assert.deepEqual(args, {
+ *   host: "127.0.0.1",
+ *   port: 7,
+ *   verbose: true,
+ *   extra: { name: "ada" },
+ *   positionals: ["extra"],
+ *   public: false,
+ * });
+ * ```
+ */
 export interface ProgramArgs {
   /** Address to bind or connect to. Defaults to loopback: a lesson server is not for the network. */
   host: string;
@@ -26,9 +47,20 @@ export interface ProgramArgs {
 let publicBind = false;
 
 /**
- * True once a program was started with `--public`. Deno's net permission
- * guards `Deno.listen`, but not sockets made through FFI: the workbook's
- * libc bindings ask this before binding anything but loopback.
+ * True once a program was started with `--public` (that is, once
+ * {@linkcode parseProgramArgs} accepted a non-loopback `--host` with it).
+ * Deno's net permission guards `Deno.listen`, but not sockets made through
+ * FFI: the workbook's libc bindings ask this before binding anything but
+ * loopback.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseProgramArgs, publicBindAllowed } from "workbook";
+ *
+ * parseProgramArgs(["--host", "::1"], { port: 0 }); // loopback: no --public needed
+ * assert.equal(publicBindAllowed(), false);
+ * ```
  */
 export function publicBindAllowed(): boolean {
   return publicBind;
@@ -39,9 +71,11 @@ export function publicBindAllowed(): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withoutBrackets } from "workbook";
  *
- * console.assert(withoutBrackets("[::1]") === "::1" && withoutBrackets("localhost") === "localhost");
+ * assert.equal(withoutBrackets("[::1]"), "::1");
+ * assert.equal(withoutBrackets("localhost"), "localhost");
  * ```
  */
 export function withoutBrackets(host: string): string {
@@ -53,10 +87,12 @@ export function withoutBrackets(host: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isLoopbackHost } from "workbook";
  *
- * console.assert(isLoopbackHost("127.0.0.1") && isLoopbackHost("[::1]"));
- * console.assert(!isLoopbackHost("0.0.0.0"));
+ * assert.ok(isLoopbackHost("127.0.0.1") && isLoopbackHost("127.1.2.3"));
+ * assert.ok(isLoopbackHost("[::1]") && isLoopbackHost("LocalHost"));
+ * assert.ok(!isLoopbackHost("0.0.0.0") && !isLoopbackHost("192.168.1.10"));
  * ```
  */
 export function isLoopbackHost(host: string): boolean {
@@ -64,7 +100,20 @@ export function isLoopbackHost(host: string): boolean {
   return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
 }
 
-/** The default host for lesson programs: loopback only. */
+/**
+ * The default host for lesson programs: loopback only. (Deno's own default
+ * is 0.0.0.0, every interface: always pass a hostname.)
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_HOST } from "workbook";
+ *
+ * const listener = Deno.listen({ hostname: DEFAULT_HOST, port: 0 });
+ * assert.equal(listener.addr.hostname, "127.0.0.1");
+ * listener.close();
+ * ```
+ */
 export const DEFAULT_HOST = "127.0.0.1";
 
 /**
@@ -77,10 +126,13 @@ export const DEFAULT_HOST = "127.0.0.1";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseProgramArgs } from "workbook";
  *
  * const args = parseProgramArgs(["--port", "9000"], { port: 0 });
- * console.log(args.host, args.port); // 127.0.0.1 9000
+ * assert.equal(args.host, "127.0.0.1");
+ * assert.equal(args.port, 9000);
+ * assert.equal(parseProgramArgs(["-p", "1", "--host", "[::1]"], { port: 0 }).host, "::1");
  * ```
  */
 export function parseProgramArgs(
@@ -147,11 +199,18 @@ export function parseProgramArgs(
  * so a program's main can close its server cleanly.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { untilInterrupted } from "workbook";
  *
- * await untilInterrupted();
- * console.log("stopping");
+ * const stopping = untilInterrupted(); // listens for SIGINT and SIGTERM from here on
+ * Deno.kill(Deno.pid, "SIGTERM"); // what `kill PID` would send
+ * let timer: ReturnType<typeof setTimeout> | undefined;
+ * const deadline = new Promise((_, reject) => {
+ *   timer = setTimeout(() => reject(new Error("no signal within 2 s")), 2000);
+ * });
+ * assert.equal(await Promise.race([stopping, deadline]), "SIGTERM");
+ * clearTimeout(timer);
  * ```
  */
 export function untilInterrupted(): Promise<Deno.Signal> {

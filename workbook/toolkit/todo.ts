@@ -17,22 +17,31 @@
  *
  * @example Mark an unfinished function
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TodoError } from "workbook";
  *
- * import assert from "node:assert/strict";
- *
- * function greet(name: string): string {
- *   throw new TodoError(`greet(${name})`);
+ * function greet(_name: string): string {
+ *   throw new TodoError("greet");
  * }
- * assert.throws(() => greet("ada"), TodoError);
+ * assert.throws(() => greet("ada"), (error) => {
+ *   assert.ok(error instanceof TodoError);
+ *   assert.equal(error.what, "greet");
+ *   assert.equal(error.message, "greet is not implemented yet");
+ *   return true;
+ * });
  * ```
  */
 export class TodoError extends Error {
+  /** Always `"TodoError"`: the harness recognises the error by this name. */
   override name = "TodoError";
   /** The function (or part) that is still to be written. */
   readonly what: string;
 
-  /** @param what the function or part still to be written, e.g. `"startServer"` */
+  /**
+   * Builds the error; its message is "`what` is not implemented yet".
+   *
+   * @param what the function or part still to be written, e.g. `"startServer"`
+   */
   constructor(what: string) {
     super(`${what} is not implemented yet`);
     this.what = what;
@@ -50,6 +59,10 @@ export class TodoError extends Error {
  *
  * assert.equal(isTodoError(new TodoError("x")), true);
  * assert.equal(isTodoError(new Error("x")), false);
+ *
+ * // A copy of the class from another module still counts: the name decides.
+ * const copy = Object.assign(new Error("y is not implemented yet"), { name: "TodoError", what: "y" });
+ * assert.equal(isTodoError(copy), true);
  * ```
  */
 export function isTodoError(error: unknown): error is TodoError {
