@@ -391,7 +391,7 @@ export const lessons: readonly Lesson[] = [
       {
         name: "cpu",
         file: "cpu_bench.ts",
-        about: "a CPU-heavy handler run inline, sliced, or in a Worker: a light client's latency",
+        about: "a CPU-heavy handler run inline, sliced, or in a Worker: light clients' latency",
       },
     ],
     permissions: { net: ["127.0.0.1", "[::1]", "localhost"], ffi: true },

@@ -13,12 +13,16 @@
  * 3. N slow requests (each handler takes `--delay-ms`) on your serial and
  *    your concurrent server: wall time ≈ N·t against ≈ t.
  *
- * Flags: `--clients 10 --delay-ms 50 --requests 5 --think-ms 20 --late-ms 300`.
+ * Flags: `--clients 10 --delay-ms 50 --requests 5 --think-ms 20 --late-ms 300`;
+ * `--chart DIR` also draws sections 1 and 3 as `DIR/10-polling-multiplexing.svg`
+ * and `DIR/10-serial-concurrent.svg` (the catalogue lets this program write
+ * docs/charts only; without the flag it writes nothing).
  *
  * @module
  */
 import process from "node:process";
 import { isTodoError, parseProgramArgs } from "workbook";
+import { type ChartSpec, machineNote, runCommand, writeChart } from "workbook/chart";
 import {
   accept,
   close,
@@ -176,7 +180,19 @@ async function benchYields(ms: number) {
   }
 }
 
-async function benchWaiting(clients: number, requests: number, thinkMs: number) {
+/** What section 1 measured, for its chart. */
+interface WaitingFigures {
+  clients: number;
+  requests: number;
+  thinkMs: number;
+  runs: { model: string; stats: PollingStats; cpuMs: number; wallMs: number }[];
+}
+
+async function benchWaiting(
+  clients: number,
+  requests: number,
+  thinkMs: number,
+): Promise<WaitingFigures> {
   console.log(
     `\n1. Waiting for data: ${clients} echo clients × ${requests} requests, ` +
       `${thinkMs} ms of thinking between requests`,
@@ -229,6 +245,25 @@ async function benchWaiting(clients: number, requests: number, thinkMs: number) 
       `multiplexing: ${multiplexed.value.waits} poll() waits. ` +
       "CPU ms counts the clients too (same process).",
   );
+  return {
+    clients,
+    requests,
+    thinkMs,
+    runs: [
+      {
+        model: "non-blocking polling",
+        stats: polled.value,
+        cpuMs: polled.cpuMs,
+        wallMs: polled.wallMs,
+      },
+      {
+        model: "multiplexing (poll)",
+        stats: multiplexed.value,
+        cpuMs: multiplexed.cpuMs,
+        wallMs: multiplexed.wallMs,
+      },
+    ],
+  };
 }
 
 /** A client on a worker thread that connects after `delayMs` (a blob: no file needed). */
@@ -290,7 +325,15 @@ async function benchBlocking(lateMs: number) {
   }
 }
 
-async function benchServers(clients: number, delayMs: number) {
+/** What section 3 measured: each server's reply times, in ms from the start, sorted. */
+interface ServerFigures {
+  clients: number;
+  delayMs: number;
+  runs: { server: string; wallMs: number; replies: number[] }[];
+}
+
+async function benchServers(clients: number, delayMs: number): Promise<ServerFigures> {
+  const figures: ServerFigures = { clients, delayMs, runs: [] };
   console.log(`\n3. ${clients} slow requests, each handler takes ${delayMs} ms`);
   const widths = [11, 8, 12, 13, 11, 12];
   console.log(
@@ -319,6 +362,7 @@ async function benchServers(clients: number, delayMs: number) {
     listener.close();
     await serving;
     replies.sort((a, b) => a - b);
+    figures.runs.push({ server: name, wallMs, replies });
     const expected = name === "serial" ? `N·t = ${clients * delayMs}` : `t = ${delayMs}`;
     console.log(row([
       name,
@@ -329,6 +373,115 @@ async function benchServers(clients: number, delayMs: number) {
       expected,
     ], widths));
   }
+  return figures;
+}
+
+/** How each chart's subtitle ends: the command that produced it and where it ran. */
+function provenance(): string[] {
+  return [
+    runCommand("10", "bench", import.meta.resolve("./io_models.ts"), Deno.args),
+    `${machineNote()} (shared, noisy: read the shape, not the digits)`,
+  ];
+}
+
+/** Section 1 as two bar charts: the calls each model made (useful or not), and its CPU time. */
+function waitingChartSpec(figures: WaitingFigures): ChartSpec {
+  const calls = figures.runs.flatMap(({ model, stats }) => {
+    const wasted = stats.wastedAccepts + stats.wastedReads;
+    return [
+      { model, kind: "found nothing (EAGAIN)", calls: wasted },
+      {
+        model,
+        kind: "returned a client or data",
+        calls: stats.acceptCalls + stats.readCalls - wasted,
+      },
+    ];
+  });
+  const cpu = figures.runs.map(({ model, cpuMs }) => ({ model, cpuMs: Math.round(cpuMs) }));
+  const model = { field: "model", type: "nominal", title: null, sort: null } as const;
+  return {
+    title: {
+      text: "Lesson 10: waiting for data by polling, and by multiplexing",
+      subtitle: [
+        `${figures.clients} echo clients × ${figures.requests} requests, ` +
+        `${figures.thinkMs} ms of thinking between requests; CPU counts the clients too.`,
+        ...provenance(),
+      ],
+    },
+    hconcat: [
+      {
+        width: 260,
+        height: 160,
+        data: { values: calls },
+        mark: "bar",
+        encoding: {
+          y: model,
+          x: {
+            field: "calls",
+            type: "quantitative",
+            stack: "zero",
+            title: "accept + read calls",
+            axis: { tickCount: 5 },
+          },
+          color: {
+            field: "kind",
+            type: "nominal",
+            title: null,
+            scale: { range: ["#e45756", "#4c78a8"] },
+            legend: { orient: "bottom", direction: "vertical" },
+          },
+        },
+      },
+      {
+        width: 180,
+        height: 160,
+        data: { values: cpu },
+        mark: "bar",
+        encoding: {
+          y: { ...model, axis: null },
+          x: { field: "cpuMs", type: "quantitative", title: "CPU ms" },
+          color: { value: "#72b7b2" },
+        },
+      },
+    ],
+  };
+}
+
+/** Section 3 as a chart: when each client got its reply, serial against concurrent. */
+function serversChartSpec(figures: ServerFigures): ChartSpec {
+  const values = figures.runs.flatMap(({ server, replies }) =>
+    replies.map((ms, i) => ({ server, client: i + 1, ms: Math.round(ms) }))
+  );
+  const { clients, delayMs } = figures;
+  return {
+    width: 420,
+    height: 260,
+    title: {
+      text: "Lesson 10: N slow requests on a serial and a concurrent server",
+      subtitle: [
+        `${clients} clients at once; each handler takes t = ${delayMs} ms. ` +
+        `Serial: the k-th reply after ≈ k·t; concurrent: all after ≈ t.`,
+        ...provenance(),
+      ],
+    },
+    data: { values },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: {
+        field: "client",
+        type: "quantitative",
+        title: "clients, in the order their replies came",
+        axis: { tickMinStep: 1 },
+      },
+      y: { field: "ms", type: "quantitative", title: "ms from the start to the reply" },
+      color: {
+        field: "server",
+        type: "nominal",
+        title: null,
+        legend: { orient: "top-left" },
+      },
+    },
+  };
 }
 
 async function main() {
@@ -338,6 +491,7 @@ async function main() {
     "requests",
     "think-ms",
     "late-ms",
+    "chart",
   ]);
   const clients = Math.max(1, numberFlag(extra, "clients", 10));
   const delayMs = numberFlag(extra, "delay-ms", 50);
@@ -345,25 +499,41 @@ async function main() {
   const thinkMs = numberFlag(extra, "think-ms", 20);
   const lateMs = numberFlag(extra, "late-ms", 300);
   console.log(`lesson 10 figures (Deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch})`);
-  const skipped = [
-    await section(() => benchYields(250)),
-    await section(() => benchWaiting(clients, requests, thinkMs)),
-    await section(() => benchBlocking(lateMs)),
-    await section(() => benchServers(clients, delayMs)),
-  ].some(Boolean);
+  const yields = await section(() => benchYields(250));
+  const waiting = await section(() => benchWaiting(clients, requests, thinkMs));
+  const blocking = await section(() => benchBlocking(lateMs));
+  const servers = await section(() => benchServers(clients, delayMs));
+  const skipped = [yields, waiting, blocking, servers].some((s) => s === SKIPPED);
+  if (extra.chart !== undefined) {
+    console.log("");
+    if (waiting !== SKIPPED) {
+      const path = await writeChart(
+        extra.chart,
+        "10-polling-multiplexing",
+        waitingChartSpec(waiting),
+      );
+      console.log(`chart: ${path}`);
+    }
+    if (servers !== SKIPPED) {
+      const path = await writeChart(extra.chart, "10-serial-concurrent", serversChartSpec(servers));
+      console.log(`chart: ${path}`);
+    }
+  }
   // A section cut short by a TodoError leaves its clients waiting: end here, not when they give up.
   if (skipped) Deno.exit(0);
 }
 
-/** Runs one section; a function you have not written yet skips it. Returns true if skipped. */
-async function section(run: () => Promise<void>): Promise<boolean> {
+/** What `section` returns for a section cut short by a function you have not written yet. */
+const SKIPPED = Symbol("skipped");
+
+/** Runs one section and returns its figures, or `SKIPPED` when it met a `TodoError`. */
+async function section<T>(run: () => Promise<T>): Promise<T | typeof SKIPPED> {
   try {
-    await run();
-    return false;
+    return await run();
   } catch (error) {
     if (!isTodoError(error)) throw error;
     console.log(`   skipped: ${error.message} (docs/10-io-models.md)`);
-    return true;
+    return SKIPPED;
   }
 }
 

@@ -14,7 +14,9 @@
  *    Deno.listen, in the same run, with the same clients (Deno sockets in this
  *    process, on the same thread as every server here).
  *
- * Flags: `--quick` measures less (a smoke run).
+ * Flags: `--quick` measures less (a smoke run); `--chart DIR` also draws the
+ * wait table as `DIR/11-wait-cost.svg` (the catalogue lets this program write
+ * docs/charts only; without the flag it writes nothing).
  *
  * @module
  */
@@ -40,9 +42,11 @@ import {
   TIMEVAL_SIZE,
   write,
 } from "workbook/libc";
+import { chartDirFlag, type ChartSpec, machineNote, runCommand, writeChart } from "workbook/chart";
 import { type EchoKind, startEchoServer } from "./multiplex.ts";
 
 const QUICK = Deno.args.includes("--quick");
+const CHART_DIR = chartDirFlag(Deno.args);
 const SIZES = [10, 100, 500, 1000, 10_000];
 /** Time spent measuring one cell of the wait table. */
 const CELL_MS = QUICK ? 30 : 150;
@@ -188,6 +192,83 @@ function chart(rows: WaitRow[]): void {
     }
   }
   console.log("");
+}
+
+/** The wait table as a chart: µs per call against N, both on log scales, FD_SETSIZE marked. */
+function waitChartSpec(rows: WaitRow[]): ChartSpec {
+  const calls = [
+    ["select", "select"],
+    ["poll", "poll"],
+    ["epoll", "epoll_wait"],
+    ["epollThread", "epoll_wait on a worker thread"],
+  ] as const;
+  const values = rows.flatMap((row) =>
+    calls.flatMap(([key, call]) => {
+      const us = row[key];
+      return us === undefined ? [] : [{ n: row.n, call, us: Number(us.toFixed(2)) }];
+    })
+  );
+  const order = calls.map(([, call]) => call);
+  const wall = { values: [{ n: FD_SETSIZE, label: "FD_SETSIZE = 1024: select stops" }] };
+  return {
+    width: 480,
+    height: 300,
+    title: {
+      text: "Lesson 11: what one wait call costs, against the idle descriptors it watches",
+      subtitle: [
+        "N idle fds + 1 ready fd; each call returns the ready one. Log scales.",
+        runCommand("11", "bench", import.meta.resolve("./multiplex.ts"), Deno.args),
+        `${machineNote()} (shared, noisy: read the shape, not the digits)`,
+      ],
+    },
+    layer: [
+      {
+        data: { values },
+        mark: { type: "line", point: true },
+        encoding: {
+          x: {
+            field: "n",
+            type: "quantitative",
+            scale: { type: "log" },
+            axis: { title: "idle descriptors watched (N)", values: SIZES, format: "~s" },
+          },
+          y: {
+            field: "us",
+            type: "quantitative",
+            scale: { type: "log" },
+            axis: { title: "µs per call" },
+          },
+          color: {
+            field: "call",
+            type: "nominal",
+            sort: order,
+            scale: { domain: order },
+            legend: { title: null, orient: "bottom", direction: "vertical", labelLimit: 300 },
+          },
+          strokeDash: {
+            field: "call",
+            type: "nominal",
+            sort: order,
+            scale: { domain: order, range: [[1, 0], [1, 0], [1, 0], [4, 3]] },
+          },
+        },
+      },
+      {
+        data: wall,
+        mark: { type: "rule", strokeDash: [2, 2], color: "#888" },
+        encoding: { x: { field: "n", type: "quantitative" } },
+      },
+      {
+        data: wall,
+        mark: { type: "text", align: "left", baseline: "top", dx: 4, dy: 4, color: "#555" },
+        encoding: {
+          x: { field: "n", type: "quantitative" },
+          y: { value: 0 },
+          text: { field: "label" },
+        },
+      },
+    ],
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -344,6 +425,9 @@ async function main() {
   );
   const rows = await waitTable();
   chart(rows);
+  if (CHART_DIR !== undefined) {
+    console.log(`chart: ${await writeChart(CHART_DIR, "11-wait-cost", waitChartSpec(rows))}\n`);
+  }
   await throughputTable();
   if (limit.soft !== getrlimit().soft) {
     console.log("\n(the raised descriptor limit lasts until this program ends)");

@@ -17,6 +17,7 @@ import { gradeLesson, type GradeResult } from "./grade.ts";
 import { generatedDrift } from "./generated.ts";
 import { hintProblems, hintsPath, loadHints } from "../hints.ts";
 import { solutionCodeInDocs } from "./solution_code.ts";
+import { chartProblems } from "./charts.ts";
 import { paint } from "./style.ts";
 import { mutationProblems, TARGET_SCORE } from "../mutate/result.ts";
 
@@ -336,6 +337,15 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
       const summary = output.match(/(ok|FAILED) \| (\d+) passed.*$/m)?.[0];
       return { ok, detail: ok ? summary : output.trim().split("\n").slice(-40).join("\n") };
     }),
+  );
+  print(
+    await timed(
+      "bench charts: each parses as SVG, is embedded in a doc, names its command",
+      async () => {
+        const problems = await chartProblems();
+        return { ok: problems.length === 0, detail: problems.join("\n") || undefined };
+      },
+    ),
   );
   const jobs = (await Promise.all(selected.map(lessonJobs))).flat();
   // Most known-bad variants spend their time waiting out a step deadline, not on the CPU:
