@@ -90,7 +90,16 @@ export async function greet(conn: Deno.Conn): Promise<void> {
 async function main() {
   const args = parseProgramArgs(Deno.args, { port: 0 });
   await setupLogging(args.verbose ? "debug" : "info");
-  const listener = listenExclusive(args.host, args.port);
+  let listener: Deno.Listener;
+  try {
+    listener = listenExclusive(args.host, args.port);
+  } catch (error) {
+    // The lesson's own error is the message a person needs, not a stack trace.
+    if (!(error instanceof AddressInUseError)) throw error;
+    log.error("{message}", { message: error.message });
+    Deno.exitCode = 1;
+    return;
+  }
   log.info("listening on {addr}", { addr: formatAddress(listener.addr) });
   untilInterrupted().then(() => listener.close());
   // acceptEach survives what accept() may throw (a client reset while queued, running out

@@ -42,7 +42,9 @@ async function serve(conn: Deno.Conn, mode: Mode, forgotten: Set<Deno.Conn>, pee
   try {
     if (mode === "hangup") {
       await writeAll(conn, encoder.encode("bye\n"));
-      log.info("said bye; closing first: this side will sit in TIME_WAIT");
+      log.info(
+        "said bye; closing first: this side sits in TIME_WAIT, unless bytes the client sent are still unread here (then the close sends RST)",
+      );
       conn.close();
       return;
     }

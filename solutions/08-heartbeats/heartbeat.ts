@@ -384,8 +384,10 @@ export function startChatClient(options: ChatClientOptions): ChatClient {
     return sending.finally(() => inFlight.delete(sending));
   };
   // A lost heartbeat is no error (the next one follows); a closed socket is no error either.
-  const beat = () => void sendText("hb").catch(() => {});
-  beat();
+  const beat = () => sendText("hb").catch(() => {});
+  // The first heartbeat registers this client: a line sent before it lands would reach the
+  // server from a stranger, so send() waits for it.
+  const registered = beat();
   const heartbeat = clock.setInterval(beat, options.serverTimeoutMs / 3);
   const receiving = (async () => {
     while (!closed) {
@@ -404,6 +406,7 @@ export function startChatClient(options: ChatClientOptions): ChatClient {
   return {
     addr: socket.addr as Deno.NetAddr,
     async send(text) {
+      await registered;
       await sendText(text);
     },
     async close() {

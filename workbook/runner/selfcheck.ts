@@ -18,6 +18,7 @@ import { generatedDrift } from "./generated.ts";
 import { hintProblems, hintsPath, loadHints } from "../hints.ts";
 import { solutionCodeInDocs } from "./solution_code.ts";
 import { chartProblems } from "./charts.ts";
+import { pokeOutcomes } from "./pokes.ts";
 import { paint } from "./style.ts";
 import { mutationProblems, TARGET_SCORE } from "../mutate/result.ts";
 
@@ -350,7 +351,19 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
   const jobs = (await Promise.all(selected.map(lessonJobs))).flat();
   // Most known-bad variants spend their time waiting out a step deadline, not on the CPU:
   // six at a time keeps 2 cores busy without starving the timing of any suite.
-  await pool(jobs, options.jobs ?? 6, print);
+  // The docs' pokes run beside the grading jobs, one block at a time: each starts a reference
+  // program and talks to it with nc, python3, ss… as the doc says (a missing tool skips).
+  const pokes = pokeOutcomes(selected, {
+    jobs: 1,
+    onOutcome: (o) =>
+      print({
+        name: `poke ${o.name}`,
+        ok: o.ok,
+        detail: o.skipped ? `skipped: ${o.detail}` : o.detail,
+        ms: o.ms,
+      }),
+  });
+  await Promise.all([pool(jobs, options.jobs ?? 5, print), pokes]);
   const passed = outcomes.filter((o) => o.ok).length;
   const failed = outcomes.length - passed;
   console.log(
