@@ -113,7 +113,15 @@ async function gradeAndReport(
     let first: Check | undefined;
     // Each check is printed the moment its verdict is known; the first failure in full,
     // with the next unread hint for that very check.
-    const onCheck = (check: Check) => {
+    const onCheck = (check: Check, when: { final: boolean; details?: boolean }) => {
+      if (when.details) {
+        // The first failure was a leak, shown when deno test marked it; here is what it found.
+        if (first?.name === check.name) {
+          console.log(paint("bold", `  details of "${check.name}":`));
+          console.log(renderFailure(check, undefined, lesson.id));
+        }
+        return;
+      }
       console.log(renderCheckLine(check));
       if (check.ok || first) return;
       first = check;

@@ -81,8 +81,12 @@ export interface GradeOptions {
   verbose?: boolean;
   /** Overall deadline in ms (default: the lesson's budget). */
   deadlineMs?: number;
-  /** Called for each check as soon as its own verdict is known, in suite order. */
-  onCheck?: (check: Check) => void;
+  /**
+   * Called for each check as soon as its verdict is known. `final` is false
+   * when the details come later (a leak: deno test lists what was left open
+   * only at the end); they come in a second call with `details: true`.
+   */
+  onCheck?: (check: Check, when: { final: boolean; details?: boolean }) => void;
 }
 
 /** Where grading runs keep their scratch files (git-ignored). */
@@ -158,11 +162,10 @@ export async function gradeLesson(
     }
   }, deadlineMs);
   const channel = new Channel(events, options.onCheck, started);
-  const exited = Promise.all([
-    child.status,
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
+  // deno test's dot reporter prints one mark per test as it ends: the verdict of each check,
+  // leaks included, as soon as deno test has it.
+  const stdoutText = followLines(child.stdout, (line) => channel.mark(line));
+  const exited = Promise.all([child.status, stdoutText, new Response(child.stderr).text()]);
   // Follow the channel while the suite runs, so a failure shows as soon as it is known.
   let done = false;
   exited.finally(() => done = true);
@@ -228,21 +231,56 @@ function checkKind(kind: FailureKind | undefined): CheckKind {
 /** What the suite's process said, as it said it, merged at the end with deno test's verdicts. */
 class Channel {
   readonly #follower: EventFollower;
-  readonly #onCheck?: (check: Check) => void;
+  readonly #onCheck?: (check: Check, when: { final: boolean; details?: boolean }) => void;
   readonly #started: number;
   readonly #registered: { check: string; skip?: string }[] = [];
   readonly #results = new Map<string, ResultEvent>();
+  /** Marks of deno test's dot reporter not yet matched with the events (`.`, `!`, `,`). */
+  readonly #marks: string[] = [];
+  #marked = 0;
+  /** Checks already handed to onCheck, and those handed over before their details. */
+  readonly #streamed = new Set<string>();
+  readonly #detailsLater = new Set<string>();
   lastStep: { check: string; step: string } | undefined;
   firstFailureMs: number | undefined;
 
-  constructor(path: string, onCheck: ((check: Check) => void) | undefined, started: number) {
+  constructor(
+    path: string,
+    onCheck: GradeOptions["onCheck"],
+    started: number,
+  ) {
     this.#follower = new EventFollower(path);
     this.#onCheck = onCheck;
     this.#started = started;
   }
 
+  /** Takes one line of deno test's output; a verdict mark is matched after the next poll. */
+  mark(line: string): void {
+    if (line === "." || line === "!" || line === ",") this.#marks.push(line);
+  }
+
   async poll(): Promise<void> {
     for (const event of await this.#follower.read()) this.#take(event);
+    // A check's events are written before deno test prints its mark, so they are in by now.
+    while (this.#marks.length > 0 && this.#marked < this.#registered.length) {
+      const mark = this.#marks.shift()!;
+      const { check: name, skip } = this.#registered[this.#marked++];
+      if (skip !== undefined || this.#streamed.has(name)) continue;
+      const result = this.#results.get(name);
+      if (mark === ".") this.#stream({ name, ok: true, skipped: false });
+      else if (result?.ok) {
+        this.#detailsLater.add(name);
+        this.#stream({
+          ...leakCheck(name, "(deno test lists what was left open when grading ends)"),
+        });
+      } else if (!result) this.#stream(this.#stoppedByBudget(name));
+    }
+  }
+
+  #stream(check: Check): void {
+    this.#streamed.add(check.name);
+    if (!check.ok) this.firstFailureMs ??= performance.now() - this.#started;
+    this.#onCheck?.(check, { final: !this.#detailsLater.has(check.name) });
   }
 
   #take(event: GradeEvent): void {
@@ -250,8 +288,8 @@ class Channel {
     else if (event.type === "step") this.lastStep = event;
     else {
       this.#results.set(event.check, event);
-      if (!event.ok) this.firstFailureMs ??= performance.now() - this.#started;
-      this.#onCheck?.(fromResult(event));
+      // A failure is shown at once; a pass waits for deno test's mark (a leak may follow).
+      if (!event.ok) this.#stream(fromResult(event));
     }
   }
 
@@ -277,22 +315,14 @@ class Channel {
         continue;
       }
       if (verdict?.failure === undefined) {
-        checks.push({ name, ok: true, skipped: false });
+        const check = { name, ok: true, skipped: false };
+        if (!this.#streamed.has(name)) this.#stream(check);
+        checks.push(check);
         continue;
       }
-      const check: Check = result
-        ? {
-          name,
-          ok: false,
-          skipped: false,
-          kind: "leak",
-          message: `your code left something open when the check ended:\n${verdict.failure}\n` +
-            `note: close every connection and listener you open (use try/finally), and let a ` +
-            `server's close() wait until its connections are closed.`,
-        }
-        : this.#stoppedByBudget(name);
-      this.firstFailureMs ??= performance.now() - this.#started;
-      this.#onCheck?.(check);
+      const check: Check = result ? leakCheck(name, verdict.failure) : this.#stoppedByBudget(name);
+      if (!this.#streamed.has(name)) this.#stream(check);
+      else if (this.#detailsLater.has(name)) this.#onCheck?.(check, { final: true, details: true });
       checks.push(check);
     }
     return checks;
@@ -314,6 +344,36 @@ class Channel {
         `freezes every connection in the program. Await inside loops, and check their exit condition.`,
     };
   }
+}
+
+function leakCheck(name: string, failure: string): Check {
+  return {
+    name,
+    ok: false,
+    skipped: false,
+    kind: "leak",
+    message: `your code left something open when the check ended:\n${failure}\n` +
+      `note: close every connection and listener you open (use try/finally), and let a ` +
+      `server's close() wait until its connections are closed.`,
+  };
+}
+
+/** Reads a stream to its end, handing each complete line to `onLine` as it arrives. */
+async function followLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<string> {
+  let text = "";
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const line of lines) onLine(line.trimEnd());
+  }
+  if (pending) onLine(pending.trimEnd());
+  return text;
 }
 
 function fromResult(event: ResultEvent): Check {
