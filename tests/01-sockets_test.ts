@@ -3,7 +3,7 @@
  * Run it with `deno task lesson 1`.
  */
 import net from "node:net";
-import { describeError, lessonSuite, withNote } from "../workbook/harness/mod.ts";
+import { describeError, lessonSuite } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/01-sockets/sockets.ts";
 
 const suite = lessonSuite("01");
@@ -20,11 +20,10 @@ suite.test("formatAddress writes IPv4, IPv6 and Unix addresses", async (t) => {
     [{ transport: "unixpacket", path: "/run/seq.sock" }, "unix:/run/seq.sock"],
   ];
   for (const [addr, expected] of cases) {
-    const text = await withNote(
-      t.step(`formatAddress(${JSON.stringify(addr)})`, () => formatAddress(addr)),
-      "UDP addresses look like TCP ones, and both Unix transports (unix, unixpacket) are " +
+    const text = await t.step(`formatAddress(${JSON.stringify(addr)})`, () => formatAddress(addr), {
+      note: "UDP addresses look like TCP ones, and both Unix transports (unix, unixpacket) are " +
         "written unix:<path>",
-    );
+    });
     t.expectEqual(text, expected, `formatAddress(${JSON.stringify(addr)})`);
   }
   const vsock: Deno.Addr = { transport: "vsock", cid: 3, port: 5000 };
@@ -53,10 +52,10 @@ async function expectErrorNaming(
   fn: () => unknown,
   expected: { what: string; names: string; note: string },
 ): Promise<void> {
-  const error = await withNote(
-    t.expectThrows(step, fn, `an Error (${expected.what})`),
-    expected.note,
-  );
+  const error = await t.expectError<unknown>(step, fn, {
+    what: `an Error (${expected.what})`,
+    note: expected.note,
+  });
   t.check(error instanceof Error && error.message.includes(expected.names), {
     step: `${step}: the error's message`,
     expected: `an Error (${expected.what}) whose message includes ${
@@ -329,12 +328,12 @@ async function checkGreet(t: Grader, hostname: string) {
   const clientAddr = client.conn.localAddr as Deno.NetAddr;
   await t.step("greet(conn)", () => greet(conn));
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  await withNote(
-    client.expect(
-      `hello ${host}:${clientAddr.port}, you reached ${host}:${listener.addr.port}\n`,
-      { step: "read the greeting" },
-    ),
-    "write both addresses with formatAddress: an IPv6 address needs its brackets",
+  await client.expect(
+    `hello ${host}:${clientAddr.port}, you reached ${host}:${listener.addr.port}\n`,
+    {
+      step: "read the greeting",
+      note: "write both addresses with formatAddress: an IPv6 address needs its brackets",
+    },
   );
   await client.expectEnd({ step: "the server closes after greeting", cleanly: true });
 }

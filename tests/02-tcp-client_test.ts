@@ -19,12 +19,12 @@ import {
   type Grader,
   type GraderServer,
   isGradeFailure,
+  nextTurn,
   type Probe,
   showBytes,
   showDifference,
   type SplitMode,
   toBytes,
-  withNote,
 } from "../workbook/harness/mod.ts";
 import { lessonSuite } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/02-tcp-client/client.ts";
@@ -105,7 +105,7 @@ function scriptedSource(chunks: (string | Uint8Array)[]): Lesson.ByteReader & { 
     reads: 0,
     async read(buffer: Uint8Array) {
       this.reads++;
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await nextTurn();
       const next = queue.shift();
       if (next === undefined) return null;
       const n = Math.min(next.length, buffer.length);
@@ -188,7 +188,7 @@ suite.test("writeAll writes every byte when write() takes only a few", async (t)
     async write(data: Uint8Array) {
       calls++;
       // Resolve later, as a socket would; a real macrotask hop now and then keeps this fast.
-      if (calls % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      if (calls % 8 === 0) await nextTurn();
       else await Promise.resolve();
       const n = Math.min(1 + (calls % 5), data.length);
       written.push(...data.subarray(0, n));
@@ -252,11 +252,11 @@ for (const split of SPLITS) {
       // Stay connected: the reply ends at "\n", not when the connection ends.
     });
     const reader = new ReplyReader(await dial(t, server));
-    const got = await withNote(
-      () => t.step('reader.readUntil("\\n")', () => reader.readUntil("\n")),
-      "the reply ends at its \\n, however many reads that takes; do not wait for the server to close",
-      "after",
-    );
+    const got = await t.step('reader.readUntil("\\n")', () => reader.readUntil("\n"), {
+      note:
+        "the reply ends at its \\n, however many reads that takes; do not wait for the server to close",
+      notePlacement: "after",
+    });
     expectBytes(
       t,
       got,
@@ -280,7 +280,10 @@ suite.test("readUntil keeps what came after the delimiter: two replies in one wr
     "for the next readUntil call; do not throw them away";
   for (const [i, expected] of ["ack-ONE\n", "ack-TWO\n", "ack-THREE\n"].entries()) {
     const step = `readUntil("\\n"), call ${i + 1} of 3`;
-    const got = await withNote(() => t.step(step, () => reader.readUntil("\n")), note, "after");
+    const got = await t.step(step, () => reader.readUntil("\n"), {
+      note,
+      notePlacement: "after",
+    });
     expectBytes(t, got, expected, `the bytes of ${step}`, note);
   }
 });
@@ -296,7 +299,10 @@ suite.test("readUntil returns an empty reply: the delimiter as its first byte", 
     "delimiter alone, an empty line";
   for (const [i, expected] of ["\n", "ack-ONE\n", "\n", "ack-TWO\n"].entries()) {
     const step = `readUntil("\\n"), call ${i + 1} of 4, on "\\nack-ONE\\n\\nack-TWO\\n"`;
-    const got = await withNote(() => t.step(step, () => reader.readUntil("\n")), note, "after");
+    const got = await t.step(step, () => reader.readUntil("\n"), {
+      note,
+      notePlacement: "after",
+    });
     expectBytes(t, got, expected, `the bytes of ${step}`, note);
   }
 });
@@ -386,7 +392,7 @@ suite.test("readUntil refuses a reply longer than maxBytes, without waiting for 
     const queue = chunks.map(toBytes);
     const source: Lesson.ByteReader = {
       async read(buffer: Uint8Array) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
+        await nextTurn();
         const next = queue.shift();
         if (next === undefined) {
           lateReads++;
@@ -470,11 +476,10 @@ suite.test("readToEnd returns the kept bytes and everything until the server clo
   const reader = new ReplyReader(await dial(t, server));
   const header = await t.step('readUntil("\\n")', () => reader.readUntil("\n"));
   expectBytes(t, header, "200 OK\n", "the header line");
-  const body = await withNote(
-    () => t.step("readToEnd()", () => reader.readToEnd()),
-    "readToEnd ends when read() returns null (the server closed its side)",
-    "after",
-  );
+  const body = await t.step("readToEnd()", () => reader.readToEnd(), {
+    note: "readToEnd ends when read() returns null (the server closed its side)",
+    notePlacement: "after",
+  });
   expectBytes(
     t,
     body,
@@ -511,11 +516,10 @@ suite.test("readToEnd allows exactly maxBytes, the kept bytes included", async (
   });
   const exact = new ReplyReader(await dial(t, server));
   await t.step('readUntil("\\n")', () => exact.readUntil("\n"));
-  const body = await withNote(
-    () => t.step("readToEnd(16) on a 16-byte body", () => exact.readToEnd(16)),
-    "maxBytes is the most readToEnd may return: exactly maxBytes bytes in all is fine",
-    "after",
-  );
+  const body = await t.step("readToEnd(16) on a 16-byte body", () => exact.readToEnd(16), {
+    note: "maxBytes is the most readToEnd may return: exactly maxBytes bytes in all is fine",
+    notePlacement: "after",
+  });
   expectBytes(t, body, bodies[0], "the 16-byte body readToEnd(16) returned");
   const over = new ReplyReader(await dial(t, server));
   await t.step('readUntil("\\n")', () => over.readUntil("\n"));
@@ -650,11 +654,10 @@ suite.test("LineClient.request uses a reply that arrived early, with the one bef
     "the reply to request 2 had already arrived with the reply to request 1. Read every reply " +
     "through the client's one ReplyReader, which keeps those bytes";
   for (const [line, expected] of [["one", "ack-ONE"], ["two", "ack-TWO"], ["three", "ack-THREE"]]) {
-    const text = await withNote(
-      () => t.step(`client.request("${line}")`, () => client.request(line)),
+    const text = await t.step(`client.request("${line}")`, () => client.request(line), {
       note,
-      "after",
-    );
+      notePlacement: "after",
+    });
     t.expectEqual(text, expected, `the reply to "${line}"`, note);
   }
 });
@@ -662,6 +665,9 @@ suite.test("LineClient.request uses a reply that arrived early, with the one bef
 suite.test("LineClient.request sends a 16 MiB request line whole", async (t) => {
   const { LineClient } = await load(t);
   const line = pattern(BIG_BYTES);
+  // Decoded before the connection exists: the grader's own 16 MiB of work must not eat into
+  // the time the receiving side allows between pieces (STALL_MS).
+  const request = new TextDecoder().decode(line);
   const server = t.serve(async (conn) => {
     await receiveAll(conn, line, "your 16 MiB request line");
     await conn.expect("\n", { step: "read the \\n after the 16 MiB line" });
@@ -670,7 +676,7 @@ suite.test("LineClient.request sends a 16 MiB request line whole", async (t) => 
   const client = new LineClient(await dial(t, server));
   const text = await t.step(
     "client.request(a 16 MiB line)",
-    () => client.request(new TextDecoder().decode(line)),
+    () => client.request(request),
     { timeoutMs: BIG_STEP_MS },
   );
   t.expectEqual(text, `ack-${BIG_BYTES}`, "the reply to the 16 MiB line");
@@ -769,13 +775,10 @@ suite.test("LineClient and request honour maxReplyBytes", async (t) => {
   const client = new LineClient(await dial(t, server), { maxReplyBytes: 16 });
   const note = "read every reply with this.maxReplyBytes: it is the client's limit, \\n included";
   for (const reply of replies.slice(0, 2)) {
-    const text = await withNote(
-      () =>
-        t.step(
-          `client.request("hi") with { maxReplyBytes: 16 }, a ${reply.length}-byte reply`,
-          () => client.request("hi"),
-        ),
-      note,
+    const text = await t.step(
+      `client.request("hi") with { maxReplyBytes: 16 }, a ${reply.length}-byte reply`,
+      () => client.request("hi"),
+      { note },
     );
     t.expectEqual(text, reply.slice(0, -1), `the ${reply.length}-byte reply`, note);
   }

@@ -6,8 +6,9 @@
  * and the line with its ASCII letters upper-cased; a line longer than 1024
  * bytes gets an error line and the connection is closed.
  */
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
+  captureLogs,
+  expectedBackoff,
   freePort,
   gateListen,
   type Grader,
@@ -16,7 +17,9 @@ import {
   lessonSuite,
   type ListenerGate,
   type Probe,
-  withNote,
+  recordPauses,
+  showLogs,
+  whileRunning,
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/03-tcp-server/server.ts";
 
@@ -58,16 +61,6 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // already closed
   }
-}
-
-/**
- * Runs `drive` (the grader's side of a conversation) while the learner's
- * handler runs. If the handler fails first — not implemented, a throw — that
- * is the failure to report, not a probe timing out.
- */
-async function whileServing<T>(serving: Promise<unknown>, drive: () => Promise<T>): Promise<T> {
-  const failed = serving.then(() => new Promise<never>(() => {}));
-  return await Promise.race([drive(), failed]);
 }
 
 /**
@@ -147,12 +140,12 @@ suite.test("upperAscii upper-cases ASCII letters and leaves every other byte alo
 
 suite.test("handleConnection answers each line, then closes at end of stream", async (t) => {
   const { client, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     await client.send("hello\nworld\n");
-    await withNote(
-      client.expect(ack("hello\nworld\n"), { step: "the replies to two lines sent in one write" }),
-      PER_LINE_NOTE,
-    );
+    await client.expect(ack("hello\nworld\n"), {
+      step: "the replies to two lines sent in one write",
+      note: PER_LINE_NOTE,
+    });
     await client.send("\n");
     await client.expect("ack-\n", { step: "the reply to an empty line" });
     await client.send("telnet sends \\r\\n\r\n");
@@ -160,55 +153,51 @@ suite.test("handleConnection answers each line, then closes at end of stream", a
       step: "the reply to a line ending in \\r\\n (the \\r is just a byte of the line)",
     });
     await client.closeWrite();
-    await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+    await client.expectEnd({ cleanly: true, note: CLOSE_WAIT_NOTE });
   });
   t.expectEqual(await ending, "eof", "what handleConnection returned after the client's EOF");
 });
 
 suite.test("handleConnection replies once per line when bytes arrive one at a time", async (t) => {
   const { client, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     const text = "hello, world\nsecond line\n";
     await client.send(text, { split: "bytes" });
-    await withNote(
-      client.expect(ack(text), { step: "the replies to two lines sent byte by byte" }),
-      PER_LINE_NOTE,
-    );
+    await client.expect(ack(text), {
+      step: "the replies to two lines sent byte by byte",
+      note: PER_LINE_NOTE,
+    });
     const more = "héllo wörld\nthree lines, ";
     await client.send(more + "and a half\nin odd pieces\n", { split: { seed: 3, maxChunk: 5 } });
-    await withNote(
-      client.expect(ack(more + "and a half\nin odd pieces\n"), {
-        step: "the replies to lines sent in random pieces",
-      }),
-      PER_LINE_NOTE,
-    );
+    await client.expect(ack(more + "and a half\nin odd pieces\n"), {
+      step: "the replies to lines sent in random pieces",
+      note: PER_LINE_NOTE,
+    });
     await client.closeWrite();
-    await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+    await client.expectEnd({ cleanly: true, note: CLOSE_WAIT_NOTE });
   });
   t.expectEqual(await ending, "eof", "what handleConnection returned after the client's EOF");
 });
 
 suite.test("a half-closing client still gets every reply, the last line too", async (t) => {
   const { client, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     await client.send("first\nlast words");
     await client.expect(ack("first\n"), { step: "the reply to the complete line" });
     await client.closeWrite();
-    await withNote(
-      client.expect(ack("last words\n"), {
-        step: "after the client's half-close, the reply to its last line (it had no \\n)",
-      }),
-      "end of stream ends the last line: answer it as if it ended in \\n, then close. " +
+    await client.expect(ack("last words\n"), {
+      step: "after the client's half-close, the reply to its last line (it had no \\n)",
+      note: "end of stream ends the last line: answer it as if it ended in \\n, then close. " +
         "A half-closed client still reads, so do not drop what is left",
-    );
-    await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+    });
+    await client.expectEnd({ cleanly: true, note: CLOSE_WAIT_NOTE });
   });
   t.expectEqual(await ending, "eof", "what handleConnection returned after the client's EOF");
 });
 
 suite.test("handleConnection passes non-ASCII and invalid UTF-8 bytes through", async (t) => {
   const { client, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     const text = new TextEncoder().encode("straße, 世界, é\n");
     await client.send(text, { split: "bytes" });
     await client.expect(ack(text), {
@@ -216,10 +205,11 @@ suite.test("handleConnection passes non-ASCII and invalid UTF-8 bytes through", 
     });
     const invalid = new Uint8Array([0x6f, 0x6b, 0xff, 0xfe, 0x20, 0xc3, 0x0a]);
     await client.send(invalid);
-    await withNote(
-      client.expect(ack(invalid), { step: "the reply to a line that is not valid UTF-8" }),
-      "upper-case the bytes 0x61–0x7a only and copy the rest: the protocol is bytes, not text",
-    );
+    await client.expect(ack(invalid), {
+      step: "the reply to a line that is not valid UTF-8",
+      note:
+        "upper-case the bytes 0x61–0x7a only and copy the rest: the protocol is bytes, not text",
+    });
     await client.closeWrite();
     await client.expectEnd();
   });
@@ -228,46 +218,44 @@ suite.test("handleConnection passes non-ASCII and invalid UTF-8 bytes through", 
 
 suite.test(`handleConnection refuses a line longer than ${MAX_LINE} bytes`, async (t) => {
   const { client, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     const longest = "abcdefghij".repeat(MAX_LINE / 10 + 1).slice(0, MAX_LINE) + "\n";
     await client.send(longest, { split: { seed: 7, maxChunk: 300 } });
-    await withNote(
-      client.expect(ack(longest), { step: `the reply to a line of exactly ${MAX_LINE} bytes` }),
-      `${MAX_LINE} bytes (not counting \\n) is still allowed: refuse only from ${
+    await client.expect(ack(longest), {
+      step: `the reply to a line of exactly ${MAX_LINE} bytes`,
+      note: `${MAX_LINE} bytes (not counting \\n) is still allowed: refuse only from ${
         MAX_LINE + 1
       } bytes on`,
-    );
+    });
     await client.send("x".repeat(MAX_LINE + 1), { split: { seed: 8, maxChunk: 300 } });
-    await withNote(
-      client.expect(LINE_TOO_LONG, {
-        step: `the answer to ${MAX_LINE + 1} bytes without a \\n`,
-      }),
-      `once a line has more than ${MAX_LINE} bytes and no \\n, write the error line and close: ` +
+    await client.expect(LINE_TOO_LONG, {
+      step: `the answer to ${MAX_LINE + 1} bytes without a \\n`,
+      note:
+        `once a line has more than ${MAX_LINE} bytes and no \\n, write the error line and close: ` +
         "a server that keeps buffering lets one client use up all its memory",
-    );
-    await withNote(
-      client.expectEnd({ step: "your side closes after the error line" }),
-      "close the connection after the error line",
-    );
+    });
+    await client.expectEnd({
+      step: "your side closes after the error line",
+      note: "close the connection after the error line",
+    });
   });
   t.expectEqual(await ending, "too-long", "what handleConnection returned");
 });
 
 suite.test("handleConnection holds the line limit exactly, whole or in pieces", async (t) => {
   const { client, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     // Exactly MAX_LINE bytes first, and the \n only once the server has read them all.
     const full = "a".repeat(MAX_LINE);
     await client.send(full);
     await ioTurns();
     await client.send("\n");
-    await withNote(
-      client.expect(ack(`${full}\n`), {
-        step: `the reply to a line of exactly ${MAX_LINE} bytes, its \\n late (in a later read)`,
-      }),
-      `${MAX_LINE} bytes without a \\n is not too long yet: the \\n may still come. Refuse only ` +
+    await client.expect(ack(`${full}\n`), {
+      step: `the reply to a line of exactly ${MAX_LINE} bytes, its \\n late (in a later read)`,
+      note:
+        `${MAX_LINE} bytes without a \\n is not too long yet: the \\n may still come. Refuse only ` +
         `once more than ${MAX_LINE} bytes have arrived without one`,
-    );
+    });
     const under = "b".repeat(MAX_LINE - 1) + "\n";
     await client.send(under);
     await client.expect(ack(under), {
@@ -277,36 +265,37 @@ suite.test("handleConnection holds the line limit exactly, whole or in pieces", 
     const over = "c".repeat(MAX_LINE + 1) + "\n";
     await client.send(`first\n${over}`);
     await client.expect(ack("first\n"), { step: "the reply to the short line before it" });
-    await withNote(
-      client.expect(LINE_TOO_LONG, {
-        step: `the answer to a line of ${
-          MAX_LINE + 1
-        } bytes sent whole, \\n included, in one write`,
-      }),
-      `a line whose \\n is there but more than ${MAX_LINE} bytes away is too long too: check ` +
+    await client.expect(LINE_TOO_LONG, {
+      step: `the answer to a line of ${MAX_LINE + 1} bytes sent whole, \\n included, in one write`,
+      note:
+        `a line whose \\n is there but more than ${MAX_LINE} bytes away is too long too: check ` +
         "the length of every complete line, not only of the unfinished one",
-    );
-    await withNote(
-      client.expectEnd({ step: "your side closes after the error line" }),
-      "close the connection after the error line",
-    );
+    });
+    await client.expectEnd({
+      step: "your side closes after the error line",
+      note: "close the connection after the error line",
+    });
   });
   t.expectEqual(await ending, "too-long", "what handleConnection returned");
 });
 
 suite.test('handleConnection returns "closed" when its own server closes the connection', async (t) => {
   const { client, conn, ending } = await handOver(t);
-  await whileServing(ending, async () => {
+  await whileRunning(ending, async () => {
     await roundTrip(client, "still here\n");
     await client.send("half a li");
     await ioTurns();
   });
   // What server.close() does to a live connection: close it under its handler.
   conn.close();
-  const how = await withNote(
-    t.step("handleConnection(conn) after the server closed conn under it", () => ending),
-    "a read on a connection your own server closed fails with Interrupted (or BadResource): " +
-      'that is not an error and not a client that left: return "closed"',
+  const how = await t.step(
+    "handleConnection(conn) after the server closed conn under it",
+    () => ending,
+    {
+      note:
+        "a read on a connection your own server closed fails with Interrupted (or BadResource): " +
+        'that is not an error and not a client that left: return "closed"',
+    },
   );
   t.expectEqual(
     how,
@@ -379,10 +368,13 @@ suite.test('handleConnection returns "reset" when the client resets, and closes'
   await t.reset(listener.addr, "R", "hello\n");
   const conn = await accepted;
   t.defer(() => closeQuietly(conn));
-  const ending = await withNote(
-    t.step("handleConnection(conn) after the client reset", () => handleConnection(conn)),
-    "a reset client is routine: catch Deno.errors.ConnectionReset (and BrokenPipe, " +
-      'ConnectionAborted) around your reads and writes, and return "reset"',
+  const ending = await t.step(
+    "handleConnection(conn) after the client reset",
+    () => handleConnection(conn),
+    {
+      note: "a reset client is routine: catch Deno.errors.ConnectionReset (and BrokenPipe, " +
+        'ConnectionAborted) around your reads and writes, and return "reset"',
+    },
   );
   t.expectEqual(ending, "reset", "what handleConnection returned after the client's reset");
   expectClosedByLearner(t, conn, "reset");
@@ -406,18 +398,23 @@ async function startServer(t: Grader, kind: "serial" | "concurrent"): Promise<Le
   return server;
 }
 
-/** One line and its reply. */
-async function roundTrip(client: Probe, line: string, step?: string): Promise<void> {
-  await client.send(line);
+/** One line and its reply; `note` is the advice if either fails. */
+async function roundTrip(
+  client: Probe,
+  line: string,
+  options: { step?: string; note?: string } = {},
+): Promise<void> {
+  await client.send(line, { note: options.note });
   await client.expect(ack(line), {
-    step: step ?? `the reply to ${JSON.stringify(line)} on ${client.label}`,
+    step: options.step ?? `the reply to ${JSON.stringify(line)} on ${client.label}`,
+    note: options.note,
   });
 }
 
 /** Half-closes and waits for the server to close its side. */
 async function leave(client: Probe): Promise<void> {
   await client.closeWrite();
-  await withNote(client.expectEnd({ cleanly: true }), CLOSE_WAIT_NOTE);
+  await client.expectEnd({ cleanly: true, note: CLOSE_WAIT_NOTE });
 }
 
 for (const kind of ["serial", "concurrent"] as const) {
@@ -427,14 +424,12 @@ for (const kind of ["serial", "concurrent"] as const) {
     await a.send("hello over tcp\nbyte by byte\n", { split: "bytes" });
     await a.expect(ack("hello over tcp\nbyte by byte\n"));
     await leave(a);
-    const b = await withNote(
-      t.connect(server.addr, "B"),
-      "the server must go back to accept() after a client leaves",
-    );
-    await withNote(
-      roundTrip(b, "the next client\n"),
-      "after a client leaves, the server must go back to accept() and serve the next one",
-    );
+    const b = await t.connect(server.addr, "B", {
+      note: "the server must go back to accept() after a client leaves",
+    });
+    await roundTrip(b, "the next client\n", {
+      note: "after a client leaves, the server must go back to accept() and serve the next one",
+    });
     await leave(b);
     await t.step("server.close()", () => server.close());
   });
@@ -456,10 +451,10 @@ suite.test("the serial server serves one client at a time: B waits until A leave
       "(startConcurrentServer is the one that serves clients at the same time)",
   });
   await leave(a);
-  await withNote(
-    b.expect(ack("b waits\n"), { step: "B's reply, once A has left" }),
-    "once A has left, the serial server must accept B and answer the line that waited",
-  );
+  await b.expect(ack("b waits\n"), {
+    step: "B's reply, once A has left",
+    note: "once A has left, the serial server must accept B and answer the line that waited",
+  });
   await leave(b);
   await t.step("server.close()", () => server.close());
 });
@@ -474,19 +469,18 @@ suite.test("the serial server keeps accepting after clients reset", async (t) =>
   const b = await t.connect(server.addr, "B");
   await b.send("b waits\n");
   await leave(a);
-  await withNote(
-    b.expect(ack("b waits\n"), { step: "B's reply, after A left and R1, R2 reset in the queue" }),
-    "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
+  await b.expect(ack("b waits\n"), {
+    step: "B's reply, after A left and R1, R2 reset in the queue",
+    note: "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
       "catch that around accept() and accept again — one client must never stop the server",
-  );
+  });
   await leave(b);
   // This one resets after the server accepted it: handleConnection meets the reset.
   await t.reset(server.addr, "R3", "partial li");
   const c = await t.connect(server.addr, "C");
-  await withNote(
-    roundTrip(c, "c after a reset\n"),
-    "a client that resets must not stop the server: catch errors around handleConnection too",
-  );
+  await roundTrip(c, "c after a reset\n", {
+    note: "a client that resets must not stop the server: catch errors around handleConnection too",
+  });
   await leave(c);
   await t.step("server.close()", () => server.close());
 });
@@ -495,12 +489,13 @@ suite.test("the concurrent server answers B while A is connected and silent", as
   const server = await startServer(t, "concurrent");
   const a = await t.connect(server.addr, "A");
   const b = await t.connect(server.addr, "B");
-  await withNote(
-    roundTrip(b, "b is not kept waiting\n", "B's reply while A is connected and silent"),
-    "client A is connected and has sent nothing, so a server that awaits handleConnection(A) " +
+  await roundTrip(b, "b is not kept waiting\n", {
+    step: "B's reply while A is connected and silent",
+    note:
+      "client A is connected and has sent nothing, so a server that awaits handleConnection(A) " +
       "before it accepts again never reaches B: start each handler without await",
-  );
-  await roundTrip(a, "a is served too\n", "A's reply, A has been connected all along");
+  });
+  await roundTrip(a, "a is served too\n", { step: "A's reply, A has been connected all along" });
   await leave(b);
   await leave(a);
   await t.step("server.close()", () => server.close());
@@ -525,7 +520,7 @@ suite.test(`the concurrent server serves ${CLIENTS} clients at once`, async (t) 
   }
   await Promise.all(clients.map((c) => c.closeWrite()));
   for (const c of clients) {
-    await withNote(c.expectEnd({ cleanly: true, timeoutMs: 4000 }), CLOSE_WAIT_NOTE);
+    await c.expectEnd({ cleanly: true, timeoutMs: 4000, note: CLOSE_WAIT_NOTE });
   }
   await t.step("server.close()", () => server.close());
 }, { timeoutMs: 15000 });
@@ -541,8 +536,8 @@ suite.test("the concurrent server survives clients that reset", async (t) => {
   const keepServing = "a client that resets must not stop the server: the handler runs " +
     "without await, so it needs its own try/catch (or .catch) — an unhandled rejection kills " +
     "the whole program";
-  await withNote(roundTrip(b, "b after three resets\n"), keepServing);
-  await withNote(roundTrip(a, "a is still served\n"), keepServing);
+  await roundTrip(b, "b after three resets\n", { note: keepServing });
+  await roundTrip(a, "a is still served\n", { note: keepServing });
   await leave(a);
   await leave(b);
   await t.step("server.close()", () => server.close());
@@ -561,17 +556,17 @@ for (const kind of ["serial", "concurrent"] as const) {
     await clients[0].send("half a li"); // a line in progress when the server closes
     // Connected but not yet served (serial: waits in the queue) or silent (concurrent).
     clients.push(await t.connect(server.addr, "waiting"));
-    await withNote(
-      t.step("server.close()", () => server.close()),
-      "close() must close the listener and every live connection (a pending read() then fails " +
+    await t.step("server.close()", () => server.close(), {
+      note:
+        "close() must close the listener and every live connection (a pending read() then fails " +
         "with Interrupted), then wait for the handlers: a handler still reading from an open " +
         "connection never finishes",
-    );
+    });
     for (const c of clients) {
-      await withNote(
-        c.expectEnd({ step: `${c.label} is closed by server.close()` }),
-        "close() must close every live connection, not only the listener",
-      );
+      await c.expectEnd({
+        step: `${c.label} is closed by server.close()`,
+        note: "close() must close every live connection, not only the listener",
+      });
     }
     let refused: string | undefined;
     try {
@@ -639,7 +634,7 @@ async function gateUntil(
   what: string,
   note: string,
 ): Promise<void> {
-  await withNote(t.step(`wait until ${what}`, () => gate.until(condition, what)), note);
+  await t.step(`wait until ${what}`, () => gate.until(condition, what), { note });
 }
 
 for (const kind of ["serial", "concurrent"] as const) {
@@ -657,15 +652,14 @@ for (const kind of ["serial", "concurrent"] as const) {
     const closing = Promise.resolve().then(() => server.close());
     closing.catch(() => {}); // awaited below, as a step
     gate.open(); // accept() now returns X, to a server that is closing
-    await withNote(
-      t.step("server.close(), with X accepted as close() began", () => closing),
-      "check your closing flag after accept() returns too: a connection that arrives once " +
+    await t.step("server.close(), with X accepted as close() began", () => closing, {
+      note: "check your closing flag after accept() returns too: a connection that arrives once " +
         "close() has begun must be closed at once, not served (close() would wait for it forever)",
-    );
-    await withNote(
-      x.expectEnd({ step: "X, accepted as close() began, is closed" }),
-      "close a connection that accept() returns after close() has begun; do not serve it",
-    );
+    });
+    await x.expectEnd({
+      step: "X, accepted as close() began, is closed",
+      note: "close a connection that accept() returns after close() has begun; do not serve it",
+    });
   });
 }
 
@@ -684,56 +678,16 @@ suite.test("the concurrent server keeps accepting after a client reset in the qu
   const b = await t.connect(server.addr, "B");
   await b.send("b after a reset\n");
   gate.open(); // accept() now meets R1 first: it throws NotConnected
-  await withNote(
-    b.expect(ack("b after a reset\n"), { step: "B's reply, after R1 reset in the queue" }),
-    "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
+  await b.expect(ack("b after a reset\n"), {
+    step: "B's reply, after R1 reset in the queue",
+    note: "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
       "log it and accept again — one client must never stop the server",
-  );
+  });
   await leave(b);
   await t.step("server.close()", () => server.close());
 });
 
 // ─── out of descriptors ──────────────────────────────────────────────────────
-
-/** The back-off the doc prescribes: 10 ms, doubling, up to 1000 ms. */
-function backoff(failures: number): number[] {
-  return Array.from({ length: failures }, (_, i) => Math.min(10 * 2 ** i, 1000));
-}
-
-/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  return records;
-}
-
-/** A record's message as one line of text, its values filled in. */
-function messageText(record: LogRecord): string {
-  return record.message.map((part, i) => i % 2 ? String(part) : part).join("");
-}
-
-function showRecords(records: LogRecord[]): string {
-  return records.length === 0
-    ? "no log records"
-    : records.map((r) => `${r.level}: ${messageText(r)}`).join("\n          ");
-}
-
-/** One call of the grader's `pause`: what was asked, and what the server did meanwhile. */
-interface PauseCall {
-  ms: number;
-  /** accept() calls made while this pause was still running (0: it waited). */
-  acceptsDuring?: number;
-  /** Log records (info or above) written from the episode's start to this pause's end. */
-  loggedBy?: number;
-}
 
 const BACKOFF_NOTE = "out of descriptors, accept() fails (EMFILE) while the client stays queued " +
   "in the kernel, so retrying at once only spins and floods the log. When " +
@@ -753,24 +707,14 @@ for (const kind of ["serial", "concurrent"] as const) {
     const records = await captureLogs(t);
     const loud = () => records.filter((r) => r.level !== "debug");
     let episodeStart = 0;
-    const calls: PauseCall[] = [];
     const seen: { gate?: ListenerGate } = {}; // the gate, once the server has started
-    const running = new Map<ReturnType<typeof setTimeout>, () => void>(); // pauses not over yet
-    const pause = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const call: PauseCall = { ms };
-        const before = seen.gate?.accepts ?? 0;
-        calls.push(call);
-        t.transcript.record("grader", "note", { detail: `your server calls pause(${ms})` });
-        const end = () => {
-          running.delete(timer);
-          call.acceptsDuring ??= (seen.gate?.accepts ?? 0) - before;
-          call.loggedBy ??= loud().length - episodeStart;
-          resolve();
-        };
-        const timer = setTimeout(end, 1);
-        running.set(timer, end);
-      });
+    // Each pause notes the accept() calls and the log lines (info or above) so far.
+    const { pause, calls } = recordPauses(t, {
+      snapshot: () => ({ accepts: seen.gate?.accepts ?? 0, logged: loud().length }),
+    });
+    /** accept() calls made while this pause was still running (0: it waited). */
+    const acceptsDuring = (call: (typeof calls)[number]) =>
+      call.after ? call.after.accepts - call.before.accepts : 0;
     const started = await t.step(
       `${name}({ port: 0, pause }) with the grader's pause`,
       () => gateListen(() => start({ port: 0, pause }), "paused"),
@@ -779,12 +723,6 @@ for (const kind of ["serial", "concurrent"] as const) {
     const g = seen.gate = started.gate;
     t.defer(() => server.close());
     t.defer(() => g.open());
-    t.defer(() => { // runs first: end every pause still running, so nothing is left behind
-      for (const [timer, end] of running) {
-        clearTimeout(timer);
-        end();
-      }
-    });
     await gateUntil(
       t,
       g,
@@ -804,34 +742,35 @@ for (const kind of ["serial", "concurrent"] as const) {
         detail: `the next ${failures} accept() calls fail: Too many open files (os error 24)`,
       });
       g.open();
-      await withNote(
-        probe.expect(ack(`${label} waits out the shortage\n`), {
-          step: `${label}'s reply, after ${failures} accept() calls failed with EMFILE (${which})`,
-          timeoutMs: 4000,
-        }),
-        "out of descriptors is not the end of the server: pause, then accept again — the " +
+      await probe.expect(ack(`${label} waits out the shortage\n`), {
+        step: `${label}'s reply, after ${failures} accept() calls failed with EMFILE (${which})`,
+        timeoutMs: 4000,
+        note: "out of descriptors is not the end of the server: pause, then accept again — the " +
           "client that waited in the queue must be served once accept() works",
-      );
+      });
       const asked = calls.map((c) => c.ms);
-      t.check(asked.length === failures && asked.every((ms, i) => ms === backoff(failures)[i]), {
+      const backoff = expectedBackoff(failures);
+      t.check(asked.length === failures && asked.every((ms, i) => ms === backoff[i]), {
         step:
           `the pauses your server asked for in the ${which} episode (${failures} failed accepts)`,
-        expected: `pause(${backoff(failures).join("), pause(")})`,
+        expected: `pause(${backoff.join("), pause(")})`,
         actual: asked.length === 0
           ? `no call of options.pause; accept() was called ${g.accepts} time(s) in all`
           : `pause(${asked.join("), pause(")})`,
         note: BACKOFF_NOTE,
       });
-      const eager = calls.findIndex((c) => (c.acceptsDuring ?? 0) > 0);
+      const eager = calls.findIndex((c) => acceptsDuring(c) > 0);
       t.check(eager < 0, {
         step: `accept() calls made while a pause of the ${which} episode was running`,
         expected: "none: await the pause, then accept again",
         actual: eager < 0
           ? "none"
-          : `${calls[eager].acceptsDuring} during pause(${calls[eager].ms})`,
+          : `${acceptsDuring(calls[eager])} during pause(${calls[eager].ms})`,
         note: BACKOFF_NOTE,
       });
-      const during = calls.at(-1)?.loggedBy ?? 0;
+      // Log records (info or above) from the episode's start to the end of its last pause.
+      const last = calls.at(-1)?.after;
+      const during = last ? last.logged - episodeStart : 0;
       const warned = loud().slice(episodeStart, episodeStart + during);
       t.check(
         during === 1 && (warned[0].level === "warning" || warned[0].level === "error"),
@@ -839,7 +778,7 @@ for (const kind of ["serial", "concurrent"] as const) {
           step:
             `what your server logged while ${failures} accept() calls failed (${which} episode)`,
           expected: "one warning, for the whole episode",
-          actual: showRecords(warned),
+          actual: showLogs(warned),
           note: LOG_ONCE_NOTE,
         },
       );
@@ -925,16 +864,15 @@ for (const kind of ["serial", "concurrent"] as const) {
     gate.failNext(3);
     const a = await t.connect(server.addr, "A");
     gate.open();
-    await withNote(
-      roundTrip(a, "a after three failed accepts\n"),
-      "after a pause the server must accept again and serve the client that waited",
-    );
+    await roundTrip(a, "a after three failed accepts\n", {
+      note: "after a pause the server must accept again and serve the client that waited",
+    });
     const times = gate.callTimes.slice(0, 4);
     const gaps = times.slice(1).map((time, i) => time - times[i]);
     // Timers never fire early, so these are lower bounds however busy the machine is.
-    t.check(gaps.length === 3 && gaps.every((gap, i) => gap >= backoff(3)[i] - 1), {
+    t.check(gaps.length === 3 && gaps.every((gap, i) => gap >= expectedBackoff(3)[i] - 1), {
       step: "the time between your server's accept() calls after each EMFILE",
-      expected: `at least ${backoff(3).join(", ")} ms`,
+      expected: `at least ${expectedBackoff(3).join(", ")} ms`,
       actual: gaps.map((gap) => `${gap.toFixed(1)} ms`).join(", ") || "no retry",
       note: "without options.pause, wait with a timer (the given sleep(ms)): " +
         "options.pause ?? sleep",

@@ -95,28 +95,71 @@ export function isGradeFailure(error: unknown): error is GradeFailure {
   return error instanceof Error && error.name === "GradeFailure" && "details" in error;
 }
 
-/** Where {@linkcode withNote} puts its note when the failure already has one. */
+/** Where a note goes when the failure already has one (see {@linkcode NoteOptions}). */
 export type NotePlacement = "if-none" | "after" | "before";
 
 /**
- * Runs `work` (a promise, or a function returning one) and, when it fails with
- * a {@linkcode GradeFailure} other than "not implemented yet", adds `note` to
- * the failure: the advice the suite has for this step. `"if-none"` (default)
- * keeps a note the failure already has; `"after"` and `"before"` join both.
+ * The `note` option of every harness call that can fail on the learner's
+ * behalf (`t.step`, `t.expectError`, `t.eventually`, `t.connect`, the probes'
+ * reads and sends, …): the suite's advice for this call, shown as `note:` if
+ * it fails — never on "not implemented yet".
+ *
+ * @example
+ * ```ts ignore
+ * await client.expect("ack-HELLO\n", { note: "one reply per line, not per read()" });
+ * const reply = await t.step("reader.readUntil()", () => reader.readUntil("\n"), {
+ *   note: "keep the bytes after the delimiter for the next call",
+ *   notePlacement: "after",
+ * });
+ * ```
+ */
+export interface NoteOptions {
+  /** One or more sentences of advice for the learner, shown when this call fails. */
+  note?: string;
+  /**
+   * When the failure already has a note of its own: `"if-none"` (default)
+   * keeps that one; `"after"` and `"before"` join both, this one after or
+   * before it.
+   */
+  notePlacement?: NotePlacement;
+}
+
+/**
+ * @internal The one place a note is added (every harness call with
+ * {@linkcode NoteOptions} uses it): if `error` is a {@linkcode GradeFailure}
+ * other than "not implemented yet", puts `options.note` into it as
+ * `options.notePlacement` says and renders it again. Returns `error`, to be
+ * thrown: `catch (error) { throw addNote(error, options); }`.
  *
  * @example
  * ```ts
- * import { GradeFailure, withNote } from "./failure.ts";
+ * import assert from "node:assert/strict";
+ * import { addNote, GradeFailure } from "./failure.ts";
  *
- * try {
- *   await withNote(
- *     Promise.reject(new GradeFailure({ kind: "timeout", step: "read the reply" })),
- *     "does your server reply to every line?",
- *   );
- * } catch (error) {
- *   console.log((error as GradeFailure).details.note); // "does your server reply to every line?"
- * }
+ * const failure = new GradeFailure({ kind: "timeout", step: "read the reply", note: "a" });
+ * addNote(failure, { note: "b", notePlacement: "after" });
+ * assert.equal(failure.details.note, "a. b");
+ * assert.match(failure.message, /note: a\. b/);
  * ```
+ */
+export function addNote(error: unknown, options: NoteOptions | undefined): unknown {
+  const note = options?.note;
+  if (note === undefined || !isGradeFailure(error) || error.details.kind === "todo") return error;
+  const had = error.details.note;
+  const placement = options?.notePlacement ?? "if-none";
+  if (!had) error.details.note = note;
+  else if (placement === "after" && !had.includes(note)) error.details.note = `${had}. ${note}`;
+  else if (placement === "before" && !had.includes(note)) error.details.note = `${note}. ${had}`;
+  error.message = error.render();
+  return error;
+}
+
+/**
+ * Runs `work` and adds `note` to the failure it ends with, as `placement` says.
+ *
+ * @deprecated Give the call its own `note` option (`client.expect(x, { note })`,
+ * `t.step(name, fn, { note })`, …) or wrap a block in `t.noted(note, fn)`.
+ * Kept only until suites 05–12 are converted; delete it then.
  */
 export async function withNote<T>(
   work: Promise<T> | (() => Promise<T>),
@@ -126,15 +169,6 @@ export async function withNote<T>(
   try {
     return await (typeof work === "function" ? work() : work);
   } catch (error) {
-    if (isGradeFailure(error) && error.details.kind !== "todo") {
-      const had = error.details.note;
-      if (!had) error.details.note = note;
-      else if (placement === "after" && !had.includes(note)) error.details.note = `${had}. ${note}`;
-      else if (placement === "before" && !had.includes(note)) {
-        error.details.note = `${note}. ${had}`;
-      }
-      error.message = error.render();
-    }
-    throw error;
+    throw addNote(error, { note, notePlacement: placement });
   }
 }

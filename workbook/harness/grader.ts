@@ -16,8 +16,15 @@ import { setupLogging } from "../toolkit/log.ts";
 import { isTodoError } from "../toolkit/todo.ts";
 import { ffiAvailable } from "../ffi/libc.ts";
 import { showBytes } from "./bytes.ts";
-import { GradeFailure, isGradeFailure } from "./failure.ts";
+import {
+  addNote,
+  GradeFailure,
+  isGradeFailure,
+  type NoteOptions,
+  type NotePlacement,
+} from "./failure.ts";
 import { emit } from "./events.ts";
+import { FreezeWatch } from "./freeze_watch.ts";
 import {
   addressText,
   type ConnectAddress,
@@ -29,9 +36,7 @@ import {
 } from "./probe.ts";
 import { readEnv, scratchDir, shownPath, SOCKET_SLOTS, socketSlot, targetFile } from "./target.ts";
 import { Transcript } from "./transcript.ts";
-
-/** How late a deadline timer may fire before the harness calls the event loop frozen. */
-const FROZEN_LOOP_MS = 1000;
+import { frozenText, waitFor, waitUntil } from "./wait.ts";
 
 /** Default time budget of one test. A CPU loop in learner code is stopped here. */
 export const TEST_MS = 6000;
@@ -59,6 +64,9 @@ export interface LessonSuite {
 }
 
 let current: Grader | undefined;
+
+// Tells the runner at once when a check freezes the event loop (freeze_watch.ts).
+const freezeWatch = FreezeWatch.start();
 
 // `deno task lesson N --verbose`: show the learner's program logs beside the checks.
 if (readEnv("WORKBOOK_VERBOSE")) await setupLogging("debug");
@@ -148,6 +156,7 @@ export function lessonSuite(id: string): LessonSuite {
         sanitizeResources: true,
         async fn() {
           const t = new Grader(lesson, name);
+          freezeWatch?.checkStarted(name);
           const started = performance.now();
           current = t;
           let failure: GradeFailure | undefined;
@@ -162,6 +171,7 @@ export function lessonSuite(id: string): LessonSuite {
             const late = await t.cleanup();
             failure ??= late;
             if (current === t) current = undefined;
+            freezeWatch?.checkEnded();
           }
           const ms = Math.round(performance.now() - started);
           emit(
@@ -237,64 +247,84 @@ export class Grader {
   }
 
   /**
-   * Runs one step of learner code against a deadline. A TodoError, a throw,
-   * a timeout or an uncaught error each become a failure naming this step.
+   * Runs one step of learner code against a deadline (`timeoutMs`, default
+   * {@linkcode STEP_MS}). A TodoError, a throw, a timeout or an uncaught error
+   * each become a failure naming this step, with `note` as its advice.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await t.step('reader.readUntil("\\n")', () => reader.readUntil("\n"), {
+   *   note: "keep the bytes after the delimiter for the next call",
+   * });
+   * ```
    */
   async step<T>(
     name: string,
     fn: () => T | Promise<T>,
-    options: { timeoutMs?: number } = {},
+    options: { timeoutMs?: number } & NoteOptions = {},
   ): Promise<T> {
     try {
       return await this.#race(name, fn, options.timeoutMs ?? STEP_MS);
     } catch (error) {
-      throw this.explain(error, name);
+      throw addNote(this.explain(error, name), options);
+    }
+  }
+
+  /**
+   * Runs `fn` — a block of grader calls, or a suite's own helper made of
+   * them — and adds `note` to the failure it ends with (never to "not
+   * implemented yet"), as `placement` says. For one call, prefer its own
+   * `note` option.
+   *
+   * @example
+   * ```ts ignore
+   * await t.noted("one client must never stop the server", () => roundTrip(b, "b\n"));
+   * ```
+   */
+  async noted<T>(
+    note: string,
+    fn: () => T | Promise<T>,
+    placement: NotePlacement = "if-none",
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw addNote(error, { note, notePlacement: placement });
     }
   }
 
   /** Runs `fn` against the step deadline and the interrupt signal; errors come back raw. */
   async #race<T>(name: string, fn: () => T | Promise<T>, timeoutMs: number): Promise<T> {
     emit({ type: "step", check: this.testName, step: name });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const started = performance.now();
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // A timer that fires far too late means the event loop was frozen:
-        // learner code ran without ever awaiting (a CPU loop), not a slow peer.
-        const lateMs = performance.now() - started - timeoutMs;
-        reject(
-          lateMs > FROZEN_LOOP_MS
-            ? new GradeFailure({
-              kind: "frozen",
-              step: name,
-              expected: `your code to finish within ${timeoutMs} ms`,
-              actual: `it kept the CPU busy without ever yielding: the grader's ${timeoutMs} ms ` +
-                `deadline could only fire ${Math.round(lateMs + timeoutMs)} ms later, when the ` +
-                `check's budget stopped your code`,
-              note:
-                "a loop that never awaits (e.g. `while (true) { … }` around synchronous code) " +
-                "freezes every timer and connection of the program; await inside loops and check " +
-                "their exit condition",
-            })
-            : new GradeFailure({
-              kind: "timeout",
-              step: name,
-              expected: `your code to finish within ${timeoutMs} ms`,
-              actual:
-                "it was still running (waiting for a read, an accept, or a promise that never settles?)",
-            }),
-        );
-      }, timeoutMs);
-    });
-    const interrupted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(this.signal.reason);
-      if (this.signal.aborted) onAbort();
-      else this.signal.addEventListener("abort", onAbort, { once: true });
-    });
-    try {
-      return await Promise.race([Promise.resolve().then(fn), timeout, interrupted]);
-    } finally {
-      clearTimeout(timer);
+    freezeWatch?.step(name);
+    const waited = await waitFor(Promise.resolve().then(fn), { timeoutMs, signal: this.signal });
+    switch (waited.status) {
+      case "done":
+        return waited.value;
+      case "aborted":
+        throw waited.reason;
+      case "frozen":
+        // The deadline fired far too late: the event loop was frozen. Learner
+        // code ran without ever awaiting (a CPU loop), not a slow peer.
+        throw new GradeFailure({
+          kind: "frozen",
+          step: name,
+          expected: `your code to finish within ${timeoutMs} ms`,
+          actual: `it kept the CPU busy without ever yielding: the grader's ${timeoutMs} ms ` +
+            `deadline could only fire ${Math.round(waited.lateMs + timeoutMs)} ms later, ` +
+            `when the check's budget stopped your code`,
+          note: "a loop that never awaits (e.g. `while (true) { … }` around synchronous code) " +
+            "freezes every timer and connection of the program; await inside loops and check " +
+            "their exit condition",
+        });
+      case "timeout":
+        throw new GradeFailure({
+          kind: "timeout",
+          step: name,
+          expected: `your code to finish within ${timeoutMs} ms`,
+          actual:
+            "it was still running (waiting for a read, an accept, or a promise that never settles?)",
+        });
     }
   }
 
@@ -312,22 +342,13 @@ export class Grader {
     this.#cleaning = true;
     while (this.#cleanups.length > 0) {
       const fn = this.#cleanups.pop()!;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        await Promise.race([
-          Promise.resolve().then(fn),
-          new Promise((r) => timer = setTimeout(r, STEP_MS)),
-        ]);
-      } catch {
+      // No signal: the check may have been interrupted, and its clean-ups must run all the same.
+      await waitFor(Promise.resolve().then(fn), { timeoutMs: STEP_MS }).catch(() => {
         // A clean-up that fails (a server's close() throwing) is reported by the check itself.
-      } finally {
-        clearTimeout(timer);
-      }
+      });
     }
     for (const task of this.#background) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([task.settled, new Promise((r) => timer = setTimeout(r, task.ms))]);
-      clearTimeout(timer);
+      await waitFor(task.settled, { timeoutMs: task.ms });
       if (!task.done) {
         return new GradeFailure({
           kind: "timeout",
@@ -422,7 +443,8 @@ export class Grader {
    * state that no message announces (a registry after a client left, a count
    * of live connections). Looks every `everyMs` (default 5 ms), so it is
    * readiness, not a fixed sleep; fails with `expected … within N ms` and what
-   * `actual()` says then. An uncaught error in learner code ends it at once.
+   * `actual()` says then, with `note` as advice. An uncaught error in learner
+   * code ends it at once.
    */
   async eventually(
     step: string,
@@ -430,31 +452,37 @@ export class Grader {
     details: {
       expected: string;
       actual: () => string;
-      note?: string;
       timeoutMs?: number;
       everyMs?: number;
-    },
+    } & NoteOptions,
   ): Promise<void> {
+    if (condition()) return;
     const timeoutMs = details.timeoutMs ?? 2000;
-    const deadline = performance.now() + timeoutMs;
-    while (!condition()) {
-      this.throwIfInterrupted();
-      if (performance.now() > deadline) {
-        this.fail({
-          kind: "timeout",
-          step,
-          expected: `${details.expected} within ${timeoutMs} ms`,
-          actual: details.actual(),
-          note: details.note,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, details.everyMs ?? 5));
-    }
+    const waited = await waitUntil(() => condition() || undefined, {
+      timeoutMs,
+      everyMs: details.everyMs ?? 5,
+      signal: this.signal,
+    });
+    if (waited.status === "done") return;
+    if (waited.status === "aborted") throw addNote(waited.reason, details);
+    const failure = new GradeFailure({
+      kind: waited.status,
+      step,
+      expected: `${details.expected} within ${timeoutMs} ms`,
+      actual: waited.status === "frozen"
+        ? `${details.actual()}; ${frozenText(timeoutMs, waited.lateMs)}`
+        : details.actual(),
+    }).attach(this.transcript, this.doc);
+    throw addNote(failure, details);
   }
 
   /**
    * Expects learner code to throw (or reject) within the step deadline and
    * returns the error for further checks. A TodoError or a timeout still fails.
+   *
+   * @deprecated Use {@linkcode Grader.expectError} without `name`:
+   * `t.expectError(step, fn, { what: expected })`. Kept until suites 05, 09,
+   * 10, 11 and 12 no longer call it.
    */
   async expectThrows(step: string, fn: () => unknown, expected: string): Promise<unknown> {
     const outcome = await this.#outcome(step, fn);
@@ -479,10 +507,14 @@ export class Grader {
   }
 
   /**
-   * Expects learner code to throw an error of class `expected.name` (and, if
-   * given, with a message that contains or matches `expected.message`) within
-   * the step deadline; returns it for further checks. A normal return is
-   * reported with the value that came back instead of the error.
+   * Expects learner code to throw (or reject) within the step deadline, and
+   * returns the error for further checks. With `name`, only an error of that
+   * class passes (`what` adds a few words on it: "an AddressInUseError (what)");
+   * without, anything thrown passes and `what` describes it in full ("a
+   * RangeError: …", default "an error"). With `message`, the error's message
+   * must contain (string) or match (RegExp) it. A normal return fails, showing
+   * what came back (without `name`: "it returned normally"). `note` is the
+   * advice on every failure of this call. A TodoError or a timeout still fails.
    *
    * @example
    * ```ts ignore
@@ -490,23 +522,40 @@ export class Grader {
    *   name: "AddressInUseError",
    *   what: "the port is taken",
    *   message: "127.0.0.1:4000",
+   *   note: "catch Deno.errors.AddrInUse and throw an AddressInUseError naming the address",
+   * });
+   * await t.expectError("stateName(99)", () => stateName(99), {
+   *   what: "a RangeError: 99 is not a TCP state code",
    * });
    * ```
    */
-  async expectError<E extends Error = Error & Record<string, unknown>>(
+  async expectError<E = Error & Record<string, unknown>>(
     step: string,
     fn: () => unknown,
-    expected: { name: string; what?: string; message?: string | RegExp; note?: string },
+    expected: { name?: string; what?: string; message?: string | RegExp } & NoteOptions = {},
   ): Promise<E> {
-    const article = /^[AEIOU]/.test(expected.name) ? "an" : "a";
-    const wanted = `${article} ${expected.name}${expected.what ? ` (${expected.what})` : ""}`;
+    try {
+      return await this.#expectError<E>(step, fn, expected);
+    } catch (failure) {
+      throw addNote(failure, expected);
+    }
+  }
+
+  async #expectError<E>(
+    step: string,
+    fn: () => unknown,
+    expected: { name?: string; what?: string; message?: string | RegExp },
+  ): Promise<E> {
+    const { name, what } = expected;
+    const wanted = name === undefined
+      ? what ?? "an error"
+      : `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}${what ? ` (${what})` : ""}`;
     let outcome;
     try {
       outcome = await this.#outcome(step, fn);
     } catch (failure) {
-      if (isGradeFailure(failure) && failure.details.kind !== "todo") {
-        if (failure.details.kind === "timeout") failure.details.expected = wanted;
-        failure.details.note ??= expected.note;
+      if (isGradeFailure(failure) && failure.details.kind === "timeout") {
+        failure.details.expected = wanted;
         failure.message = failure.render();
       }
       throw failure;
@@ -516,22 +565,22 @@ export class Grader {
       this.fail({
         step,
         expected: wanted,
-        actual: `it returned ${
-          value instanceof Uint8Array ? showBytes(value) : show(value)
-        }, without an error`,
-        note: expected.note,
+        actual: name === undefined
+          ? "it returned normally, without an error"
+          : `it returned ${show(value)}, without an error`,
       });
     }
     const { error } = outcome;
-    this.check(error instanceof Error && error.name === expected.name, {
-      step: `${step}: the error`,
-      expected: wanted,
-      actual: `your code threw ${describeError(error)}`,
-      note: expected.note,
-    });
-    const message = (error as Error).message;
+    if (name !== undefined) {
+      this.check(error instanceof Error && error.name === name, {
+        step: `${step}: the error`,
+        expected: wanted,
+        actual: `your code threw ${describeError(error)}`,
+      });
+    }
     const { message: pattern } = expected;
     if (pattern !== undefined) {
+      const message = error instanceof Error ? error.message : String(error);
       const matches = typeof pattern === "string"
         ? message.includes(pattern)
         : pattern.test(message);
@@ -541,7 +590,6 @@ export class Grader {
           ? `a message that includes ${JSON.stringify(pattern)}`
           : `a message that matches ${pattern}`,
         actual: JSON.stringify(message),
-        note: expected.note,
       });
     }
     return error as E;
@@ -550,11 +598,14 @@ export class Grader {
   /**
    * Opens a recorded connection to learner code, retrying while refused
    * (readiness). With `resettable: true` the probe can later `reset()` (RST).
+   * A failed connection has a note of its own ("is your server listening on
+   * that address?"): a `note` given here shows only with `notePlacement`
+   * `"before"` or `"after"`.
    */
   async connect(
     address: Deno.Addr | ConnectAddress,
     label = `conn ${++this.#connections}`,
-    options: { read?: boolean; timeoutMs?: number; resettable?: boolean } = {},
+    options: { read?: boolean; timeoutMs?: number; resettable?: boolean } & NoteOptions = {},
   ): Promise<Probe> {
     const target = toConnectAddress(address);
     let conn: ProbeConn;
@@ -565,12 +616,14 @@ export class Grader {
         resettable: options.resettable,
       });
     } catch (error) {
-      this.fail({
+      const failure = new GradeFailure({
+        kind: "mismatch",
         step: `connect ${label} to ${addressText(target)}`,
         expected: "your server to accept the connection",
         actual: describeError(error),
         note: "is your server listening on that address? (it must not close its listener early)",
-      });
+      }).attach(this.transcript, this.doc);
+      throw addNote(failure, options);
     }
     const probe = new Probe(
       conn,

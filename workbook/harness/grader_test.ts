@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getLesson } from "../catalogue.ts";
 import { TodoError } from "../toolkit/todo.ts";
-import { GradeFailure, withNote } from "./failure.ts";
+import { addNote, GradeFailure } from "./failure.ts";
 import { Grader } from "./grader.ts";
 
 const lesson = getLesson("01");
@@ -85,15 +85,29 @@ Deno.test("step turns TodoError, throws and hangs into learner messages", async 
   await t.cleanup();
 });
 
-Deno.test("expectThrows returns the learner's error and fails when nothing is thrown", async () => {
+Deno.test("expectError without a name passes any error, and fails when nothing is thrown", async () => {
   const t = new Grader(lesson, "engine test");
-  const error = await t.expectThrows("listen twice", () => {
+  const error = await t.expectError("listen twice", () => {
     throw new Error("in use");
-  }, "an error");
-  assert.equal((error as Error).message, "in use");
-  const failure = await t.expectThrows("listen twice", () => 42, "an error")
-    .then(() => undefined, (e) => e);
-  assert.match(failure.message, /it returned normally, without an error/);
+  });
+  assert.equal(error.message, "in use");
+  const thrownText = await t.expectError<unknown>("reject with a string", () => {
+    return Promise.reject("just text");
+  }, { message: "text" });
+  assert.equal(thrownText, "just text");
+  const failure = await t.expectError("listen twice", () => 42, {
+    what: "a RangeError: 42 is out of range",
+    note: "throw it",
+  }).then(() => undefined, (e) => e);
+  assert.match(
+    failure.message,
+    /expected: a RangeError: 42 is out of range\nactual: {3}it returned normally, without an error\nnote: throw it/,
+  );
+  const hung = await t.expectError("hang", () => new Promise(() => {}), {
+    what: "an error at once",
+  }).then(() => undefined, (e) => e);
+  assert.equal(hung.details.kind, "timeout");
+  assert.match(hung.message, /expected: an error at once/);
   await t.cleanup();
 });
 
@@ -164,23 +178,73 @@ Deno.test("eventually waits for a condition, and names it when the deadline pass
   await t.cleanup();
 });
 
-Deno.test("withNote adds advice to a failure, but never to 'not implemented yet'", async () => {
-  const failing = () =>
-    Promise.reject(new GradeFailure({ kind: "mismatch", step: "s", note: "a" }));
-  const kept = await withNote(failing, "b").then(() => undefined, (e) => e);
+Deno.test("addNote adds advice to a failure, but never to 'not implemented yet'", () => {
+  const failing = () => new GradeFailure({ kind: "mismatch", step: "s", note: "a" });
+  const kept = addNote(failing(), { note: "b" }) as GradeFailure;
   assert.equal(kept.details.note, "a");
-  const after = await withNote(failing(), "b", "after").then(() => undefined, (e) => e);
+  const after = addNote(failing(), { note: "b", notePlacement: "after" }) as GradeFailure;
   assert.equal(after.details.note, "a. b");
-  const before = await withNote(failing, "b", "before").then(() => undefined, (e) => e);
+  assert.match(after.message, /note: a\. b/);
+  const before = addNote(failing(), { note: "b", notePlacement: "before" }) as GradeFailure;
   assert.equal(before.details.note, "b. a");
+  const none = addNote(new GradeFailure({ kind: "timeout", step: "s" }), { note: "b" });
+  assert.equal((none as GradeFailure).details.note, "b");
   const todo = new GradeFailure({
     kind: "todo",
     step: "s",
     note: "lesson 01: x is not implemented",
   });
-  const untouched = await withNote(Promise.reject(todo), "b").then(() => undefined, (e) => e);
-  assert.equal(untouched.message, "lesson 01: x is not implemented");
-  assert.equal(await withNote(Promise.resolve(7), "b"), 7);
+  assert.equal((addNote(todo, { note: "b" }) as GradeFailure).message, todo.message);
+  assert.equal(todo.message, "lesson 01: x is not implemented");
+  const plain = new Error("not a grade failure");
+  assert.equal(addNote(plain, { note: "b" }), plain);
+  assert.equal(plain.message, "not a grade failure");
+});
+
+Deno.test("the note option reaches the failure of each call, and t.noted covers a block", async () => {
+  const t = new Grader(lesson, "engine test");
+  const server = replyServer("HEL");
+  try {
+    const step = await t.step("wait", () => new Promise(() => {}), {
+      timeoutMs: 10,
+      note: "does it ever return?",
+    }).then(() => undefined, (e) => e);
+    assert.match(step.message, /note: does it ever return\?/);
+
+    const todo = await t.step("call it", () => {
+      throw new TodoError("formatAddress");
+    }, { note: "never shown" }).then(() => undefined, (e) => e);
+    assert.doesNotMatch(todo.message, /never shown/);
+
+    const client = await t.connect(server.addr, "A");
+    const expect = await client.expect("HELLO\n", { note: "one reply per line" })
+      .then(() => undefined, (e) => e);
+    assert.match(expect.message, /note: one reply per line/);
+    const end = await client.expectEnd({ note: "no more bytes" }).then(() => undefined, (e) => e);
+    assert.match(end.message, /note: no more bytes/);
+
+    const error = await t.expectError("return", () => 7, { name: "RangeError", note: "throw" })
+      .then(() => undefined, (e) => e);
+    assert.match(error.message, /note: throw/);
+
+    const eventually = await t.eventually("the flag", () => false, {
+      expected: "the flag set",
+      actual: () => "unset",
+      timeoutMs: 10,
+      note: "set the flag",
+      notePlacement: "after",
+    }).then(() => undefined, (e) => e);
+    assert.match(eventually.message, /note: set the flag/);
+
+    const block = await t.noted("the whole block", async () => {
+      await t.step("first", () => 1);
+      t.check(false, { step: "second", expected: "true", actual: "false", note: "own" });
+    }, "before").then(() => undefined, (e) => e);
+    assert.match(block.message, /step: second[\s\S]*note: the whole block\. own/);
+  } finally {
+    await t.cleanup();
+    await server.close();
+  }
 });
 
 Deno.test("background work that fails or ends early fails the awaited step at once", async () => {

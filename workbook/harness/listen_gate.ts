@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { nextTurn, waitUntil } from "./wait.ts";
 
 /** What the gate does with an `accept()` of the code under test. */
 export type GateMode =
@@ -127,7 +128,7 @@ export function gateListener<L extends Deno.Listener>(
         failing--;
         // A turn of the event loop first, as a real failing accept() takes: a loop that
         // retries at once then spins on timers instead of freezing on microtasks.
-        await new Promise((resolve) => setTimeout(resolve, 0));
+        await nextTurn();
         failures++;
         throw makeFailure();
       }
@@ -196,26 +197,17 @@ export function gateListener<L extends Deno.Listener>(
     pause: () => setMode("paused"),
     hold: () => setMode("holding"),
     open: () => setMode("open"),
-    until(condition, what, timeoutMs = 2000) {
-      if (condition()) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const watch = () => {
-          if (!condition()) return;
-          clearTimeout(timer);
-          watchers.delete(watch);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          watchers.delete(watch);
-          reject(
-            new Error(
-              `${what}: not within ${timeoutMs} ms (accept() called ${accepts} time(s), ` +
-                `${waiting} pending, ${held} connection(s) held)`,
-            ),
-          );
-        }, timeoutMs);
-        watchers.add(watch);
+    async until(condition, what, timeoutMs = 2000) {
+      const waited = await waitUntil(() => condition() || undefined, {
+        timeoutMs,
+        wakeOn: watchers,
       });
+      if (waited.status !== "done") {
+        throw new Error(
+          `${what}: not within ${timeoutMs} ms (accept() called ${accepts} time(s), ` +
+            `${waiting} pending, ${held} connection(s) held)`,
+        );
+      }
     },
   };
 }

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { nextTurn, waitFor } from "./wait.ts";
 
 const TICK = new Uint8Array([0x74]); // "t"
 
@@ -42,24 +43,18 @@ const TURN_MS = 2000;
  */
 export async function ioTurns(turns = 3): Promise<void> {
   const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     for (let turn = 0; turn < turns; turn++) {
       await socket.send(TICK, socket.addr);
       const receiving = socket.receive();
       receiving.catch(() => {}); // rejected by close() below if the turn timed out
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`ioTurns: a datagram to itself took over ${TURN_MS} ms`)),
-          TURN_MS,
-        );
-      });
-      await Promise.race([receiving, late]);
-      clearTimeout(timer);
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      const waited = await waitFor(receiving, { timeoutMs: TURN_MS });
+      if (waited.status !== "done") {
+        throw new Error(`ioTurns: a datagram to itself took over ${TURN_MS} ms`);
+      }
+      await nextTurn();
     }
   } finally {
-    clearTimeout(timer);
     socket.close();
   }
 }

@@ -20,8 +20,9 @@ import {
   type SplitMode,
   toBytes,
 } from "./bytes.ts";
-import { GradeFailure } from "./failure.ts";
+import { addNote, GradeFailure, type NoteOptions } from "./failure.ts";
 import type { Transcript } from "./transcript.ts";
+import { frozenText, nextTurn, waitUntil } from "./wait.ts";
 
 /** Default time budget of one step, in milliseconds. */
 export const STEP_MS = 2000;
@@ -29,8 +30,8 @@ export const STEP_MS = 2000;
 /** An address the grader can connect to. */
 export type ConnectAddress = { hostname: string; port: number } | { path: string };
 
-/** Options shared by every probe operation. */
-export interface WaitOptions {
+/** Options shared by every probe operation; `note` is the advice shown if it fails. */
+export interface WaitOptions extends NoteOptions {
   /** The step, in words, for the failure message. */
   step?: string;
   /** Time budget in ms (default {@linkcode STEP_MS}). */
@@ -179,47 +180,35 @@ export class Probe {
    * Waits until `check` returns a value (called now and on every arrival),
    * the connection ends without it, the deadline passes, or the test is interrupted.
    */
-  #waitFor<T>(
+  async #waitFor<T>(
     check: () => T | undefined,
     step: string,
     expected: string,
     options: WaitOptions,
   ): Promise<T> {
     const ready = check();
-    if (ready !== undefined) return Promise.resolve(ready);
+    if (ready !== undefined) return ready;
     const timeoutMs = options.timeoutMs ?? STEP_MS;
-    return new Promise<T>((resolve, reject) => {
-      const finish = (outcome: () => void) => {
-        clearTimeout(timer);
-        this.#listeners.delete(listener);
-        this.#ctx.signal.removeEventListener("abort", onAbort);
-        outcome();
-      };
-      const listener = () => {
-        const value = check();
-        if (value !== undefined) return finish(() => resolve(value));
-        if (this.#ending !== undefined || this.#closed) {
-          finish(() =>
-            reject(new GradeFailure({ kind: "mismatch", step, expected, actual: this.#sofar() }))
-          );
-        }
-      };
-      const onAbort = () => finish(() => reject(this.#ctx.signal.reason));
-      const timer = setTimeout(() =>
-        finish(() =>
-          reject(
-            new GradeFailure({
-              kind: "timeout",
-              step,
-              expected: `${expected} within ${timeoutMs} ms`,
-              actual: `nothing more arrived in ${timeoutMs} ms; ${this.#sofar()}`,
-            }),
-          )
-        ), timeoutMs);
-      this.#listeners.add(listener);
-      this.#ctx.signal.addEventListener("abort", onAbort);
-      if (this.#ctx.signal.aborted) onAbort();
-      else listener();
+    const waited = await waitUntil(() => {
+      const value = check();
+      if (value !== undefined) return value;
+      if (this.#ending !== undefined || this.#closed) {
+        throw new GradeFailure({ kind: "mismatch", step, expected, actual: this.#sofar() });
+      }
+    }, {
+      timeoutMs,
+      signal: this.#ctx.signal,
+      wakeOn: this.#listeners,
+    });
+    if (waited.status === "done") return waited.value;
+    if (waited.status === "aborted") throw waited.reason;
+    throw new GradeFailure({
+      kind: waited.status,
+      step,
+      expected: `${expected} within ${timeoutMs} ms`,
+      actual: waited.status === "frozen"
+        ? `${frozenText(timeoutMs, waited.lateMs)}; ${this.#sofar()}`
+        : `nothing more arrived in ${timeoutMs} ms; ${this.#sofar()}`,
     });
   }
 
@@ -236,7 +225,7 @@ export class Probe {
    */
   async send(
     data: string | Uint8Array,
-    options: { split?: SplitMode; step?: string } = {},
+    options: { split?: SplitMode; step?: string } & NoteOptions = {},
   ): Promise<void> {
     const bytes = toBytes(data);
     const split = options.split ?? "whole";
@@ -250,13 +239,14 @@ export class Probe {
         try {
           n = await this.conn.write(chunk.subarray(offset));
         } catch (error) {
-          throw new GradeFailure({
+          const failure = new GradeFailure({
             kind: "mismatch",
             step,
             expected: "the connection to stay open while the grader sends",
             actual: `write failed after ${this.#sentTotal} byte(s): ${error}; ${this.#sofar()}`,
             note: "your side closed or reset the connection before reading everything",
           });
+          throw addNote(failure, options);
         }
         this.#ctx.transcript.record(this.label, "sent", {
           bytes: chunk.subarray(offset, offset + n),
@@ -264,7 +254,7 @@ export class Probe {
         offset += n;
         this.#sentTotal += n;
       }
-      if (chunks.length > 1 && i < chunks.length - 1) await new Promise((r) => setTimeout(r, 0));
+      if (chunks.length > 1 && i < chunks.length - 1) await nextTurn();
     }
   }
 
@@ -272,22 +262,30 @@ export class Probe {
   async expect(expected: string | Uint8Array, options: WaitOptions = {}): Promise<void> {
     const want = toBytes(expected);
     const step = options.step ?? `read ${showBytes(want, 60)} on ${this.label}`;
-    const got = await this.#waitFor(
-      () => this.unread.length >= want.length ? this.#take(want.length) : undefined,
-      step,
-      `the ${want.length} byte(s) ${showBytes(want, 60)}`,
-      options,
-    ).catch((error) => {
+    let got: Uint8Array;
+    try {
+      got = await this.#waitFor(
+        () => this.unread.length >= want.length ? this.#take(want.length) : undefined,
+        step,
+        `the ${want.length} byte(s) ${showBytes(want, 60)}`,
+        options,
+      );
+    } catch (error) {
       // Show what did arrive against what was expected, with the caret.
       if (error instanceof GradeFailure && this.unread.length > 0) {
         error.details.comparison = showDifference(want, this.unread) + "\n" +
           `(${error.details.actual})`;
         error.message = error.render();
       }
-      throw error;
-    });
+      throw addNote(error, options);
+    }
     if (!equalBytes(got, want)) {
-      throw new GradeFailure({ kind: "mismatch", step, comparison: showDifference(want, got) });
+      const failure = new GradeFailure({
+        kind: "mismatch",
+        step,
+        comparison: showDifference(want, got),
+      });
+      throw addNote(failure, options);
     }
   }
 
@@ -313,14 +311,17 @@ export class Probe {
       step,
       `bytes ending in ${showBytes(delim)}`,
       options,
-    );
+    ).catch((error) => {
+      throw addNote(error, options);
+    });
     if (got === null) {
-      throw new GradeFailure({
+      const failure = new GradeFailure({
         kind: "mismatch",
         step,
         expected: `${showBytes(delim)} within ${max} bytes`,
         actual: `${this.unread.length} bytes without it: ${showBytes(this.unread, 60)}`,
       });
+      throw addNote(failure, options);
     }
     return got;
   }
@@ -331,13 +332,15 @@ export class Probe {
   }
 
   /** Reads exactly `n` bytes. */
-  readBytes(n: number, options: WaitOptions = {}): Promise<Uint8Array> {
-    return this.#waitFor(
+  async readBytes(n: number, options: WaitOptions = {}): Promise<Uint8Array> {
+    return await this.#waitFor(
       () => this.unread.length >= n ? this.#take(n) : undefined,
       options.step ?? `read ${n} bytes on ${this.label}`,
       `${n} bytes`,
       options,
-    );
+    ).catch((error) => {
+      throw addNote(error, options);
+    });
   }
 
   /** Reads until the peer ends the connection; returns everything not yet consumed. */
@@ -348,7 +351,9 @@ export class Probe {
       step,
       "the connection to be closed by your side (EOF)",
       options,
-    );
+    ).catch((error) => {
+      throw addNote(error, options);
+    });
     return this.#take(this.unread.length);
   }
 
@@ -363,22 +368,26 @@ export class Probe {
       step,
       "the connection to be closed by your side (EOF)",
       options,
-    );
+    ).catch((error) => {
+      throw addNote(error, options);
+    });
     if (this.unread.length > 0) {
-      throw new GradeFailure({
+      const failure = new GradeFailure({
         kind: "mismatch",
         step,
         expected: "end of stream, no more bytes",
         actual: `more bytes: ${showBytes(this.unread)}`,
       });
+      throw addNote(failure, options);
     }
     if (options.cleanly && this.#ending !== "eof") {
-      throw new GradeFailure({
+      const failure = new GradeFailure({
         kind: "mismatch",
         step,
         expected: "a clean close (FIN, read returns end of stream)",
         actual: this.#sofar(),
       });
+      throw addNote(failure, options);
     }
   }
 
@@ -389,7 +398,9 @@ export class Probe {
       options.step ?? `wait for ${n} bytes on ${this.label}`,
       `${n} bytes`,
       options,
-    );
+    ).catch((error) => {
+      throw addNote(error, options);
+    });
   }
 
   /** Shuts down the grader's sending side (half-close); reading goes on. */
@@ -568,7 +579,7 @@ export async function connectWithRetry(
       if (!retriable || performance.now() + delay > deadline || options.signal?.aborted) {
         throw error;
       }
-      await new Promise((r) => setTimeout(r, delay));
+      await nextTurn(delay);
       delay = Math.min(delay * 2, 50);
     }
   }

@@ -11,8 +11,9 @@
  * @module
  */
 import { showBytes, toBytes } from "./bytes.ts";
-import { GradeFailure } from "./failure.ts";
+import { addNote, GradeFailure, type NoteOptions } from "./failure.ts";
 import { addressText, type ProbeContext, STEP_MS, type WaitOptions } from "./probe.ts";
+import { frozenText, waitUntil } from "./wait.ts";
 
 /** One datagram a probe received. */
 export interface Datagram {
@@ -112,19 +113,20 @@ export class UdpProbe {
   async send(
     data: string | Uint8Array,
     to: { hostname: string; port: number },
-    options: { step?: string } = {},
+    options: { step?: string } & NoteOptions = {},
   ): Promise<void> {
     const bytes = toBytes(data);
     const target: Deno.NetAddr = { transport: "udp", hostname: to.hostname, port: to.port };
     try {
       await this.socket.send(bytes, target);
     } catch (error) {
-      throw new GradeFailure({
+      const failure = new GradeFailure({
         kind: "mismatch",
         step: options.step ?? `send ${showBytes(bytes, 60)} from ${this.label}`,
         expected: `the datagram to leave for ${addressText(target)}`,
         actual: `send failed: ${error}`,
       });
+      throw addNote(failure, options);
     }
     this.#ctx.transcript.record(this.label, "sent", {
       bytes,
@@ -133,39 +135,28 @@ export class UdpProbe {
   }
 
   /** The next datagram not yet consumed, waiting for it up to the deadline. */
-  next(options: WaitOptions = {}): Promise<Datagram> {
+  async next(options: WaitOptions = {}): Promise<Datagram> {
     const step = options.step ?? `receive a datagram on ${this.label}`;
     const timeoutMs = options.timeoutMs ?? STEP_MS;
     const take = () => this.#consumed < this.#all.length ? this.#all[this.#consumed++] : undefined;
     const ready = take();
-    if (ready) return Promise.resolve(ready);
-    return new Promise<Datagram>((resolve, reject) => {
-      const finish = (outcome: () => void) => {
-        clearTimeout(timer);
-        this.#listeners.delete(listener);
-        this.#ctx.signal.removeEventListener("abort", onAbort);
-        outcome();
-      };
-      const listener = () => {
-        const datagram = take();
-        if (datagram) finish(() => resolve(datagram));
-      };
-      const onAbort = () => finish(() => reject(this.#ctx.signal.reason));
-      const timer = setTimeout(() =>
-        finish(() =>
-          reject(
-            new GradeFailure({
-              kind: "timeout",
-              step,
-              expected: `a datagram on ${this.label} within ${timeoutMs} ms`,
-              actual: `none arrived; ${this.#sofar()}`,
-            }),
-          )
-        ), timeoutMs);
-      this.#listeners.add(listener);
-      this.#ctx.signal.addEventListener("abort", onAbort);
-      if (this.#ctx.signal.aborted) onAbort();
+    if (ready) return ready;
+    const waited = await waitUntil(take, {
+      timeoutMs,
+      signal: this.#ctx.signal,
+      wakeOn: this.#listeners,
     });
+    if (waited.status === "done") return waited.value;
+    if (waited.status === "aborted") throw addNote(waited.reason, options);
+    const failure = new GradeFailure({
+      kind: waited.status,
+      step,
+      expected: `a datagram on ${this.label} within ${timeoutMs} ms`,
+      actual: waited.status === "frozen"
+        ? `${frozenText(timeoutMs, waited.lateMs)}; ${this.#sofar()}`
+        : `none arrived; ${this.#sofar()}`,
+    });
+    throw addNote(failure, options);
   }
 
   /** Fails unless the next datagram is exactly `expected`; returns it. */
@@ -175,24 +166,24 @@ export class UdpProbe {
   ): Promise<Datagram> {
     const want = toBytes(expected);
     const step = options.step ?? `receive ${showBytes(want, 60)} on ${this.label}`;
-    const got = await this.next({ ...options, step }).catch((error) => {
-      if (error instanceof GradeFailure) {
+    const got = await this.next({ ...options, step, note: undefined }).catch((error) => {
+      if (error instanceof GradeFailure && error.details.kind !== "todo") {
         error.details.expected = `${showBytes(want)} on ${this.label} within ${
           options.timeoutMs ?? STEP_MS
         } ms`;
-        error.details.note ??= options.note;
         error.message = error.render();
       }
-      throw error;
+      throw addNote(error, options);
     });
     if (!sameBytes(got.bytes, want)) {
-      throw new GradeFailure({
+      const failure = new GradeFailure({
         kind: "mismatch",
         step,
         expected: `the next datagram on ${this.label} to be ${showBytes(want)}`,
         actual: `${showBytes(got.bytes)} from ${addressText(got.from)}`,
-        note: options.explain?.(got) ?? options.note,
+        note: options.explain?.(got),
       });
+      throw addNote(failure, options);
     }
     return got;
   }

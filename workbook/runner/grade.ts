@@ -289,7 +289,7 @@ class Channel {
     else {
       this.#results.set(event.check, event);
       // A failure is shown at once; a pass waits for deno test's mark (a leak may follow).
-      if (!event.ok) this.#stream(fromResult(event));
+      if (!event.ok && !this.#streamed.has(event.check)) this.#stream(fromResult(event));
     }
   }
 

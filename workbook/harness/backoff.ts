@@ -1,0 +1,111 @@
+/**
+ * Grading an accept loop that runs out of descriptors: the pauses the docs
+ * prescribe ({@linkcode expectedBackoff}), and a `pause` to hand to learner
+ * code that records how it is used ({@linkcode recordPauses}).
+ *
+ * @module
+ */
+import type { Transcript } from "./transcript.ts";
+
+/** The first pause after a failed accept, in ms (the docs' ACCEPT_PAUSE_MS). */
+const FIRST_PAUSE_MS = 10;
+/** The longest pause, in ms (the docs' MAX_ACCEPT_PAUSE_MS). */
+const MAX_PAUSE_MS = 1000;
+
+/**
+ * The pauses the docs prescribe after `failures` failed accepts in a row:
+ * 10 ms, doubling each time, at most 1000 ms. (The harness's own copy of the
+ * contract, on purpose: a suite does not grade the toolkit with itself.)
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { expectedBackoff } from "./backoff.ts";
+ *
+ * assert.deepEqual(expectedBackoff(3), [10, 20, 40]);
+ * assert.deepEqual(expectedBackoff(9).slice(-3), [640, 1000, 1000]);
+ * ```
+ */
+export function expectedBackoff(failures: number): number[] {
+  return Array.from(
+    { length: failures },
+    (_, i) => Math.min(FIRST_PAUSE_MS * 2 ** i, MAX_PAUSE_MS),
+  );
+}
+
+/** One call of a recorded pause: the ms asked for, and `snapshot()` around it. */
+export interface PauseCall<S> {
+  ms: number;
+  /** `snapshot()` when the pause began. */
+  before: S;
+  /** `snapshot()` when the pause ended; unset while it runs. */
+  after?: S;
+}
+
+/** A recording `pause` and its calls (see {@linkcode recordPauses}). */
+export interface PauseRecorder<S> {
+  /** Hand this to learner code as its `pause(ms)`. */
+  pause(ms: number): Promise<void>;
+  /** Every call so far, oldest first; a suite may empty it (`calls.length = 0`) between episodes. */
+  readonly calls: PauseCall<S>[];
+}
+
+/**
+ * A `pause(ms)` for learner code that records each call instead of sleeping:
+ * it notes the call in the transcript ("your server calls pause(10)"), takes
+ * `snapshot()` (counts the suite cares about: accept calls, log lines) when
+ * the pause begins and when it ends, and ends after a 1 ms timer whatever
+ * `ms` was — so a check of a 1 s back-off takes no second, yet the pause is a
+ * real turn of the event loop. Pauses still running when the check ends are
+ * ended then. `caller` names the call in the transcript (default `pause`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recordPauses } from "./backoff.ts";
+ * import { Transcript } from "./transcript.ts";
+ *
+ * let accepts = 0;
+ * const cleanups: (() => unknown)[] = [];
+ * const t = { transcript: new Transcript(), defer: (fn: () => unknown) => void cleanups.push(fn) };
+ * const pauses = recordPauses(t, { snapshot: () => ({ accepts }) });
+ * const pausing = pauses.pause(1000);
+ * accepts++; // an accept() while the pause runs: a loop that did not await it
+ * await pausing;
+ * const [call] = pauses.calls;
+ * assert.equal(call.ms, 1000);
+ * assert.equal(call.after!.accepts - call.before.accepts, 1);
+ * for (const fn of cleanups) await fn();
+ * ```
+ */
+export function recordPauses<S>(
+  t: { transcript: Transcript; defer(fn: () => unknown): void },
+  options: { snapshot: () => S; caller?: string },
+): PauseRecorder<S> {
+  const calls: PauseCall<S>[] = [];
+  const running = new Map<ReturnType<typeof setTimeout>, () => void>();
+  t.defer(() => {
+    for (const [timer, end] of running) {
+      clearTimeout(timer);
+      end();
+    }
+  });
+  const caller = options.caller ?? "pause";
+  return {
+    calls,
+    pause(ms: number): Promise<void> {
+      return new Promise<void>((resolve) => {
+        const call: PauseCall<S> = { ms, before: options.snapshot() };
+        calls.push(call);
+        t.transcript.record("grader", "note", { detail: `your server calls ${caller}(${ms})` });
+        const end = () => {
+          running.delete(timer);
+          call.after = options.snapshot();
+          resolve();
+        };
+        const timer = setTimeout(end, 1);
+        running.set(timer, end);
+      });
+    },
+  };
+}

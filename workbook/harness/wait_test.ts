@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { FROZEN_LOOP_MS, nextTurn, waitFor, waitUntil, whileRunning } from "./wait.ts";
+
+/** Keeps the thread busy for `ms`, as learner code that never awaits would. */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}
+
+Deno.test("waitFor returns the value, or passes the rejection on", async () => {
+  assert.deepEqual(await waitFor(Promise.resolve(7), { timeoutMs: 100 }), {
+    status: "done",
+    value: 7,
+  });
+  await assert.rejects(
+    waitFor(Promise.reject(new RangeError("boom")), { timeoutMs: 100 }),
+    RangeError,
+  );
+});
+
+Deno.test("waitFor tells a plain deadline from a frozen event loop", async () => {
+  const started = performance.now();
+  const late = await waitFor(new Promise(() => {}), { timeoutMs: 20 });
+  assert.deepEqual(late, { status: "timeout" });
+  assert.ok(performance.now() - started >= 19);
+
+  const waiting = waitFor(new Promise(() => {}), { timeoutMs: 10 });
+  spin(FROZEN_LOOP_MS + 200); // the deadline's timer cannot fire meanwhile
+  const frozen = await waiting;
+  assert.equal(frozen.status, "frozen");
+  assert.ok(frozen.status === "frozen" && frozen.lateMs > FROZEN_LOOP_MS);
+});
+
+Deno.test("waitFor ends at an abort, or at once when the signal was aborted before", async () => {
+  const controller = new AbortController();
+  const waiting = waitFor(new Promise(() => {}), { timeoutMs: 5000, signal: controller.signal });
+  setTimeout(() => controller.abort("stop"), 5);
+  const started = performance.now();
+  assert.deepEqual(await waiting, { status: "aborted", reason: "stop" });
+  assert.ok(performance.now() - started < 1000);
+  // Already aborted: even a settled promise does not count, and a rejected one is no
+  // unhandled rejection.
+  const settled = await waitFor(Promise.resolve(1), { timeoutMs: 50, signal: controller.signal });
+  assert.deepEqual(settled, { status: "aborted", reason: "stop" });
+  const rejected = await waitFor(Promise.reject(new Error("late")), {
+    timeoutMs: 50,
+    signal: controller.signal,
+  });
+  assert.equal(rejected.status, "aborted");
+  await nextTurn();
+});
+
+Deno.test("waitFor drops a rejection that comes after the deadline (no unhandled rejection)", async () => {
+  let reject!: (error: Error) => void;
+  const work = new Promise((_, r) => reject = r);
+  assert.equal((await waitFor(work, { timeoutMs: 5 })).status, "timeout");
+  reject(new Error("too late"));
+  await nextTurn();
+});
+
+Deno.test("waitUntil wakes on wakeOn, leaves the set as it found it, and returns the check's value", async () => {
+  const listeners = new Set<() => void>();
+  let value: string | undefined = undefined;
+  const waiting = waitUntil(() => value, {
+    timeoutMs: 1000,
+    wakeOn: listeners,
+  });
+  assert.equal(listeners.size, 1);
+  value = "ready";
+  for (const wake of [...listeners]) wake();
+  assert.deepEqual(await waiting, { status: "done", value: "ready" });
+  assert.equal(listeners.size, 0);
+});
+
+Deno.test("waitUntil polls every everyMs, and looks once more when the deadline fires", async () => {
+  let looks = 0;
+  const counted = await waitUntil(() => ++looks >= 4 ? looks : undefined, {
+    timeoutMs: 1000,
+    everyMs: 1,
+  });
+  assert.deepEqual(counted, { status: "done", value: 4 });
+
+  // No wake-up at all: only the last look at the deadline can see the change.
+  let ready = false;
+  setTimeout(() => ready = true, 1);
+  const last = await waitUntil(() => ready || undefined, { timeoutMs: 30 });
+  assert.deepEqual(last, { status: "done", value: true });
+
+  const never = await waitUntil(() => undefined, { timeoutMs: 10, everyMs: 2 });
+  assert.deepEqual(never, { status: "timeout" });
+});
+
+Deno.test("waitUntil: a throw from the check ends the wait; an abort is seen before the first look", async () => {
+  let calls = 0;
+  const listeners = new Set<() => void>();
+  const waiting = waitUntil(() => {
+    if (++calls > 1) throw new Error("the connection ended");
+    return undefined;
+  }, {
+    timeoutMs: 1000,
+    wakeOn: listeners,
+  });
+  for (const wake of [...listeners]) wake();
+  await assert.rejects(waiting, /the connection ended/);
+  assert.equal(listeners.size, 0);
+
+  const controller = new AbortController();
+  controller.abort("interrupted");
+  let looked = false;
+  const aborted = await waitUntil(() => looked = true, {
+    timeoutMs: 100,
+    signal: controller.signal,
+  });
+  assert.deepEqual(aborted, { status: "aborted", reason: "interrupted" });
+  assert.equal(looked, false);
+});
+
+Deno.test("waitUntil reports a frozen event loop", async () => {
+  const waiting = waitUntil(() => undefined, { timeoutMs: 10, everyMs: 5 });
+  spin(FROZEN_LOOP_MS + 200);
+  assert.equal((await waiting).status, "frozen");
+});
+
+Deno.test("whileRunning fails with learner code that fails first, and goes on when it returns", async () => {
+  let fail!: (error: Error) => void;
+  const running = new Promise((_, reject) => fail = reject);
+  running.catch(() => {});
+  setTimeout(() => fail(new Error("not implemented")), 1);
+  await assert.rejects(whileRunning(running, () => new Promise(() => {})), /not implemented/);
+
+  const returned = whileRunning(Promise.resolve("eof"), async () => {
+    await nextTurn();
+    return "the grader's side finished";
+  });
+  assert.equal(await returned, "the grader's side finished");
+});
+
+Deno.test("nextTurn lets timers due now run, which a resolved promise does not", async () => {
+  const order: string[] = [];
+  setTimeout(() => order.push("timer"), 0);
+  await Promise.resolve();
+  order.push("microtask");
+  await nextTurn();
+  order.push("turn");
+  assert.deepEqual(order, ["microtask", "timer", "turn"]);
+});
