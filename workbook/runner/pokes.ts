@@ -152,13 +152,14 @@ const FENCE = /^(`{3,}|~{3,})\s*(\S*)\s+poke\b(.*)$/;
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { parsePokes } from "./pokes.ts";
  *
- * const doc = "text\n```sh poke\n$ echo hi\nhi\n```\n";
+ * const fence = "`".repeat(3);
+ * const doc = `text\n${fence}sh poke\n$ echo hi\nhi\n${fence}\n`;
  * const [block] = parsePokes(doc, "docs/x.md");
- * assertEquals(block.steps[0].command, "echo hi");
- * assertEquals(block.steps[0].expected, ["hi"]);
+ * assert.equal(block.steps[0].command, "echo hi");
+ * assert.deepEqual(block.steps[0].expected, ["hi"]);
  * ```
  */
 export function parsePokes(markdown: string, doc: string): PokeBlock[] {
@@ -264,12 +265,12 @@ function outputLines(output: string): string[] {
  *
  * @example
  * ```ts
- * import { assert } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { matchesOutput } from "./pokes.ts";
  *
- * assert(matchesOutput(["hello ..., you reached 127.0.0.1:9000"],
+ * assert.ok(matchesOutput(["hello ..., you reached 127.0.0.1:9000"],
  *   "hello 127.0.0.1:40312, you reached 127.0.0.1:9000\n"));
- * assert(!matchesOutput(["ack-HELLO"], "ack-hello\n"));
+ * assert.ok(!matchesOutput(["ack-HELLO"], "ack-hello\n"));
  * ```
  */
 export function matchesOutput(expected: string[], output: string): boolean {
@@ -298,12 +299,12 @@ export function matchesOutput(expected: string[], output: string): boolean {
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { missingInOrder } from "./pokes.ts";
  *
  * const log = ["10:00 listening on 127.0.0.1:9000", "10:01 left (reset)", "10:02 stopped"];
- * assertEquals(missingInOrder(["... left (reset)", "... stopped"], log), undefined);
- * assertEquals(missingInOrder(["... stopped", "... left (reset)"], log), "... left (reset)");
+ * assert.equal(missingInOrder(["... left (reset)", "... stopped"], log), undefined);
+ * assert.equal(missingInOrder(["... stopped", "... left (reset)"], log), "... left (reset)");
  * ```
  */
 export function missingInOrder(expected: string[], lines: string[]): string | undefined {
@@ -323,10 +324,10 @@ export function missingInOrder(expected: string[], lines: string[]): string | un
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { replacePorts } from "./pokes.ts";
  *
- * assertEquals(replacePorts("nc 127.0.0.1 9000 # not 19000", new Map([[9000, 41234]])),
+ * assert.equal(replacePorts("nc 127.0.0.1 9000 # not 19000", new Map([[9000, 41234]])),
  *   "nc 127.0.0.1 41234 # not 19000");
  * ```
  */
@@ -540,7 +541,8 @@ export function pokeName(block: PokeBlock): string {
  * ```ts ignore
  * import { parsePokes, runPoke } from "./pokes.ts";
  *
- * const [block] = parsePokes("```sh poke\n$ echo hi\nhi\n```\n", "docs/x.md");
+ * const fence = "`".repeat(3);
+ * const [block] = parsePokes(`${fence}sh poke\n$ echo hi\nhi\n${fence}\n`, "docs/x.md");
  * console.log((await runPoke(block)).ok); // true
  * ```
  */

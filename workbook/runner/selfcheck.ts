@@ -264,8 +264,15 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
       "--rules-exclude=no-unused-vars,require-await,require-yield",
       "lessons/",
     ]),
-    tool("deno check (mod, engine, suites, solutions, starters)", [
+    tool("deno doc --lint (mod.ts and the harness entry)", [
+      "doc",
+      "--lint",
+      "mod.ts",
+      "workbook/harness/mod.ts",
+    ]),
+    tool("deno check --doc (mod, engine, suites, solutions, starters, doc examples)", [
       "check",
+      "--doc",
       "mod.ts",
       "workbook/",
       "tests/",
