@@ -16,6 +16,7 @@
  */
 import type { Lesson } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
+import { REGION_END, REGION_START } from "../starter.ts";
 
 /** The score every lesson must reach, over mutants that are not equivalent. */
 export const TARGET_SCORE = 95;
@@ -84,8 +85,37 @@ export function sameMutant(
 }
 
 /**
- * The fingerprint of what a mutation result depends on: every file of the
- * lesson's solution, its suite and its equivalents list.
+ * The code of a source file as far as mutants can tell: lines that are only
+ * a comment (a `//` line, a JSDoc line) are left out, except the region
+ * markers, which decide what is mutated. A comment edit leaves a result
+ * current; any change to code, or to where a region starts or ends, does not.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codeOf } from "./result.ts";
+ *
+ * const a = "/** Doubles. *\/\nexport const f = (n: number) => 2 * n; // twice\n";
+ * const b = "// Doubles it.\nexport const f = (n: number) => 2 * n; // twice\n";
+ * assert.equal(codeOf(a), codeOf(b));
+ * assert.notEqual(codeOf(a), codeOf(a.replace("2 *", "3 *")));
+ * assert.match(codeOf("// #region solution f\nx;\n// #endregion solution"), /#region/);
+ * ```
+ */
+export function codeOf(source: string): string {
+  return source.split("\n").filter((line) => {
+    const text = line.trim();
+    if (REGION_START.test(line) || REGION_END.test(line)) return true;
+    // A JSDoc line starts with "*" and a space (or is "*" or "*/"); a generator method does not.
+    return !(text === "" || text.startsWith("//") || text.startsWith("/*") ||
+      /^\*(\s|\/|$)/.test(text));
+  }).join("\n");
+}
+
+/**
+ * The fingerprint of what a mutation result depends on: the code of every
+ * file of the lesson's solution and of its suite ({@linkcode codeOf}), and
+ * its equivalents list.
  *
  * @example
  * ```ts ignore
@@ -99,9 +129,10 @@ export async function fingerprint(lesson: Lesson): Promise<string> {
   for await (const entry of Deno.readDir(dir)) if (entry.isFile) names.push(entry.name);
   const parts: string[] = [];
   for (const name of names.sort()) {
-    parts.push(`solutions/${name}\n${await Deno.readTextFile(`${dir}/${name}`)}`);
+    parts.push(`solutions/${name}\n${codeOf(await Deno.readTextFile(`${dir}/${name}`))}`);
   }
-  parts.push(`suite\n${await Deno.readTextFile(`${PROJECT_ROOT}/tests/${lesson.slug}_test.ts`)}`);
+  const suite = await Deno.readTextFile(`${PROJECT_ROOT}/tests/${lesson.slug}_test.ts`);
+  parts.push(`suite\n${codeOf(suite)}`);
   const equivalents = await Deno.readTextFile(mutationPaths(lesson).equivalent).catch(() => "");
   parts.push(`equivalent\n${equivalents}`);
   const digest = await crypto.subtle.digest(
