@@ -11,13 +11,17 @@
  * check measures time.
  */
 import {
+  addressText,
+  concatBytes,
+  equalBytes,
   freePort,
   GradeFailure,
   type Grader,
   ioTurns,
   lessonSuite,
   showBytes,
-  withNote,
+  toBytes,
+  whileRunning,
 } from "../workbook/harness/mod.ts";
 import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
 import { UdpProxy } from "../workbook/harness/udp_proxy.ts";
@@ -33,12 +37,7 @@ const bytes = (text: string) => encoder.encode(text);
 // ── the wire format, the grader's own copy ──────────────────────────────────
 
 function encodeMessage(id: number, payload: string | Uint8Array): Uint8Array {
-  const body = typeof payload === "string" ? bytes(payload) : payload;
-  const head = bytes(`${id}\n`);
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
+  return concatBytes([bytes(`${id}\n`), toBytes(payload)]);
 }
 
 function decodeMessage(datagram: Uint8Array): { id: number; payload: string } | undefined {
@@ -49,28 +48,7 @@ function decodeMessage(datagram: Uint8Array): { id: number; payload: string } | 
   return { id: Number(digits), payload: decoder.decode(datagram.subarray(newline + 1)) };
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
 const portOf = (addr: Deno.Addr) => (addr as Deno.NetAddr).port;
-const where = (addr: Deno.Addr) => {
-  const a = addr as Deno.NetAddr;
-  return `${a.hostname}:${a.port}`;
-};
-
-/**
- * Awaits `fn()` while learner code runs in `running` (a t.step promise): if
- * that step fails first (not implemented, threw), its failure is reported
- * instead of the grader's wait timing out.
- */
-async function during<T>(running: Promise<unknown>, fn: () => Promise<T>): Promise<T> {
-  const failed = running.then(() => new Promise<never>(() => {}), (error) => {
-    throw error;
-  });
-  failed.catch(() => {}); // reported by whoever awaits `running`
-  return await Promise.race([fn(), failed]);
-}
 
 /** A counting handler: replies `done <payload>` and counts runs per payload. */
 function countingHandler() {
@@ -140,7 +118,7 @@ suite.test("the echo server sends each datagram back whole, empty and large ones
     await a.expectNext(data, {
       step: `the echo of ${what}`,
       explain: (got) =>
-        got.bytes.length < data.length && sameBytes(got.bytes, data.subarray(0, got.bytes.length))
+        got.bytes.length < data.length && equalBytes(got.bytes, data.subarray(0, got.bytes.length))
           ? `your echo was cut to ${got.bytes.length} of ${data.length} bytes: receive(buffer) ` +
             "with a small buffer drops the rest of a datagram. Call receive() without a buffer " +
             "(Deno then uses one of 65,507 bytes, the largest UDP payload)"
@@ -169,7 +147,7 @@ suite.test("the echo server replies to each datagram's sender, not to a fixed ad
       if (misdelivered) {
         error.details.note =
           `the echo went to ${misdelivered.label} (${
-            where(misdelivered.addr)
+            addressText(misdelivered.addr)
           }) instead: reply to the address receive() returned with THIS datagram, not to one ` +
           "you saved earlier";
         error.message = error.render();
@@ -199,12 +177,12 @@ suite.test("two echo servers at once, each on the hostname and port it was given
   for (const [server, text] of [[one.addr, "to the first"], [two.addr, "to the second"]] as const) {
     await a.send(text, server);
     const echo = await a.expectNext(text, {
-      step: `A sends "${text}" to ${where(server)} and waits for its echo`,
+      step: `A sends "${text}" to ${addressText(server)} and waits for its echo`,
     });
     t.check(echo.from.port === server.port, {
       step: `the sender of the echo of "${text}"`,
-      expected: `the server A sent to, ${where(server)}`,
-      actual: where(echo.from),
+      expected: `the server A sent to, ${addressText(server)}`,
+      actual: addressText(echo.from),
     });
   }
 });
@@ -226,7 +204,7 @@ suite.test("receiveAtMost cuts a datagram that is too long, says so, and the res
     const step = `receiveAtMost(socket, 64) for a datagram of ${what}`;
     const got = await t.step(step, () => receiveAtMost(socket, 64));
     const kept = data.subarray(0, 64);
-    t.check(sameBytes(got.data, kept), {
+    t.check(equalBytes(got.data, kept), {
       step: `${step}: data`,
       expected: `${showBytes(kept, 80)} (${kept.length} bytes)`,
       actual: `${showBytes(got.data, 80)} (${got.data.length} bytes)`,
@@ -245,7 +223,7 @@ suite.test("receiveAtMost cuts a datagram that is too long, says so, and the res
     });
     t.check(portOf(got.from) === sender.addr.port, {
       step: `${step}: from`,
-      expected: `the sender's address ${where(sender.addr)}`,
+      expected: `the sender's address ${addressText(sender.addr)}`,
       actual: JSON.stringify(got.from),
     });
   }
@@ -261,8 +239,8 @@ suite.test("ConnectedUdpSocket sends to its peer and ignores datagrams from anyo
   const first = await peer.expectNext("hello peer", { step: "the peer receives your datagram" });
   t.check(first.from.port === conn.localAddr.port, {
     step: "the datagram's sender",
-    expected: `your socket's address ${where(conn.localAddr)}`,
-    actual: where(first.from),
+    expected: `your socket's address ${addressText(conn.localAddr)}`,
+    actual: addressText(first.from),
   });
   // The stranger also sends from 127.0.0.1: only the port tells it from the peer.
   await stranger.send("spoofed reply", conn.localAddr);
@@ -330,7 +308,7 @@ suite.test("receiveWithin gives up after its time, and a datagram that comes lat
     'conn.receiveWithin(1000) while the peer sends "on time" a moment later',
     () => conn.receiveWithin(1000),
   );
-  await during(waiting, () => ioTurns());
+  await whileRunning(waiting, () => ioTurns());
   await peer.send("on time", conn.localAddr);
   const onTime = await waiting;
   t.check(onTime !== undefined && decoder.decode(onTime) === "on time", {
@@ -376,7 +354,7 @@ suite.test("request sends <id>\\n<payload> and returns the payload of the reply"
   const seen = new Set<number>();
   for (const [ask, answer] of [["ping", "pong"], ["second", "SECOND"]]) {
     const running = t.step(`client.request("${ask}")`, () => client.request(bytes(ask)));
-    const request = await during(
+    const request = await whileRunning(
       running,
       () => nextRequest(server, `the grader waits for request "${ask}"`, seen),
     );
@@ -410,10 +388,14 @@ suite.test("request ids run up to MAX_REQUEST_ID and then start again", async (t
       `client.request("${ask}") with nextId ${seen.size === 0 ? MAX_REQUEST_ID : "after it"}`,
       () => client.request(bytes(ask)),
     );
-    const request = await withNote(
-      during(running, () => nextRequest(server, `the grader waits for request "${ask}"`, seen)),
+    const request = await t.noted(
       `ids are unsigned 32-bit numbers: after MAX_REQUEST_ID (${MAX_REQUEST_ID}) they start ` +
         "again at 1",
+      () =>
+        whileRunning(
+          running,
+          () => nextRequest(server, `the grader waits for request "${ask}"`, seen),
+        ),
     );
     const expected = seen.size === 0
       ? `id ${MAX_REQUEST_ID} (nextId)`
@@ -452,7 +434,7 @@ suite.test("request sends the same datagram again when no reply comes in time", 
   try {
     for (const n of ["first", "second", "third"]) {
       copies.push(
-        await during(running, () =>
+        await whileRunning(running, () =>
           server.next({
             step: `the ${n} copy of the request (the grader ignored the earlier ones)`,
           })),
@@ -469,7 +451,7 @@ suite.test("request sends the same datagram again when no reply comes in time", 
     throw error;
   }
   for (const [i, copy] of copies.entries()) {
-    t.check(sameBytes(copy.bytes, copies[0].bytes), {
+    t.check(equalBytes(copy.bytes, copies[0].bytes), {
       step: `copy ${i + 1} of the request`,
       expected: `the same bytes as the first: ${showBytes(copies[0].bytes)}`,
       actual: showBytes(copy.bytes),
@@ -548,19 +530,19 @@ suite.test("request ignores a stale reply with another id and returns the right 
   const client = new ReliableClient({ server: server.addr, timeoutMs: 500, maxTries: 5 });
   t.defer(() => client.close());
   const first = t.step('client.request("one")', () => client.request(bytes("one")));
-  const one = await during(first, () => nextRequest(server, 'the grader waits for "one"'));
+  const one = await whileRunning(first, () => nextRequest(server, 'the grader waits for "one"'));
   // Not a message at all, then two copies of the answer, as a network that duplicates makes.
   await server.send("garbage: no id, no newline", one.from);
   await server.send(encodeMessage(one.id, "reply to one"), one.from);
   await server.send(encodeMessage(one.id, "reply to one"), one.from);
-  const answer = await withNote(
-    first,
+  const answer = await t.noted(
     "the server's first datagram was no message at all: when decodeMessage returns undefined, " +
       "skip the datagram like a stale reply and keep waiting",
+    () => first,
   );
   t.expectEqual(decoder.decode(answer), "reply to one", 'what client.request("one") returned');
   const second = t.step('client.request("two")', () => client.request(bytes("two")));
-  const two = await during(
+  const two = await whileRunning(
     second,
     () => nextRequest(server, 'the grader waits for "two"', new Set([one.id])),
   );
@@ -588,14 +570,14 @@ suite.test("stale replies that keep coming do not hold off the retransmission", 
   const client = new ReliableClient({ server: server.addr, timeoutMs: 250, maxTries: 3 });
   t.defer(() => client.close());
   const first = t.step('client.request("one")', () => client.request(bytes("one")));
-  const one = await during(first, () => nextRequest(server, 'the grader waits for "one"'));
+  const one = await whileRunning(first, () => nextRequest(server, 'the grader waits for "one"'));
   await server.send(encodeMessage(one.id, "reply to one"), one.from);
   t.expectEqual(decoder.decode(await first), "reply to one", 'what client.request("one") returned');
   const second = t.step(
     'client.request("two") (timeoutMs 250) while copies of the reply to "one" keep arriving',
     () => client.request(bytes("two")),
   );
-  const two = await during(
+  const two = await whileRunning(
     second,
     () => nextRequest(server, 'the grader waits for "two"', new Set([one.id])),
   );
@@ -608,19 +590,20 @@ suite.test("stale replies that keep coming do not hold off the retransmission", 
   t.defer(() => clearInterval(storm));
   let copy: Datagram;
   try {
-    copy = await withNote(
-      during(second, () =>
-        server.next({
-          step: 'the second copy of request "two" while stale replies kept arriving',
-        })),
+    copy = await t.noted(
       "no reply to this request came within timeoutMs (250 ms), so it must be sent again. Each " +
         "stale reply must not restart the wait: keep waiting only for what is left of this " +
         "try's timeoutMs (a deadline computed when the request was sent)",
+      () =>
+        whileRunning(second, () =>
+          server.next({
+            step: 'the second copy of request "two" while stale replies kept arriving',
+          })),
     );
   } finally {
     clearInterval(storm);
   }
-  t.check(sameBytes(copy.bytes, two.bytes), {
+  t.check(equalBytes(copy.bytes, two.bytes), {
     step: 'the second copy of request "two"',
     expected: `the same bytes as the first: ${showBytes(two.bytes)}`,
     actual: showBytes(copy.bytes),
@@ -694,7 +677,7 @@ suite.test("the request server runs a request once and replays its reply to a re
   const from = requests[0]?.from as Deno.NetAddr | undefined;
   t.check(requests[0]?.id === 1 && from?.port === a.addr.port && from?.hostname === "127.0.0.1", {
     step: "the second argument your server passed to handler(payload, request)",
-    expected: `{ id: 1, from: ${where(a.addr)} } (the request's id and its sender)`,
+    expected: `{ id: 1, from: ${addressText(a.addr)} } (the request's id and its sender)`,
     actual: `{ id: ${requests[0]?.id}, from: ${JSON.stringify(requests[0]?.from)} }`,
   });
   await ask(a, server.addr, 1, "alpha");

@@ -12,16 +12,18 @@
  * would have arrived before it.
  */
 import {
+  captureLogs,
   freePort,
   gateListen,
   type Grader,
   ioTurns,
   lessonSuite,
+  logText,
+  nextTurn,
   type Probe,
   STEP_MS,
-  withNote,
+  waitFor,
 } from "../workbook/harness/mod.ts";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ManualClock } from "../workbook/harness/manual_clock.ts";
 import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
 import type * as Lesson from "../solutions/08-heartbeats/heartbeat.ts";
@@ -45,7 +47,6 @@ const STRANGER_MARK = "[not a member]";
 const key = (addr: { hostname: string; port: number }) => `${addr.hostname}:${addr.port}`;
 const udpAddr = (port: number): Deno.NetAddr => ({ transport: "udp", hostname: "127.0.0.1", port });
 const keys = (entries: { key: string }[]) => entries.map((entry) => entry.key);
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Reads learner state until `done` holds, for changes no message announces
@@ -85,13 +86,7 @@ async function start<T>(
   await t.step(step, async () => {
     running = run();
     running.catch(() => {}); // awaited later; an early failure shows right here
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      // One macrotask for it to fail at once; a timer left behind would leak into the next check.
-      await Promise.race([running, new Promise((resolve) => timer = setTimeout(resolve, 0))]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await waitFor(running, { timeoutMs: 0 }); // one macrotask for it to fail at once
   });
   return { running };
 }
@@ -103,6 +98,59 @@ async function advance(t: Grader, clock: ManualClock, ms: number): Promise<void>
     () => void clock.advance(ms),
   );
 }
+
+/**
+ * `target` as learner code will see it, with `overrides` in place of some of
+ * its members: how the grader watches what that code does with a socket.
+ * Every other member is the target's own (methods bound to it).
+ */
+function overriding<T extends object>(target: T, overrides: Record<string | symbol, unknown>): T {
+  return new Proxy(target, {
+    get(target, property) {
+      if (Object.hasOwn(overrides, property)) return overrides[property];
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Runs `start` with `Deno[name]` swapped for `replacement(real)`, and puts the real one back. */
+function whileSwapped<K extends "listen" | "listenDatagram", T>(
+  name: K,
+  replacement: (real: typeof Deno[K]) => typeof Deno[K],
+  start: () => T,
+): T {
+  const real = Deno[name];
+  Deno[name] = replacement(real);
+  try {
+    return start();
+  } finally {
+    Deno[name] = real;
+  }
+}
+
+/**
+ * Fails unless no timer is left on the fake clock, looked at after `after`;
+ * the timers that are left are listed unless `list` is false.
+ */
+function expectNoTimers(
+  t: Grader,
+  clock: ManualClock,
+  after: string,
+  options: { expected?: string; list?: boolean; note?: string } = {},
+): void {
+  t.check(clock.pending === 0, {
+    step: `look at the fake clock after ${after}`,
+    expected: options.expected ?? "no timer left scheduled",
+    actual: `${clock.pending} timer(s) still scheduled${
+      options.list === false ? "" : ` (${JSON.stringify(clock.timers())})`
+    }`,
+    note: options.note,
+  });
+}
+
+const CLOSE_AGAIN_NOTE =
+  "close() may be called again: remember that it ran and return at once the second time";
 
 // ─── UDP chat helpers ───────────────────────────────────────────────────────
 
@@ -344,14 +392,11 @@ suite.test("the server forwards each message to every other client, never to the
     });
   }
   await t.step("server.close()", () => server.close());
-  await withNote(
-    t.step("server.close() a second time (it does nothing)", () => server.close()),
-    "close() may be called again: remember that it ran and return at once the second time",
-  );
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after server.close()",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled`,
+  await t.step("server.close() a second time (it does nothing)", () => server.close(), {
+    note: CLOSE_AGAIN_NOTE,
+  });
+  expectNoTimers(t, clock, "server.close()", {
+    list: false,
     note: "close() must clearInterval the sweep timer, or a real server keeps running it forever",
   });
 });
@@ -540,7 +585,7 @@ suite.test("a message too long to forward: only its sender hears, with a notice"
   const forwardsWhole = async (datagram: string, what: string) => {
     await a.send(datagram, server.addr);
     const line = `${prefix}${datagram.replace(/\n$/, "")}\n`;
-    const got = await withNote(b.next({ step: `B receives A's ${what}` }), limitNote);
+    const got = await b.next({ step: `B receives A's ${what}`, note: limitNote });
     t.check(got.text === line, {
       step: `B receives A's ${what}`,
       expected: `${line.length} bytes: "${prefix}" + ${line.length - prefix.length - 1} bytes of ` +
@@ -604,30 +649,24 @@ suite.test("a message too long to forward: only its sender hears, with a notice"
  * allocate a fresh 65,507-byte one.
  */
 function watchReceives<T>(start: () => T): { value: T; receives: ReceiveCount } {
-  const real = Deno.listenDatagram;
   const receives: ReceiveCount = { calls: 0, withoutBuffer: 0, buffers: new Set() };
-  Deno.listenDatagram = ((options: Deno.UdpListenOptions & { transport: "udp" }) => {
-    const socket = real(options);
-    return new Proxy(socket, {
-      get(target, property) {
-        if (property === "receive") {
-          return (buffer?: Uint8Array) => {
+  const value = whileSwapped(
+    "listenDatagram",
+    (real) =>
+      ((options: Deno.UdpListenOptions & { transport: "udp" }) => {
+        const socket = real(options);
+        return overriding(socket, {
+          receive: (buffer?: Uint8Array) => {
             receives.calls++;
             if (buffer === undefined) receives.withoutBuffer++;
             else receives.buffers.add(buffer.buffer);
-            return target.receive(buffer);
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  }) as typeof Deno.listenDatagram;
-  try {
-    return { value: start(), receives };
-  } finally {
-    Deno.listenDatagram = real;
-  }
+            return socket.receive(buffer);
+          },
+        });
+      }) as typeof Deno.listenDatagram,
+    start,
+  );
+  return { value, receives };
 }
 
 interface ReceiveCount {
@@ -760,14 +799,11 @@ suite.test("the client registers at once, then heartbeats every serverTimeoutMs 
     step: "close() says quit",
     note: "close() sends `quit`, so the server drops the client at once instead of after a timeout",
   });
-  await withNote(
-    t.step("client.close() a second time (it does nothing)", () => client.close()),
-    "close() may be called again: remember that it ran and return at once the second time",
-  );
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after client.close()",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled`,
+  await t.step("client.close() a second time (it does nothing)", () => client.close(), {
+    note: CLOSE_AGAIN_NOTE,
+  });
+  expectNoTimers(t, clock, "client.close()", {
+    list: false,
     note: "close() must clearInterval the heartbeat, or it keeps sending into a closed socket",
   });
 });
@@ -814,6 +850,7 @@ suite.test("the client passes the server's messages on and ignores other senders
 
 const IDLE_MS = 100;
 const PONG_MS = 50;
+const TIMERS_NOTE = "clear the idle and PONG timers when the connection ends, whatever the reason";
 
 /** An AbortSignal that knows how many abort listeners are registered on it right now. */
 function watchedSignal() {
@@ -884,49 +921,54 @@ function watchConn(conn: Deno.TcpConn): { watched: Deno.TcpConn; watch: ConnWatc
       lineLength = 0;
     }
   };
-  const watched = new Proxy(conn, {
-    get(target, prop) {
-      switch (prop) {
-        case "setKeepAlive":
-          return (on?: boolean) => {
-            watch.keepAlive.push(on ?? true);
-            target.setKeepAlive(on);
-          };
-        case "read":
-          return async (buffer: Uint8Array) => {
-            watch.maxOwedAtRead = Math.max(watch.maxOwedAtRead, watch.echoDue - watch.written);
-            watch.readsPending++;
-            try {
-              const n = await target.read(buffer);
-              if (n) scan(buffer.subarray(0, n));
-              return n;
-            } finally {
-              watch.readsPending--;
-            }
-          };
-        case "write":
-          return async (bytes: Uint8Array) => {
-            if (watch.closed) watch.writesAfterClose++;
-            watch.writesPending++;
-            try {
-              const n = await target.write(bytes);
-              watch.written += n;
-              return n;
-            } finally {
-              watch.writesPending--;
-            }
-          };
-        case "close":
-          return () => {
-            watch.closed = true;
-            target.close();
-          };
+  const watched = overriding(conn, {
+    setKeepAlive: (on?: boolean) => {
+      watch.keepAlive.push(on ?? true);
+      conn.setKeepAlive(on);
+    },
+    read: async (buffer: Uint8Array) => {
+      watch.maxOwedAtRead = Math.max(watch.maxOwedAtRead, watch.echoDue - watch.written);
+      watch.readsPending++;
+      try {
+        const n = await conn.read(buffer);
+        if (n) scan(buffer.subarray(0, n));
+        return n;
+      } finally {
+        watch.readsPending--;
       }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+    },
+    write: async (bytes: Uint8Array) => {
+      if (watch.closed) watch.writesAfterClose++;
+      watch.writesPending++;
+      try {
+        const n = await conn.write(bytes);
+        watch.written += n;
+        return n;
+      } finally {
+        watch.writesPending--;
+      }
+    },
+    close: () => {
+      watch.closed = true;
+      conn.close();
     },
   });
   return { watched, watch };
+}
+
+/**
+ * A grader peer connected to a listener of the grader's own, and the end
+ * that listener accepted, for learner code to run on.
+ */
+async function connectedPair(
+  t: Grader,
+  label: string,
+  options: { resettable?: boolean; read?: boolean } = {},
+): Promise<{ peer: Probe; conn: Deno.TcpConn }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept().finally(() => listener.close());
+  const peer = await t.connect(listener.addr, label, options);
+  return { peer, conn: await accepted };
 }
 
 /** The grader's peer and the learner's superviseConnection on the accepted end. */
@@ -947,13 +989,11 @@ async function supervised(
   const state: { running?: Promise<Lesson.ConnectionEnding> } = {};
   // Deferred first, so it runs last: after the peer has closed, wait for the function to return.
   t.defer(() => state.running?.catch(() => {}));
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept().finally(() => listener.close());
-  const peer = await t.connect(listener.addr, extra.label ?? "peer", {
+  const { peer, conn } = await connectedPair(t, extra.label ?? "peer", {
     resettable: extra.resettable,
     read: extra.read,
   });
-  const { watched, watch } = watchConn(await accepted);
+  const { watched, watch } = watchConn(conn);
   const signal = extra.signal === undefined
     ? ""
     : extra.signal.aborted
@@ -977,10 +1017,10 @@ async function supervised(
 
 async function echoes(peer: Probe, line: string, note?: string): Promise<void> {
   await peer.send(line);
-  await withNote(
-    peer.expect(line, { step: `your server echoes ${JSON.stringify(line)}` }),
-    note ?? "every line from the peer comes back as it was sent (PONG lines excepted)",
-  );
+  await peer.expect(line, {
+    step: `your server echoes ${JSON.stringify(line)}`,
+    note: note ?? "every line from the peer comes back as it was sent (PONG lines excepted)",
+  });
 }
 
 suite.test("a peer that answers PING stays connected across several idle periods", async (t) => {
@@ -989,31 +1029,29 @@ suite.test("a peer that answers PING stays connected across several idle periods
   await echoes(peer, "hello\n");
   await advance(t, clock, IDLE_MS);
   for (const round of [1, 2, 3]) {
-    await withNote(
-      peer.expect("PING\n", { step: `PING after ${IDLE_MS} ms without a byte (round ${round})` }),
-      round === 1
+    await peer.expect("PING\n", {
+      step: `PING after ${IDLE_MS} ms without a byte (round ${round})`,
+      note: round === 1
         ? `after idleMs (${IDLE_MS}) of the clock without hearing from the peer, write PING\\n`
         : `the peer answered the last PING, so the connection stays open, and ${IDLE_MS} ms ` +
           "after that answer it is PINGed again",
-    );
+    });
     // Round 3 answers as nc -C or telnet would: PONG\r\n.
     const pong = round === 3 ? "PONG\r\n" : "PONG\n";
     await peer.send(`${pong}round ${round}\n`, { split: round === 2 ? "bytes" : "whole" });
-    await withNote(
-      peer.expect(`round ${round}\n`, {
-        step: `the line after ${JSON.stringify(pong)} comes back, the PONG does not`,
-      }),
-      "PONG is proof of life, not data: do not echo it" +
+    await peer.expect(`round ${round}\n`, {
+      step: `the line after ${JSON.stringify(pong)} comes back, the PONG does not`,
+      note: "PONG is proof of life, not data: do not echo it" +
         (round === 3 ? ' — "PONG\\r\\n" is a PONG too (lines may end in \\r\\n)' : ""),
-    );
+    });
     // Past the PONG deadline of this PING, then on to the next idle deadline.
     await advance(t, clock, PONG_MS);
     await advance(t, clock, IDLE_MS - PONG_MS);
   }
-  await withNote(
-    peer.expect("PING\n", { step: "a fourth PING" }),
-    "the peer answered every PING: it stays connected",
-  );
+  await peer.expect("PING\n", {
+    step: "a fourth PING",
+    note: "the peer answered every PING: it stays connected",
+  });
   await peer.close();
   const ending = await t.step("superviseConnection returns after the peer closes", () => running);
   t.expectEqual(ending, "peer closed", "what superviseConnection returned");
@@ -1042,10 +1080,10 @@ suite.test("any data from the peer counts as proof of life", async (t) => {
       `${IDLE_MS}): no PING yet. Every byte from the peer restarts the idle deadline`,
   );
   await advance(t, clock, IDLE_MS);
-  await withNote(
-    peer.expect("PING\n", { step: `PING at 220 ms, ${IDLE_MS} ms after the last line` }),
-    "after idleMs of the clock without a byte from the peer, write PING\\n",
-  );
+  await peer.expect("PING\n", {
+    step: `PING at 220 ms, ${IDLE_MS} ms after the last line`,
+    note: "after idleMs of the clock without a byte from the peer, write PING\\n",
+  });
   await echoes(peer, "data instead of PONG\n");
   await advance(t, clock, PONG_MS);
   await echoes(
@@ -1056,10 +1094,7 @@ suite.test("any data from the peer counts as proof of life", async (t) => {
   await peer.close();
   const ending = await t.step("superviseConnection returns after the peer closes", () => running);
   t.expectEqual(ending, "peer closed", "what superviseConnection returned");
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after the peer closed (its idle deadline was still ahead)",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+  expectNoTimers(t, clock, "the peer closed (its idle deadline was still ahead)", {
     note: "when the connection ends, whatever the reason, clear the idle and PONG timers: a " +
       "forgotten idle timer later PINGs a closed connection, and a real one keeps the program alive",
   });
@@ -1082,20 +1117,19 @@ suite.test("part of a line is proof of life too", async (t) => {
   await ioTurns(); // your read has returned those bytes by now
   await advance(t, clock, 60);
   await peer.send("the second half\n");
-  await withNote(
-    peer.expect("the first half, the second half\n", {
-      step:
-        "the line sent in two parts (at 60 ms and 120 ms) comes back whole, with no PING before it",
-    }),
-    "the peer sent part of a line at 60 ms: any byte is proof of life, a whole line or not, so " +
+  await peer.expect("the first half, the second half\n", {
+    step:
+      "the line sent in two parts (at 60 ms and 120 ms) comes back whole, with no PING before it",
+    note:
+      "the peer sent part of a line at 60 ms: any byte is proof of life, a whole line or not, so " +
       `at 120 ms it had been quiet only 60 ms (< idleMs ${IDLE_MS}). Restart the idle deadline ` +
       "after every read that returned bytes, not per complete line",
-  );
+  });
   await advance(t, clock, IDLE_MS);
-  await withNote(
-    peer.expect("PING\n", { step: `PING at 220 ms, ${IDLE_MS} ms after the second half` }),
-    "after idleMs of the clock without a byte from the peer, write PING\\n",
-  );
+  await peer.expect("PING\n", {
+    step: `PING at 220 ms, ${IDLE_MS} ms after the second half`,
+    note: "after idleMs of the clock without a byte from the peer, write PING\\n",
+  });
   await peer.close();
   await t.step("superviseConnection returns after the peer closes", () => running);
 });
@@ -1105,22 +1139,24 @@ suite.test("a peer that resets the connection ends it: peer closed, no timer lef
   const { peer, running } = await supervised(t, clock, { resettable: true });
   await echoes(peer, "hello\n");
   await advance(t, clock, IDLE_MS);
-  await withNote(
-    peer.expect("PING\n", { step: `PING after ${IDLE_MS} ms of silence` }),
-    "after idleMs of the clock without a byte from the peer, write PING\\n",
-  );
+  await peer.expect("PING\n", {
+    step: `PING after ${IDLE_MS} ms of silence`,
+    note: "after idleMs of the clock without a byte from the peer, write PING\\n",
+  });
   await peer.reset();
-  const ending = await withNote(
-    t.step("superviseConnection returns after the peer reset the connection", () => running),
-    "a reset (RST) makes the pending read fail: that ends the connection like EOF does — return " +
-      '"peer closed", do not let the error escape',
+  const ending = await t.step(
+    "superviseConnection returns after the peer reset the connection",
+    () => running,
+    {
+      note:
+        "a reset (RST) makes the pending read fail: that ends the connection like EOF does — return " +
+        '"peer closed", do not let the error escape',
+    },
   );
   t.expectEqual(ending, "peer closed", "what superviseConnection returned after a reset");
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after superviseConnection returned",
+  expectNoTimers(t, clock, "superviseConnection returned", {
     expected: "no timer left scheduled (the PONG deadline was still ahead)",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
-    note: "clear the idle and PONG timers when the connection ends, whatever the reason",
+    note: TIMERS_NOTE,
   });
 });
 
@@ -1130,35 +1166,28 @@ suite.test("superviseConnection ends with shut down when its signal aborts, even
   const { peer, running } = await supervised(t, clock, { signal: shutdown.signal });
   await echoes(peer, "hello\n");
   await t.step("abort the signal", () => shutdown.abort());
-  await withNote(
-    peer.expectEnd({ step: "your side closes the connection when the signal aborts" }),
-    "an abort of options.signal (server shutdown) ends the connection at once: close it",
-  );
+  await peer.expectEnd({
+    step: "your side closes the connection when the signal aborts",
+    note: "an abort of options.signal (server shutdown) ends the connection at once: close it",
+  });
   t.expectEqual(
     await t.step("superviseConnection returns", () => running),
     "shut down",
     "what superviseConnection returned after the abort",
   );
   const late = await supervised(t, clock, { signal: shutdown.signal, label: "late peer" });
-  await withNote(
-    late.peer.expectEnd({
-      step:
-        "your side closes a connection whose signal had aborted before superviseConnection began",
-    }),
-    "an abort event fires once: a signal that is already aborted (signal.aborted) sends no more " +
+  await late.peer.expectEnd({
+    step: "your side closes a connection whose signal had aborted before superviseConnection began",
+    note:
+      "an abort event fires once: a signal that is already aborted (signal.aborted) sends no more " +
       "events, so check it when you start",
-  );
+  });
   t.expectEqual(
     await t.step("superviseConnection returns", () => late.running),
     "shut down",
     "what superviseConnection returned with an aborted signal",
   );
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after both connections were shut down",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
-    note: "clear the idle and PONG timers when the connection ends, whatever the reason",
-  });
+  expectNoTimers(t, clock, "both connections were shut down", { note: TIMERS_NOTE });
 });
 
 suite.test("a peer that does not answer PING is closed", async (t) => {
@@ -1166,24 +1195,19 @@ suite.test("a peer that does not answer PING is closed", async (t) => {
   const { peer, running } = await supervised(t, clock);
   await echoes(peer, "hi, then silence\n");
   await advance(t, clock, IDLE_MS);
-  await withNote(
-    peer.expect("PING\n", { step: `PING after ${IDLE_MS} ms of silence` }),
-    "after idleMs of the clock without a byte from the peer, write PING\\n",
-  );
+  await peer.expect("PING\n", {
+    step: `PING after ${IDLE_MS} ms of silence`,
+    note: "after idleMs of the clock without a byte from the peer, write PING\\n",
+  });
   await advance(t, clock, PONG_MS);
-  await withNote(
-    peer.expectEnd({
-      step: `your side closes the connection ${PONG_MS} ms after an unanswered PING`,
-    }),
-    `nothing came back within pongTimeoutMs (${PONG_MS}) of the PING: the peer is dead or ` +
+  await peer.expectEnd({
+    step: `your side closes the connection ${PONG_MS} ms after an unanswered PING`,
+    note: `nothing came back within pongTimeoutMs (${PONG_MS}) of the PING: the peer is dead or ` +
       "hung, so close the connection (a PING nobody checks keeps a dead peer forever)",
-  );
+  });
   const ending = await t.step("superviseConnection returns", () => running);
   t.expectEqual(ending, "no pong", "what superviseConnection returned");
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after superviseConnection returned",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+  expectNoTimers(t, clock, "superviseConnection returned", {
     note: "clear the idle and PONG timers when the connection ends",
   });
 });
@@ -1199,10 +1223,7 @@ async function endsTooLong(
   running: Promise<Lesson.ConnectionEnding>,
   what: string,
 ): Promise<void> {
-  await withNote(
-    peer.expectEnd({ step: `your side closes the connection after ${what}` }),
-    LINE_NOTE,
-  );
+  await peer.expectEnd({ step: `your side closes the connection after ${what}`, note: LINE_NOTE });
   const ending = await t.step("superviseConnection returns", () => running);
   t.expectEqual(ending, "line too long", `what superviseConnection returned after ${what}`);
 }
@@ -1216,26 +1237,23 @@ suite.test("a line longer than maxLineBytes ends the connection, before its \\n 
     `a line of exactly maxLineBytes (16) is fine: echo it`,
   );
   await a.peer.send("0123456789ABCDEF\n", { split: "bytes" });
-  await withNote(
-    a.peer.expect("0123456789ABCDEF\n", { step: "16 bytes and \\n, one byte at a time, echoed" }),
-    "a line of exactly maxLineBytes is fine, however it arrives",
-  );
+  await a.peer.expect("0123456789ABCDEF\n", {
+    step: "16 bytes and \\n, one byte at a time, echoed",
+    note: "a line of exactly maxLineBytes is fine, however it arrives",
+  });
   await a.peer.send("ok\n0123456789ABCDEF\n");
-  await withNote(
-    a.peer.expect("ok\n0123456789ABCDEF\n", {
-      step: 'one write of "ok\\n" and a line of 16 bytes: both echoed',
-    }),
-    "measure each line from its own start (after the \\n before it), not from the start of the read",
-  );
+  await a.peer.expect("ok\n0123456789ABCDEF\n", {
+    step: 'one write of "ok\\n" and a line of 16 bytes: both echoed',
+    note:
+      "measure each line from its own start (after the \\n before it), not from the start of the read",
+  });
   await a.peer.send("fedcba9876543210");
   await ioTurns(); // your read has returned the 16 bytes by now
   await a.peer.send("\n");
-  await withNote(
-    a.peer.expect("fedcba9876543210\n", {
-      step: "16 bytes, then their \\n in a later write: echoed",
-    }),
-    "an unfinished line of exactly maxLineBytes is not too long yet: wait for its \\n",
-  );
+  await a.peer.expect("fedcba9876543210\n", {
+    step: "16 bytes, then their \\n in a later write: echoed",
+    note: "an unfinished line of exactly maxLineBytes is not too long yet: wait for its \\n",
+  });
   await a.peer.send("0123456789abcdefg", { split: "bytes" });
   await endsTooLong(t, a.peer, a.running, "17 bytes without a \\n, one byte at a time");
 
@@ -1247,18 +1265,13 @@ suite.test("a line longer than maxLineBytes ends the connection, before its \\n 
   const c = await supervised(t, clock, { label: "C (maxLineBytes left out)" });
   const longest = "L".repeat(8192);
   await c.peer.send(`${longest}\n`);
-  await withNote(
-    c.peer.expect(`${longest}\n`, { step: "a line of 8,192 bytes is echoed" }),
-    "without maxLineBytes the longest line is DEFAULT_MAX_LINE_BYTES (8,192 bytes)",
-  );
+  await c.peer.expect(`${longest}\n`, {
+    step: "a line of 8,192 bytes is echoed",
+    note: "without maxLineBytes the longest line is DEFAULT_MAX_LINE_BYTES (8,192 bytes)",
+  });
   await c.peer.send(`${longest}L\n`);
   await endsTooLong(t, c.peer, c.running, "a line of 8,193 bytes (maxLineBytes left out)");
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after the three connections ended",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
-    note: "clear the idle and PONG timers when the connection ends, whatever the reason",
-  });
+  expectNoTimers(t, clock, "the three connections ended", { note: TIMERS_NOTE });
 });
 
 /** Bytes the never-reading peer pushes at most (lines of 1 KiB). */
@@ -1326,11 +1339,12 @@ suite.test("a peer that never reads: back-pressure, then the PING deadline; noth
     actual: describe(),
     note: BACK_PRESSURE,
   });
-  const ending = await withNote(
-    t.step("superviseConnection returns", () => running, { timeoutMs: 4000 }),
-    "a peer that takes none of its echoes cannot take the PING either: once your code waits " +
+  const ending = await t.step("superviseConnection returns", () => running, {
+    timeoutMs: 4000,
+    note:
+      "a peer that takes none of its echoes cannot take the PING either: once your code waits " +
       "on the write, nothing it sends is read, so pongTimeoutMs after the PING it is hung up",
-  );
+  });
   t.expectEqual(
     ending,
     "no pong",
@@ -1350,38 +1364,33 @@ suite.test("a peer that never reads: back-pressure, then the PING deadline; noth
 
 /** Runs `start` with `Deno.listen` swapped for a listener whose accept() the grader can fail. */
 function failingListen<T>(start: () => T): { value: T; double: AcceptDouble } {
-  const real = Deno.listen;
   const double: AcceptDouble = { calls: 0, failNext: 0, errno: 24 };
-  Deno.listen = ((options: Deno.TcpListenOptions) => {
-    const listener = real(options);
-    const accept = () => {
-      double.calls++;
-      if (double.failNext > 0) {
-        double.failNext--;
-        const text = double.errno === 24 ? "Too many open files" : "Too many open files in system";
-        return Promise.reject(
-          new Error(`${text} (os error ${double.errno}): the grader failed this accept()`),
-        );
-      }
-      return listener.accept();
-    };
-    async function* iterate() {
-      while (true) yield await accept();
-    }
-    return new Proxy(listener, {
-      get(target, property) {
-        if (property === "accept") return accept;
-        if (property === Symbol.asyncIterator) return iterate;
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  }) as typeof Deno.listen;
-  try {
-    return { value: start(), double };
-  } finally {
-    Deno.listen = real;
-  }
+  const value = whileSwapped(
+    "listen",
+    (real) =>
+      ((options: Deno.TcpListenOptions) => {
+        const listener = real(options);
+        const accept = () => {
+          double.calls++;
+          if (double.failNext > 0) {
+            double.failNext--;
+            const text = double.errno === 24
+              ? "Too many open files"
+              : "Too many open files in system";
+            return Promise.reject(
+              new Error(`${text} (os error ${double.errno}): the grader failed this accept()`),
+            );
+          }
+          return listener.accept();
+        };
+        async function* iterate() {
+          while (true) yield await accept();
+        }
+        return overriding(listener, { accept, [Symbol.asyncIterator]: iterate });
+      }) as typeof Deno.listen,
+    start,
+  );
+  return { value, double };
 }
 
 interface AcceptDouble {
@@ -1390,20 +1399,6 @@ interface AcceptDouble {
   failNext: number;
   /** 24 (EMFILE) or 23 (ENFILE). */
   errno: number;
-}
-
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  return records;
 }
 
 const SERVER_IDLE_MS = 1_000_000;
@@ -1428,12 +1423,12 @@ suite.test("the ping server keeps accepting after a client reset in the queue", 
   const b = await t.connect(server.addr, "B");
   await b.send("b after a reset\n");
   gate.open(); // accept() now meets R first: it throws NotConnected or ConnectionReset
-  await withNote(
-    b.expect("b after a reset\n", { step: "B's echo, after R reset while it waited in the queue" }),
-    "a client that resets while it waits in the accept queue makes accept() throw " +
+  await b.expect("b after a reset\n", {
+    step: "B's echo, after R reset while it waited in the queue",
+    note: "a client that resets while it waits in the accept queue makes accept() throw " +
       "(isGoneBeforeAccept(error)): that client is gone, accept the next one at once — one " +
       "client must never stop the server (and this is no shortage: no pause)",
-  );
+  });
   await t.step("server.close()", () => server.close());
 });
 
@@ -1452,9 +1447,16 @@ suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, lo
     `accept() called ${double.calls} time(s); timers on the clock at ${clock.now()} ms: ${
       JSON.stringify(clock.timers().map((timer) => ({ due: timer.due })))
     }`;
-  const warnings = (from: number) =>
-    records.slice(from).filter((r) => ["warning", "error", "fatal"].includes(r.level))
-      .map((r) => `${r.level}: ${r.message.map(String).join("")}`);
+  /** Fails unless exactly one record at warning level or above was logged since records[from]. */
+  const oneWarning = (from: number, details: { step: string; expected: string; note: string }) => {
+    const warnings = records.slice(from)
+      .filter((r) => ["warning", "error", "fatal"].includes(r.level))
+      .map((r) => `${r.level}: ${logText(r)}`);
+    t.check(warnings.length === 1, {
+      ...details,
+      actual: warnings.length === 0 ? "none" : warnings.join(" | "),
+    });
+  };
   const { value: server, double } = await t.step(
     "startPingServer({ idleMs, pongTimeoutMs, clock }) while its next 9 accept() calls fail " +
       "with EMFILE (out of descriptors)",
@@ -1509,15 +1511,13 @@ suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, lo
     }
     await advance(t, clock, 1);
   }
-  await withNote(
-    b.expect("b waited\n", { step: "B, queued through 9 failed accepts, is served at last" }),
-    "after the pause, accept again: the client that waited in the queue is served",
-  );
-  const episode1 = warnings(logFrom);
-  t.check(episode1.length === 1, {
+  await b.expect("b waited\n", {
+    step: "B, queued through 9 failed accepts, is served at last",
+    note: "after the pause, accept again: the client that waited in the queue is served",
+  });
+  oneWarning(logFrom, {
     step: "the log records at warning level or above while accept() failed 9 times",
     expected: "one warning for the episode",
-    actual: episode1.length === 0 ? "none" : episode1.join(" | "),
     note: "log a warning when an episode starts (the first failure), not one per failed " +
       "accept(): a long shortage would flood the log. The first accept that works ends it",
   });
@@ -1534,15 +1534,13 @@ suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, lo
   await pausedFor(calls + 2, 20, "failure 2 of the new episode");
   await advance(t, clock, 20);
   const d = await t.connect(server.addr, "D");
-  await withNote(
-    echoes(d, "D is served\n"),
+  await t.noted(
     "once the pause is over, accept again and serve the client",
+    () => echoes(d, "D is served\n"),
   );
-  const episode2 = warnings(log2From);
-  t.check(episode2.length === 1, {
+  oneWarning(log2From, {
     step: "the log records at warning level or above during the second episode",
     expected: "one warning: each episode gets its own",
-    actual: episode2.length === 0 ? "none" : episode2.join(" | "),
     note: "once an accept succeeds the episode is over: the next failure starts a new one, " +
       "with its warning and a pause of 10 ms again",
   });
@@ -1553,18 +1551,14 @@ suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, lo
   const e = await t.connect(server.addr, "E");
   await echoes(e, "E is served\n");
   await pausedFor(calls3 + 1, 10, "accept() fails once more");
-  await withNote(
-    t.step("server.close() during the pause", () => server.close()),
-    "close() must end a pause at once (clear its timer and wake the loop): the fake clock " +
+  await t.step("server.close() during the pause", () => server.close(), {
+    note: "close() must end a pause at once (clear its timer and wake the loop): the fake clock " +
       "does not move by itself",
-  );
+  });
   for (const probe of [a, b, c, d, e]) {
     await probe.expectEnd({ step: `server.close() closes ${probe.label}` });
   }
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after server.close() during a pause",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+  expectNoTimers(t, clock, "server.close() during a pause", {
     note: "close() clears the pause timer of the accept loop (clock.clearTimeout)",
   });
 });
@@ -1592,62 +1586,88 @@ suite.test("startPingServer hands its clock and deadlines to every connection, a
   const peer = await t.connect(server.addr, "peer");
   await echoes(peer, "hello\n");
   await advance(t, clock, idleMs);
-  await withNote(
-    peer.expect("PING\n", { step: `PING after ${idleMs} ms of the fake clock` }),
-    "startPingServer must hand its clock, idleMs and pongTimeoutMs to superviseConnection for " +
+  await peer.expect("PING\n", {
+    step: `PING after ${idleMs} ms of the fake clock`,
+    note:
+      "startPingServer must hand its clock, idleMs and pongTimeoutMs to superviseConnection for " +
       "every connection ({ ...options, signal }): without the clock its deadlines run on real time",
-  );
+  });
   await advance(t, clock, pongTimeoutMs);
-  await withNote(
-    peer.expectEnd({ step: `the peer is closed ${pongTimeoutMs} ms of the fake clock later` }),
-    "after pongTimeoutMs of the clock without an answer, close the connection",
-  );
+  await peer.expectEnd({
+    step: `the peer is closed ${pongTimeoutMs} ms of the fake clock later`,
+    note: "after pongTimeoutMs of the clock without an answer, close the connection",
+  });
   const long = await t.connect(server.addr, "long-line peer");
   await echoes(long, `${"m".repeat(maxLineBytes)}\n`);
   await long.send(`${"m".repeat(maxLineBytes + 1)}\n`);
-  await withNote(
-    long.expectEnd({ step: `a line of ${maxLineBytes + 1} bytes ends the connection` }),
-    "startPingServer must hand maxLineBytes to every connection too ({ ...options, signal })",
-  );
+  await long.expectEnd({
+    step: `a line of ${maxLineBytes + 1} bytes ends the connection`,
+    note: "startPingServer must hand maxLineBytes to every connection too ({ ...options, signal })",
+  });
   const other = await t.connect(server.addr, "second peer");
   await echoes(other, "me too\n");
   await t.step("server.close() with a connection open", () => server.close());
-  await withNote(
-    other.expectEnd({ step: "server.close() closes the open connection" }),
-    "close() shuts every connection down (abort their signal) and waits for them",
-  );
-  await withNote(
-    t.step("server.close() a second time (it does nothing)", () => server.close()),
-    "close() may be called again: remember that it ran and return at once the second time",
-  );
-  t.check(clock.pending === 0, {
-    step: "look at the fake clock after server.close()",
-    expected: "no timer left scheduled",
-    actual: `${clock.pending} timer(s) still scheduled (${JSON.stringify(clock.timers())})`,
+  await other.expectEnd({
+    step: "server.close() closes the open connection",
+    note: "close() shuts every connection down (abort their signal) and waits for them",
   });
+  await t.step("server.close() a second time (it does nothing)", () => server.close(), {
+    note: CLOSE_AGAIN_NOTE,
+  });
+  expectNoTimers(t, clock, "server.close()");
 });
+
+const CLOSE_CONN_NOTE = "close conn when answerPings ends, whichever way it ends (finally)";
+
+/** Closes `conn` after the check, unless answerPings closed it already, as it should. */
+function closeAfterCheck(t: Grader, conn: Deno.Conn): void {
+  t.defer(() => {
+    try {
+      conn.close();
+    } catch {
+      // answerPings closed it, as it should.
+    }
+  });
+}
+
+/** Fails unless answerPings closed `conn` (which the grader closes then). */
+function expectClosedByAnswerPings(t: Grader, conn: Deno.Conn, after: string): void {
+  let open = false;
+  try {
+    conn.close();
+    open = true;
+  } catch {
+    // Closed by answerPings.
+  }
+  t.check(!open, {
+    step: `conn after answerPings ${after}`,
+    expected: "closed by answerPings",
+    actual: "still open (the grader closed it)",
+    note: CLOSE_CONN_NOTE,
+  });
+}
 
 suite.test("answerPings answers PING with PONG and passes the other lines on", async (t) => {
   const { answerPings } = await load(t);
   const server = t.serve(async (peer) => {
     await peer.send("PING\n", { split: "bytes" });
-    await withNote(
-      peer.expect("PONG\n", { step: "your client answers a PING sent one byte at a time" }),
-      "collect bytes until \\n: a line can arrive in pieces",
-    );
+    await peer.expect("PONG\n", {
+      step: "your client answers a PING sent one byte at a time",
+      note: "collect bytes until \\n: a line can arrive in pieces",
+    });
     await peer.send("hello\nPING\nwörld ✓\r\n");
-    await withNote(
-      peer.expect("PONG\n", { step: "your client answers the PING among other lines" }),
-      "one read can hold several lines: handle each of them",
-    );
+    await peer.expect("PONG\n", {
+      step: "your client answers the PING among other lines",
+      note: "one read can hold several lines: handle each of them",
+    });
     await peer.send("PI", { step: 'send "PI"' });
     await peer.send("NG\r\nbye\n", { step: 'send "NG\\r\\nbye\\n"' });
     await peer.expect("PONG\n", { step: "your client answers a PING that ends in \\r\\n" });
     await peer.closeWrite();
-    await withNote(
-      peer.expectEnd({ step: "your client closes its connection after the server's EOF" }),
-      "answerPings returns at EOF and closes the connection",
-    );
+    await peer.expectEnd({
+      step: "your client closes its connection after the server's EOF",
+      note: "answerPings returns at EOF and closes the connection",
+    });
   });
   const conn = await Deno.connect(server.addr);
   const lines: string[] = [];
@@ -1656,13 +1676,7 @@ suite.test("answerPings answers PING with PONG and passes the other lines on", a
     "answerPings(conn, onLine)",
     () => answerPings(conn, (line) => void lines.push(line)),
   );
-  t.defer(() => {
-    try {
-      conn.close();
-    } catch {
-      // answerPings closed it, as it should.
-    }
-  });
+  closeAfterCheck(t, conn);
   await t.step("the grader's server finishes its script", () => server.settled(), {
     timeoutMs: 4 * STEP_MS,
   });
@@ -1677,17 +1691,8 @@ suite.test("answerPings answers PING with PONG and passes the other lines on", a
 
 suite.test("answerPings returns when the peer resets the connection, and closes it", async (t) => {
   const { answerPings } = await load(t);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept().finally(() => listener.close());
-  const server = await t.connect(listener.addr, "server", { resettable: true });
-  const conn = await accepted;
-  t.defer(() => {
-    try {
-      conn.close();
-    } catch {
-      // answerPings closed it, as it should.
-    }
-  });
+  const { peer: server, conn } = await connectedPair(t, "server", { resettable: true });
+  closeAfterCheck(t, conn);
   const lines: string[] = [];
   const { running } = await start(
     t,
@@ -1703,24 +1708,12 @@ suite.test("answerPings returns when the peer resets the connection, and closes 
     note: "every line but PING goes to onLine, an empty one too",
   });
   await server.reset();
-  await withNote(
-    t.step("answerPings returns after the server reset the connection", () => running),
-    "a reset by the peer ends the conversation as EOF does: answerPings returns, without an " +
+  await t.step("answerPings returns after the server reset the connection", () => running, {
+    note:
+      "a reset by the peer ends the conversation as EOF does: answerPings returns, without an " +
       "error (catch Deno.errors.ConnectionReset), and closes conn",
-  );
-  let open = false;
-  try {
-    conn.close();
-    open = true;
-  } catch {
-    // Closed by answerPings.
-  }
-  t.check(!open, {
-    step: "conn after answerPings returned",
-    expected: "closed by answerPings",
-    actual: "still open (the grader closed it)",
-    note: "close conn when answerPings ends, whichever way it ends (finally)",
   });
+  expectClosedByAnswerPings(t, conn, "returned");
   t.expectEqual(
     lines,
     ["", "carriage\rreturn inside", "last words"],
@@ -1731,17 +1724,8 @@ suite.test("answerPings returns when the peer resets the connection, and closes 
 
 suite.test("answerPings lets an error thrown by onLine pass through, and closes conn", async (t) => {
   const { answerPings } = await load(t);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept().finally(() => listener.close());
-  const server = await t.connect(listener.addr, "server");
-  const conn = await accepted;
-  t.defer(() => {
-    try {
-      conn.close();
-    } catch {
-      // answerPings closed it, as it should.
-    }
-  });
+  const { peer: server, conn } = await connectedPair(t, "server");
+  closeAfterCheck(t, conn);
   const failure = new Error("the grader's onLine fails on purpose");
   const { running } = await start(
     t,
@@ -1764,23 +1748,11 @@ suite.test("answerPings lets an error thrown by onLine pass through, and closes 
     expected: "the very Error object onLine threw",
     actual: String(error),
   });
-  let open = false;
-  try {
-    conn.close();
-    open = true;
-  } catch {
-    // Closed by answerPings.
-  }
-  t.check(!open, {
-    step: "conn after answerPings failed",
-    expected: "closed by answerPings",
-    actual: "still open (the grader closed it)",
-    note: "close conn when answerPings ends, whichever way it ends (finally)",
+  expectClosedByAnswerPings(t, conn, "failed");
+  await server.expectEnd({
+    step: "the grader's side sees your client close the connection",
+    note: CLOSE_CONN_NOTE,
   });
-  await withNote(
-    server.expectEnd({ step: "the grader's side sees your client close the connection" }),
-    "close conn when answerPings ends, whichever way it ends (finally)",
-  );
 });
 
 // ─── Integration, on real millisecond timers ────────────────────────────────
@@ -1842,7 +1814,7 @@ suite.test("real timers: a heartbeat-only client stays while silent ones expire"
       const deadline = performance.now() + 400;
       while (performance.now() < deadline) {
         if (heard.some((line) => line.endsWith(text))) return;
-        await pause(5);
+        await nextTurn(5);
       }
     }
     t.fail({
@@ -1874,13 +1846,7 @@ suite.test("real timers: an answering client stays connected, a silent peer is c
   );
   t.defer(() => server.close());
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  t.defer(() => {
-    try {
-      conn.close();
-    } catch {
-      // answerPings closed it, as it should.
-    }
-  });
+  closeAfterCheck(t, conn);
   const lines: string[] = [];
   const { running } = await start(
     t,
@@ -1891,14 +1857,16 @@ suite.test("real timers: an answering client stays connected, a silent peer is c
   // PING + pongTimeout periods (about twenty PINGs) before it is checked.
   for (const n of [1, 2]) {
     const silent = await t.connect(server.addr, `silent ${n}`);
-    await withNote(
-      silent.expect("PING\n", { step: `silent ${n} is PINGed after 30 ms idle`, timeoutMs: 3000 }),
-      "with no clock option the server uses systemClock: its idle timer runs on real time",
-    );
-    await withNote(
-      silent.expectEnd({ step: `silent ${n} is closed 300 ms after its PING`, timeoutMs: 3000 }),
-      "a peer that does not answer a PING within pongTimeoutMs must be closed",
-    );
+    await silent.expect("PING\n", {
+      step: `silent ${n} is PINGed after 30 ms idle`,
+      timeoutMs: 3000,
+      note: "with no clock option the server uses systemClock: its idle timer runs on real time",
+    });
+    await silent.expectEnd({
+      step: `silent ${n} is closed 300 ms after its PING`,
+      timeoutMs: 3000,
+      note: "a peer that does not answer a PING within pongTimeoutMs must be closed",
+    });
   }
   await t.step("the answering client is still connected: send a line, hear it back", async () => {
     try {

@@ -9,17 +9,25 @@
  * connection open: that is how the grader holds request A while B runs.
  */
 import { inspect } from "node:util";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
+  captureLogs,
+  concatBytes,
   describeError,
+  expectedBackoff,
   gateListen,
   GradeFailure,
   type Grader,
   ioTurns,
   isGradeFailure,
   lessonSuite,
+  type LogRecord,
+  logText,
+  nextTurn,
   type Probe,
-  withNote,
+  recordPauses,
+  waitFor,
+  waitUntil,
+  whileRunning,
 } from "../workbook/harness/mod.ts";
 import { isTodoError } from "../workbook/toolkit/todo.ts";
 import type * as Lesson from "../solutions/09-socketserver/socketserver.ts";
@@ -72,29 +80,6 @@ function surfaceTodos<S extends Server>(t: Grader, server: S): S {
     }
   };
   return server;
-}
-
-/** Rejects when `running` rejects (a TodoError, say); never settles otherwise. */
-function failed(running: Promise<unknown>): Promise<never> {
-  return running.then(() => new Promise<never>(() => {}));
-}
-
-/** Lets the event loop turn once (timers, I/O). */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/**
- * Waits one turn of the event loop for `running` to fail at once (a starter's
- * TodoError, a crash), without waiting for it to finish.
- */
-async function unlessItFailsAtOnce(running: Promise<unknown>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([running, new Promise((resolve) => timer = setTimeout(resolve, 0))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -250,7 +235,8 @@ async function serve<S extends Server>(
       );
     },
   );
-  await t.step(`start ${label}.serveForever()`, () => unlessItFailsAtOnce(serving));
+  // One turn of the event loop for serveForever() to fail at once (a TodoError, a crash).
+  await t.step(`start ${label}.serveForever()`, () => waitFor(serving, { timeoutMs: 0 }));
   return {
     server,
     serving,
@@ -264,6 +250,18 @@ async function serve<S extends Server>(
   };
 }
 
+/** One of your TCP servers, serving with the grader's Recorder into a new journal. */
+async function serveRecorder(t: Grader, kind: "TcpServer" | "ConcurrentTcpServer") {
+  const lib = await load(t);
+  const journal = new Journal();
+  const served = await serve(
+    t,
+    kind,
+    () => new lib[kind]({ port: 0 }, recorderClass(lib, journal)),
+  );
+  return { lib, journal, served };
+}
+
 /** Connects and names the client in the journal. */
 async function client(t: Grader, addr: Deno.Addr, name: string, journal?: Journal) {
   const probe = await t.connect(addr, name);
@@ -272,10 +270,15 @@ async function client(t: Grader, addr: Deno.Addr, name: string, journal?: Journa
 }
 
 /** Sends a line and expects it back: the handler of this client is running. */
-async function echo(probe: Probe, line: string, step?: string): Promise<void> {
-  await probe.send(line);
+async function echo(
+  probe: Probe,
+  line: string,
+  options: { step?: string; note?: string } = {},
+): Promise<void> {
+  await probe.send(line, { note: options.note });
   await probe.expect(line, {
-    step: step ?? `${probe.label} sends ${JSON.stringify(line)}, gets it back`,
+    step: options.step ?? `${probe.label} sends ${JSON.stringify(line)}, gets it back`,
+    note: options.note,
   });
 }
 
@@ -334,10 +337,10 @@ suite.test("BaseRequestHandler.run: setup, handle, finish in order; finish even 
     "await each part before starting the next: setup(), then handle(), then finish()",
   );
 
-  const error = await t.expectThrows(
+  const error = await t.expectError(
     "run() of a handler whose handle() throws",
     () => new Steps("handle throws", clientAddress, server).run(),
-    "run() to reject with handle()'s error once finish() has run",
+    { what: "run() to reject with handle()'s error once finish() has run" },
   );
   t.expectEqual(
     events.splice(0),
@@ -351,10 +354,10 @@ suite.test("BaseRequestHandler.run: setup, handle, finish in order; finish even 
     actual: describeError(error),
   });
 
-  await t.expectThrows(
+  await t.expectError(
     "run() of a handler whose setup() throws",
     () => new Steps("setup throws", clientAddress, server).run(),
-    "run() to reject with setup()'s error",
+    { what: "run() to reject with setup()'s error" },
   );
   t.expectEqual(
     events.splice(0),
@@ -391,7 +394,7 @@ suite.test("handleRequest serves one request; the handler gets the connection, t
       }),
     )
   );
-  await t.step("handleRequest() waits for a client", () => unlessItFailsAtOnce(one));
+  await t.step("handleRequest() waits for a client", () => waitFor(one, { timeoutMs: 0 }));
 
   const a = await client(t, server.addr, "A", journal);
   await echo(a, "just one request\n");
@@ -441,13 +444,7 @@ suite.test("handleRequest serves one request; the handler gets the connection, t
 // ─── serial, errors, concurrency ─────────────────────────────────────────────
 
 suite.test("TcpServer serves requests strictly one after another", async (t) => {
-  const lib = await load(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "TcpServer",
-    () => new lib.TcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { journal, served } = await serveRecorder(t, "TcpServer");
   const addr = served.server.addr;
   const a = await client(t, addr, "A", journal);
   await echo(a, "a1\n");
@@ -455,7 +452,7 @@ suite.test("TcpServer serves requests strictly one after another", async (t) => 
   await b.send("b1\n");
   const c = await client(t, addr, "C", journal);
   await c.send("c1\n");
-  await echo(a, "a2\n", "A is still being served while B and C wait");
+  await echo(a, "a2\n", { step: "A is still being served while B and C wait" });
   expectEvents(
     t,
     journal,
@@ -464,10 +461,10 @@ suite.test("TcpServer serves requests strictly one after another", async (t) => 
     "a serial server handles one request at a time: B and C wait, connected, until A's handler has finished",
   );
   await hangUp(a);
-  await withNote(
-    () => b.expect("b1\n", { step: "B's line comes back after A is done" }),
-    "once A's request is over, the serial server must accept the next client (B)",
-  );
+  await b.expect("b1\n", {
+    step: "B's line comes back after A is done",
+    note: "once A's request is over, the serial server must accept the next client (B)",
+  });
   await hangUp(b);
   await c.expect("c1\n", { step: "C's line comes back after B is done" });
   await hangUp(c);
@@ -488,32 +485,16 @@ suite.test("TcpServer serves requests strictly one after another", async (t) => 
 });
 
 suite.test("a failing handler is logged through LogTape and the next request is served", async (t) => {
-  const lib = await load(t);
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "TcpServer",
-    () => new lib.TcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const records = await captureLogs(t);
+  const { journal, served } = await serveRecorder(t, "TcpServer");
   const a = await client(t, served.server.addr, "A", journal);
   await a.send("throw\n");
   await a.expectEnd({ step: "A's handler throws; the server closes A's connection" });
   const port = (a.conn.localAddr as Deno.NetAddr).port;
   const b = await client(t, served.server.addr, "B", journal);
-  await withNote(
-    () => echo(b, "still serving?\n"),
-    "one request's error must not stop the server: the next client must be served",
-  );
+  await echo(b, "still serving?\n", {
+    note: "one request's error must not stop the server: the next client must be served",
+  });
   await hangUp(b);
   expectEvents(
     t,
@@ -588,32 +569,25 @@ suite.test("handleError is a hook: a subclass sees each failure, even when the h
     },
   );
   const b = await client(t, served.server.addr, "B", journal);
-  await withNote(
-    () => echo(b, "after two failures\n"),
-    "a handleError hook that throws must not stop the server either: guard the call",
-  );
+  await echo(b, "after two failures\n", {
+    note: "a handleError hook that throws must not stop the server either: guard the call",
+  });
   await hangUp(b);
 });
 
 suite.test("ConcurrentTcpServer overlaps two slow requests", async (t) => {
-  const lib = await load(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "ConcurrentTcpServer",
-    () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { journal, served } = await serveRecorder(t, "ConcurrentTcpServer");
   const addr = served.server.addr;
   const a = await client(t, addr, "A", journal);
-  await echo(a, "a1\n", "A's handler is running (the grader keeps A open)");
+  await echo(a, "a1\n", { step: "A's handler is running (the grader keeps A open)" });
   const b = await client(t, addr, "B", journal);
-  await withNote(
-    () => echo(b, "b1\n", "B gets its line back while A's request is still open"),
-    "a concurrent server starts a task per connection and goes straight back to accept(); " +
+  await echo(b, "b1\n", {
+    step: "B gets its line back while A's request is still open",
+    note: "a concurrent server starts a task per connection and goes straight back to accept(); " +
       "yours waited for A's handler to end (processRequest must not await the task)",
-  );
+  });
   await hangUp(b);
-  await echo(a, "a2\n", "A is still served after B has come and gone");
+  await echo(a, "a2\n", { step: "A is still served after B has come and gone" });
   await hangUp(a);
   expectEvents(
     t,
@@ -677,20 +651,6 @@ suite.test("handleRequest sorts getRequest's failures: a client's goes on, a clo
   }
 });
 
-/** One call of the grader's `pause`: what was asked, and what the server did meanwhile. */
-interface PauseCall {
-  ms: number;
-  /** getRequest() calls made while this pause was still running (0: it waited). */
-  requestsDuring?: number;
-  /** Log records (info or above) written from the episode's start to this pause's end. */
-  loggedBy?: number;
-}
-
-/** The back-off the doc prescribes: 10 ms, doubling, up to 1000 ms. */
-function backoff(failures: number): number[] {
-  return Array.from({ length: failures }, (_, i) => Math.min(10 * 2 ** i, 1000));
-}
-
 const BACKOFF_NOTE = "out of descriptors, accept() fails (EMFILE) while the client stays queued " +
   "in the kernel: asking again at once only spins and floods the log, and rethrowing kills the " +
   "server. When isOutOfDescriptors(error), await this.pause(ms) and resolve true: 10 ms first, " +
@@ -707,14 +667,15 @@ suite.test("out of descriptors, handleRequest pauses (10 ms, doubling to 1 s), w
   const loud = () => records.filter((r) => r.level !== "debug");
   const journal = new Journal();
   const state = { failing: 0, requests: 0, episodeStart: 0 };
-  const calls: PauseCall[] = [];
-  const running = new Map<ReturnType<typeof setTimeout>, () => void>(); // pauses not over yet
-  t.defer(() => { // runs first: end every pause still running, so nothing is left behind
-    for (const [timer, end] of running) {
-      clearTimeout(timer);
-      end();
-    }
+  // Each pause notes the getRequest() calls and the log lines (info or above) so far.
+  const pauses = recordPauses(t, {
+    snapshot: () => ({ requests: state.requests, logged: loud().length }),
+    caller: "this.pause",
   });
+  const { calls } = pauses;
+  /** getRequest() calls made while this pause was still running (0: it waited). */
+  const requestsDuring = (call: (typeof calls)[number]) =>
+    call.after ? call.after.requests - call.before.requests : 0;
   /** A TcpServer whose getRequest() fails like accept() out of descriptors, while told to. */
   class Starved extends lib.TcpServer {
     protected override async getRequest(): Promise<Lesson.Incoming<Deno.Conn>> {
@@ -727,20 +688,7 @@ suite.test("out of descriptors, handleRequest pauses (10 ms, doubling to 1 s), w
       return await super.getRequest();
     }
     protected override pause(ms: number): Promise<void> {
-      return new Promise<void>((resolve) => {
-        const call: PauseCall = { ms };
-        const before = state.requests;
-        calls.push(call);
-        t.transcript.record("grader", "note", { detail: `your server calls this.pause(${ms})` });
-        const end = () => {
-          running.delete(timer);
-          call.requestsDuring ??= state.requests - before;
-          call.loggedBy ??= loud().length - state.episodeStart;
-          resolve();
-        };
-        const timer = setTimeout(end, 1);
-        running.set(timer, end);
-      });
+      return pauses.pause(ms);
     }
   }
   const begin = (failures: number) => {
@@ -753,24 +701,27 @@ suite.test("out of descriptors, handleRequest pauses (10 ms, doubling to 1 s), w
   };
   const judge = (failures: number, which: string) => {
     const asked = calls.map((c) => c.ms);
-    t.check(asked.length === failures && asked.every((ms, i) => ms === backoff(failures)[i]), {
+    const backoff = expectedBackoff(failures);
+    t.check(asked.length === failures && asked.every((ms, i) => ms === backoff[i]), {
       step: `the pauses your server asked for in the ${which} episode (${failures} failures)`,
-      expected: `this.pause(${backoff(failures).join("), this.pause(")})`,
+      expected: `this.pause(${backoff.join("), this.pause(")})`,
       actual: asked.length === 0
         ? `no call of this.pause; getRequest() was called ${state.requests} time(s) in all`
         : `this.pause(${asked.join("), this.pause(")})`,
       note: BACKOFF_NOTE,
     });
-    const eager = calls.findIndex((c) => (c.requestsDuring ?? 0) > 0);
+    const eager = calls.findIndex((c) => requestsDuring(c) > 0);
     t.check(eager < 0, {
       step: `getRequest() calls made while a pause of the ${which} episode was running`,
       expected: "none: await the pause before handleRequest resolves",
       actual: eager < 0
         ? "none"
-        : `${calls[eager].requestsDuring} during pause(${calls[eager].ms})`,
+        : `${requestsDuring(calls[eager])} during pause(${calls[eager].ms})`,
       note: BACKOFF_NOTE,
     });
-    const during = calls.at(-1)?.loggedBy ?? 0;
+    // Log records (info or above) from the episode's start to the end of its last pause.
+    const last = calls.at(-1)?.after;
+    const during = last ? last.logged - state.episodeStart : 0;
     const logged = loud().slice(state.episodeStart, state.episodeStart + during);
     t.check(during === 1 && (logged[0].level === "warning" || logged[0].level === "error"), {
       step:
@@ -787,28 +738,24 @@ suite.test("out of descriptors, handleRequest pauses (10 ms, doubling to 1 s), w
     () => new Starved({ port: 0 }, recorderClass(lib, journal)),
   );
   const a = await client(t, served.server.addr, "A", journal);
-  await withNote(
-    () => echo(a, "a waits out the shortage\n", "A's line comes back after 8 EMFILE failures"),
-    "out of descriptors is not the end of the server: pause, resolve true, and serve the " +
+  await echo(a, "a waits out the shortage\n", {
+    step: "A's line comes back after 8 EMFILE failures",
+    note: "out of descriptors is not the end of the server: pause, resolve true, and serve the " +
       "client that waited in the queue once getRequest() works again",
-  );
+  });
   judge(8, "first");
   begin(2); // the serial server asks for its next request once A is done
   await hangUp(a);
   const b = await client(t, served.server.addr, "B", journal);
-  await echo(b, "b after the second shortage\n", "B's line comes back after 2 more failures");
+  await echo(b, "b after the second shortage\n", {
+    step: "B's line comes back after 2 more failures",
+  });
   judge(2, "second");
   await hangUp(b);
 });
 
 suite.test("a client that resets while queued does not stop TcpServer", async (t) => {
-  const lib = await load(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "TcpServer",
-    () => new lib.TcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { journal, served } = await serveRecorder(t, "TcpServer");
   const addr = served.server.addr;
   const a = await client(t, addr, "A", journal);
   await echo(a, "a is served\n");
@@ -817,11 +764,12 @@ suite.test("a client that resets while queued does not stop TcpServer", async (t
   const b = await client(t, addr, "B", journal);
   await b.send("b after R\n");
   await hangUp(a);
-  await withNote(
-    () => b.expect("b after R\n", { step: "B's line comes back, after R reset in the queue" }),
-    "accept() throws NotConnected for a client that reset while it waited in the queue: that is " +
+  await b.expect("b after R\n", {
+    step: "B's line comes back, after R reset in the queue",
+    note:
+      "accept() throws NotConnected for a client that reset while it waited in the queue: that is " +
       "a client's error (isClientError), to log and go on — the server must not stop",
-  );
+  });
   await hangUp(b);
 });
 
@@ -843,8 +791,7 @@ suite.test("a client that resets while queued does not stop the BroadcastServer"
   t.defer(() => gate.open()); // runs first
   await t.step(
     "serveForever() calls accept()",
-    () =>
-      Promise.race([gate.until(() => gate.waiting === 1, "accept() is called"), failed(serving)]),
+    () => whileRunning(serving, () => gate.until(() => gate.waiting === 1, "accept() is called")),
   );
   await t.reset(server.addr, "R", "hello\n");
   const b = await client(t, server.addr, "B");
@@ -902,7 +849,7 @@ suite.test("a request accepted as shutdown() began is closed unhandled", async (
   const x = await client(t, server.addr, "X", journal);
   await t.step(
     "handleRequest(): the server's accept() has X",
-    () => Promise.race([gate.until(() => gate.held === 1, "X is accepted"), failed(handling)]),
+    () => whileRunning(handling, () => gate.until(() => gate.held === 1, "X is accepted")),
   );
   t.transcript.record("grader", "note", { detail: "calls shutdown({ deadlineMs: 2000 })" });
   const stopping = server.shutdown({ deadlineMs: 2000 });
@@ -916,10 +863,10 @@ suite.test("a request accepted as shutdown() began is closed unhandled", async (
     "a request that arrives once the server is stopping is closed unhandled (closeRequest), " +
       "and handleRequest resolves false: the server is done",
   );
-  await withNote(
-    () => x.expectEnd({ step: "X, accepted as shutdown() began, is closed" }),
-    "a request that arrives once the server is stopping is closed unhandled (closeRequest)",
-  );
+  await x.expectEnd({
+    step: "X, accepted as shutdown() began, is closed",
+    note: "a request that arrives once the server is stopping is closed unhandled (closeRequest)",
+  });
   t.expectEqual(
     journal.list().filter((event) => event.endsWith(" X")),
     [],
@@ -931,13 +878,7 @@ suite.test("a request accepted as shutdown() began is closed unhandled", async (
 });
 
 suite.test("inFlight counts the requests being handled, and goes back to 0", async (t) => {
-  const lib = await load(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "ConcurrentTcpServer",
-    () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { journal, served } = await serveRecorder(t, "ConcurrentTcpServer");
   const server = served.server;
   const expectInFlight = (n: number, why: string) =>
     t.eventually(`${why}: inFlight becomes ${n}`, () => server.inFlight === n, {
@@ -993,32 +934,26 @@ async function expectRefused(t: Grader, addr: Deno.NetAddr): Promise<void> {
         note: "shutdown() first stops accepting: stopAccepting() closes the listener",
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await nextTurn(10);
   }
 }
 
 suite.test("shutdown lets the request in flight finish, refuses new clients, reports drained", async (t) => {
-  const lib = await load(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "ConcurrentTcpServer",
-    () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { journal, served } = await serveRecorder(t, "ConcurrentTcpServer");
   const addr = served.server.addr as Deno.NetAddr;
   const a = await client(t, addr, "A", journal);
-  await echo(a, "a1\n", "A's request is in flight");
+  await echo(a, "a1\n", { step: "A's request is in flight" });
   const stopping = served.shutdown({ deadlineMs: 4000 });
   stopping.then(() => journal.note("shutdown resolved"), () => {});
   await t.step(
     "shutdown({ deadlineMs: 4000 }) begins while A is in flight",
-    () => unlessItFailsAtOnce(stopping),
+    () => waitFor(stopping, { timeoutMs: 0 }),
   );
   await expectRefused(t, addr);
-  await withNote(
-    () => echo(a, "a2\n", "A is still served while shutdown() waits for it"),
-    "before its deadline, shutdown() waits: requests in flight go on being served",
-  );
+  await echo(a, "a2\n", {
+    step: "A is still served while shutdown() waits for it",
+    note: "before its deadline, shutdown() waits: requests in flight go on being served",
+  });
   await hangUp(a);
   const report = await t.step("shutdown() resolves once A is done", () => stopping);
   t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
@@ -1033,28 +968,23 @@ suite.test("shutdown lets the request in flight finish, refuses new clients, rep
 });
 
 suite.test("shutdown() without options marks the server stopping and waits for the request in flight", async (t) => {
-  const lib = await load(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "ConcurrentTcpServer",
-    () => new lib.ConcurrentTcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { lib, journal, served } = await serveRecorder(t, "ConcurrentTcpServer");
   const a = await client(t, served.server.addr, "A", journal);
-  await echo(a, "a1\n", "A's request is in flight");
+  await echo(a, "a1\n", { step: "A's request is in flight" });
   const stopping = served.shutdown({});
-  await t.step("shutdown() without options begins", () => unlessItFailsAtOnce(stopping));
+  await t.step("shutdown() without options begins", () => waitFor(stopping, { timeoutMs: 0 }));
   t.check(served.server.stopping, {
     step: "server.stopping once shutdown() has begun",
     expected: "true",
     actual: String(served.server.stopping),
     note: "shutdown() first marks the server stopping, then stops accepting",
   });
-  await withNote(
-    () => echo(a, "a2\n", "A is still served while shutdown() without options waits"),
-    `without options, shutdown() waits up to DEFAULT_SHUTDOWN_MS (${lib.DEFAULT_SHUTDOWN_MS} ms) ` +
+  await echo(a, "a2\n", {
+    step: "A is still served while shutdown() without options waits",
+    note:
+      `without options, shutdown() waits up to DEFAULT_SHUTDOWN_MS (${lib.DEFAULT_SHUTDOWN_MS} ms) ` +
       "for the requests in flight: options.deadlineMs ?? DEFAULT_SHUTDOWN_MS",
-  );
+  });
   await hangUp(a);
   const report = await t.step("shutdown() resolves once A is done", () => stopping);
   t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
@@ -1062,34 +992,25 @@ suite.test("shutdown() without options marks the server stopping and waits for t
 
 for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
   suite.test(`shutdown with a short deadline cuts a stuck request and still resolves (${kind})`, async (t) => {
-    const lib = await load(t);
-    const journal = new Journal();
-    const served = await serve(
-      t,
-      kind,
-      () => new lib[kind]({ port: 0 }, recorderClass(lib, journal)),
-    );
+    const { journal, served } = await serveRecorder(t, kind);
     const names = kind === "TcpServer" ? ["A"] : ["A", "B"];
     const stuck: Probe[] = [];
     for (const name of names) {
       const probe = await client(t, served.server.addr, name, journal);
-      await echo(
-        probe,
-        `${name} never finishes\n`,
-        `${name}'s request is in flight (and never ends)`,
-      );
+      await echo(probe, `${name} never finishes\n`, {
+        step: `${name}'s request is in flight (and never ends)`,
+      });
       stuck.push(probe);
     }
-    const report = await withNote(
-      () =>
-        t.step(
-          "shutdown({ deadlineMs: 100 }) while the handlers wait for bytes that never come",
-          () =>
-            served.shutdown({ deadlineMs: 100 }).finally(() => journal.note("shutdown resolved")),
-          { timeoutMs: 3000 },
-        ),
-      "after the deadline shutdown() closes the requests still running and stops waiting: " +
-        "it must resolve even when a handler would never end",
+    const report = await t.step(
+      "shutdown({ deadlineMs: 100 }) while the handlers wait for bytes that never come",
+      () => served.shutdown({ deadlineMs: 100 }).finally(() => journal.note("shutdown resolved")),
+      {
+        timeoutMs: 3000,
+        note:
+          "after the deadline shutdown() closes the requests still running and stops waiting: " +
+          "it must resolve even when a handler would never end",
+      },
     );
     t.expectEqual(
       report,
@@ -1115,43 +1036,18 @@ for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
   });
 }
 
-/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  return records;
-}
-
-/** A record's message as one line of text, its values filled in. */
-function messageText(record: LogRecord): string {
-  return record.message.map((part, i) => i % 2 ? String(part) : part).join("");
-}
-
+/** Records as the `actual:` of a failure, with their categories. */
 function showRecords(records: LogRecord[]): string {
   return records.length === 0
     ? "no log records at all"
-    : records.map((r) => `${r.level} ${r.category.join("·")}: ${messageText(r)}`).join(
+    : records.map((r) => `${r.level} ${r.category.join("·")}: ${logText(r)}`).join(
       "\n          ",
     );
 }
 
 suite.test("handleError logs a client that vanished and a request cut by shutdown as warnings", async (t) => {
-  const lib = await load(t);
   const records = await captureLogs(t);
-  const journal = new Journal();
-  const served = await serve(
-    t,
-    "TcpServer",
-    () => new lib.TcpServer({ port: 0 }, recorderClass(lib, journal)),
-  );
+  const { journal, served } = await serveRecorder(t, "TcpServer");
   const note = "the default handleError logs at level warning (not error) when the connection " +
     "was lost (isClientError) or cut off by shutdown (Interrupted or BadResource while stopping)";
   const expectWarningOnly = (step: string, port: number) => {
@@ -1245,7 +1141,7 @@ suite.test("handleError logs a real failure as an error, also during shutdown", 
   const bPort = (b.conn.localAddr as Deno.NetAddr).port;
   records.length = 0;
   const stopping = served.shutdown({ deadlineMs: 2000 });
-  await t.step("shutdown({ deadlineMs: 2000 }) begins", () => unlessItFailsAtOnce(stopping));
+  await t.step("shutdown({ deadlineMs: 2000 }) begins", () => waitFor(stopping, { timeoutMs: 0 }));
   await b.send("throw\n");
   await b.expectEnd({ step: "B's handler throws while the server is stopping" });
   const report = await t.step("shutdown() resolves once B is done", () => stopping);
@@ -1265,7 +1161,8 @@ class DatagramClient {
   readonly #t: Grader;
   readonly #label: string;
   readonly #queue: Uint8Array[] = [];
-  #wake?: () => void;
+  /** Called on every arrival: the waits of `nextBytes`. */
+  readonly #arrivals = new Set<() => void>();
   readonly #loop: Promise<void>;
 
   constructor(t: Grader, label: string) {
@@ -1285,7 +1182,7 @@ class DatagramClient {
         const [data] = await this.socket.receive();
         this.#t.transcript.record(this.#label, "received", { bytes: data });
         this.#queue.push(data);
-        this.#wake?.();
+        for (const wake of [...this.#arrivals]) wake();
       } catch {
         return; // closed
       }
@@ -1305,26 +1202,19 @@ class DatagramClient {
 
   /** The bytes of the next datagram, within 2 s. */
   async nextBytes(step: string): Promise<Uint8Array> {
-    const deadline = performance.now() + 2000;
-    while (this.#queue.length === 0) {
-      const left = deadline - performance.now();
-      if (left <= 0 || this.#t.signal.aborted) {
-        this.#t.throwIfInterrupted();
-        this.#t.fail({
-          step,
-          expected: "a datagram within 2000 ms",
-          actual: "none arrived",
-          kind: "timeout",
-        });
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, Math.min(left, 50));
-      });
-      clearTimeout(timer);
-    }
-    return this.#queue.shift()!;
+    const waited = await waitUntil(() => this.#queue.shift(), {
+      timeoutMs: 2000,
+      signal: this.#t.signal,
+      wakeOn: this.#arrivals,
+    });
+    if (waited.status === "done") return waited.value;
+    this.#t.throwIfInterrupted();
+    this.#t.fail({
+      step,
+      expected: "a datagram within 2000 ms",
+      actual: "none arrived",
+      kind: "timeout",
+    });
   }
 
   async close(): Promise<void> {
@@ -1374,9 +1264,9 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
   );
   await me.send("throw", addr);
   await me.send("again", addr);
-  const third = await withNote(
-    () => me.next('the reply to "again", sent after the datagram that made the handler throw'),
+  const third = await t.noted(
     'the handler of "throw" failed; the server must go on and answer the next datagram',
+    () => me.next('the reply to "again", sent after the datagram that made the handler throw'),
   );
   t.expectEqual(third, "AGAIN", "the reply after the failure");
   await me.send("bytes", addr);
@@ -1390,17 +1280,10 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
   const report = await t.step("shutdown() of the idle UDP server", () => served.shutdown({}));
   t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
   await t.step("serveForever() returns after shutdown()", () => served.serving);
-  let again: Deno.DatagramConn;
-  try {
-    again = Deno.listenDatagram({ hostname: "127.0.0.1", port: addr.port, transport: "udp" });
-  } catch (error) {
-    throw t.fail({
-      step: `bind UDP port ${addr.port} again after shutdown()`,
-      expected: "the port to be free: shutdown() closes the server's socket",
-      actual: describeError(error),
-    });
-  }
-  again.close();
+  expectPortFree(t, addr.port, {
+    step: `bind UDP port ${addr.port} again after shutdown()`,
+    expected: "the port to be free: shutdown() closes the server's socket",
+  });
 });
 
 /**
@@ -1421,17 +1304,38 @@ function heldUdpHandler(lib: Lib, t: Grader) {
   return { Held, state };
 }
 
-suite.test("UdpServer: while shutdown drains, handleRequest() says done at once, and the drain ends it", async (t) => {
+/** A UdpServer whose held handler is running on the datagram `text` of the grader's client. */
+async function heldUdpRequest(t: Grader, text: string) {
   const lib = await load(t);
   const { Held, state } = heldUdpHandler(lib, t);
   const served = await serve(t, "UdpServer", () => new lib.UdpServer({ port: 0 }, Held));
   const addr = served.server.addr as Deno.NetAddr;
   const me = new DatagramClient(t, "udp client");
-  await me.send("hold on", addr);
+  await me.send(text, addr);
   await t.eventually("the handler of the datagram runs", () => state.started === 1, {
     expected: "the handler to start",
     actual: () => `${state.started} handler(s) started`,
   });
+  return { served, addr, me, state };
+}
+
+/** Fails unless UDP port `port` can be bound: the server closed its socket. */
+function expectPortFree(
+  t: Grader,
+  port: number,
+  details: { step: string; expected: string; note?: string },
+): void {
+  let again: Deno.DatagramConn;
+  try {
+    again = Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" });
+  } catch (error) {
+    throw t.fail({ ...details, actual: describeError(error) });
+  }
+  again.close();
+}
+
+suite.test("UdpServer: while shutdown drains, handleRequest() says done at once, and the drain ends it", async (t) => {
+  const { served, me, state } = await heldUdpRequest(t, "hold on");
   const stopping = served.shutdown({ deadlineMs: 2000 });
   stopping.catch(() => {}); // awaited below
   // The UDP socket stays open through the drain: a handleRequest() that went on to
@@ -1458,38 +1362,22 @@ suite.test("UdpServer: while shutdown drains, handleRequest() says done at once,
 });
 
 suite.test("UdpServer: shutdown past its deadline still closes the socket", async (t) => {
-  const lib = await load(t);
-  const { Held, state } = heldUdpHandler(lib, t);
-  const served = await serve(t, "UdpServer", () => new lib.UdpServer({ port: 0 }, Held));
-  const addr = served.server.addr as Deno.NetAddr;
-  const me = new DatagramClient(t, "udp client");
-  await me.send("never done", addr);
-  await t.eventually("the handler of the datagram runs", () => state.started === 1, {
-    expected: "the handler to start",
-    actual: () => `${state.started} handler(s) started`,
-  });
-  const report = await withNote(
-    () =>
-      t.step(
-        "shutdown({ deadlineMs: 50 }) while a UDP handler never ends",
-        () => served.shutdown({ deadlineMs: 50 }),
-        { timeoutMs: 3000 },
-      ),
-    "after the deadline, cut what is left, wait up to deadlineMs more, then close() and resolve",
+  const { served, addr, state } = await heldUdpRequest(t, "never done");
+  const report = await t.step(
+    "shutdown({ deadlineMs: 50 }) while a UDP handler never ends",
+    () => served.shutdown({ deadlineMs: 50 }),
+    {
+      timeoutMs: 3000,
+      note:
+        "after the deadline, cut what is left, wait up to deadlineMs more, then close() and resolve",
+    },
   );
   t.expectEqual(report, { outcome: "cut", cut: 1 }, "shutdown()'s report");
-  let again: Deno.DatagramConn;
-  try {
-    again = Deno.listenDatagram({ hostname: "127.0.0.1", port: addr.port, transport: "udp" });
-  } catch (error) {
-    throw t.fail({
-      step: `bind UDP port ${addr.port} again after shutdown() cut the request`,
-      expected: "the port to be free: shutdown() closes the server's socket on every path",
-      actual: describeError(error),
-      note: "call this.close() before resolving, after a cut as after a drain",
-    });
-  }
-  again.close();
+  expectPortFree(t, addr.port, {
+    step: `bind UDP port ${addr.port} again after shutdown() cut the request`,
+    expected: "the port to be free: shutdown() closes the server's socket on every path",
+    note: "call this.close() before resolving, after a cut as after a drain",
+  });
   state.release();
 });
 
@@ -1564,10 +1452,18 @@ async function waitForAudience(
   );
 }
 
-/** Every probe must read `line` next. */
-async function everyoneGets(clients: Probe[], line: string, why: string): Promise<void> {
+/** Every probe must read `line` next; `note` is the advice if one does not. */
+async function everyoneGets(
+  clients: Probe[],
+  line: string,
+  why: string,
+  note?: string,
+): Promise<void> {
   for (const probe of clients) {
-    await probe.expect(line, { step: `${probe.label} receives ${JSON.stringify(line)} (${why})` });
+    await probe.expect(line, {
+      step: `${probe.label} receives ${JSON.stringify(line)} (${why})`,
+      note,
+    });
   }
 }
 
@@ -1578,8 +1474,10 @@ suite.test("BroadcastServer sends every whole line to every client", async (t) =
   const [a, b, c] = clients;
   await a.send("hello ", { split: "bytes" });
   await b.send("other\n");
-  await withNote(
-    () => everyoneGets(clients, "other\n", "B's line; A's line is not finished yet"),
+  await everyoneGets(
+    clients,
+    "other\n",
+    "B's line; A's line is not finished yet",
     "broadcast whole lines only: A's unfinished line must wait for its newline, and never be " +
       "mixed into B's (read lines with readLine, not raw chunks)",
   );
@@ -1598,14 +1496,18 @@ suite.test("BroadcastServer: a client that resets does not disturb the others", 
   const [a, b] = clients;
   await t.reset(server.addr, "C", "half a li");
   await a.send("still here\n");
-  await withNote(
-    () => everyoneGets(clients, "still here\n", "A's line after C's reset"),
+  await everyoneGets(
+    clients,
+    "still here\n",
+    "A's line after C's reset",
     "a client that resets (RST) in the middle of a line must just leave: its half line is not " +
       "a line, and the others go on",
   );
   await b.send("me too\n", { split: "bytes" });
-  await withNote(
-    () => everyoneGets(clients, "me too\n", "B's line"),
+  await everyoneGets(
+    clients,
+    "me too\n",
+    "B's line",
     "A's handler must survive C's reset too: a failed write to C must not end anyone else's handler",
   );
   await waitForAudience(t, server, 2, "C is gone after its reset");
@@ -1646,11 +1548,12 @@ suite.test("BroadcastServer.broadcast skips a dead client, drops it, and still r
   await waitForAudience(t, server, 3, "B has joined (A, dead X, B)");
   await a.send("to everyone\n");
   await a.expect("to everyone\n", { step: "A receives its own line" });
-  await withNote(
-    () => b.expect("to everyone\n", { step: "B, who comes after the dead X, receives A's line" }),
-    "a write to a dead client fails: that must not stop the broadcast. Write to a snapshot of " +
+  await b.expect("to everyone\n", {
+    step: "B, who comes after the dead X, receives A's line",
+    note:
+      "a write to a dead client fails: that must not stop the broadcast. Write to a snapshot of " +
       "the clients side by side (Promise.allSettled) and drop the ones whose write failed",
-  );
+  });
   await t.eventually(
     "the dead client is dropped from server.clients",
     () => !server.clients.has(dead),
@@ -1661,8 +1564,10 @@ suite.test("BroadcastServer.broadcast skips a dead client, drops it, and still r
     },
   );
   await b.send("and back\n");
-  await withNote(
-    () => everyoneGets([a, b], "and back\n", "B's line"),
+  await everyoneGets(
+    [a, b],
+    "and back\n",
+    "B's line",
     "A's handler must survive the failed write to X",
   );
 });
@@ -1672,14 +1577,12 @@ for (const split of ["whole", "bytes"] as const) {
     const { server, clients } = await broadcastRoom(t, ["A", "B"], { maxLineBytes: 32 });
     const [a, b] = clients;
     await a.send("x".repeat(32), { split });
-    const reply = await withNote(
-      () =>
-        a.readLine({
-          step: "A sent 32 bytes without a newline (the limit is 32): A gets an error line",
-        }),
-      "a line, newline included, is at most maxLineBytes: readLine(this.server.maxLineBytes) " +
+    const reply = await a.readLine({
+      step: "A sent 32 bytes without a newline (the limit is 32): A gets an error line",
+      note:
+        "a line, newline included, is at most maxLineBytes: readLine(this.server.maxLineBytes) " +
         "throws LineTooLongError once 32 bytes came without a newline; answer the error line",
-    );
+    });
     t.check(reply.startsWith("error: "), {
       step: "the line A got",
       expected: '"error: line longer than 32 bytes\\n"',
@@ -1687,10 +1590,10 @@ for (const split of ["whole", "bytes"] as const) {
     });
     await a.expectEnd({ step: "then the server closes A's connection" });
     await b.send("fine\n");
-    await withNote(
-      () => b.expect("fine\n", { step: "B's next line is its own: none of A's x's reached B" }),
-      "nothing of an over-long line may be broadcast",
-    );
+    await b.expect("fine\n", {
+      step: "B's next line is its own: none of A's x's reached B",
+      note: "nothing of an over-long line may be broadcast",
+    });
     await waitForAudience(t, server, 1, "A is gone");
   });
 }
@@ -1701,8 +1604,10 @@ for (const split of ["whole", "bytes"] as const) {
     const [a] = clients;
     const line = "y".repeat(31) + "\n"; // 32 bytes, newline included: exactly the limit
     await a.send(line, { split });
-    await withNote(
-      () => everyoneGets(clients, line, "A's line of exactly 32 bytes, newline included"),
+    await everyoneGets(
+      clients,
+      line,
+      "A's line of exactly 32 bytes, newline included",
       "a line, newline included, may be maxLineBytes long: readLine(this.server.maxLineBytes)",
     );
   });
@@ -1728,14 +1633,12 @@ suite.test("BroadcastHandler passes an error that is not a line too long on to h
     return server;
   });
   const a = await client(t, served.server.addr, "A");
-  await withNote(
-    () =>
-      a.expectEnd({
-        step: "A's readLine failed with an error that is not a line too long: A gets no line",
-      }),
-    "answer the error line only for LineTooLongError; rethrow any other error of readLine, so " +
+  await a.expectEnd({
+    step: "A's readLine failed with an error that is not a line too long: A gets no line",
+    note:
+      "answer the error line only for LineTooLongError; rethrow any other error of readLine, so " +
       "the server's handleError sees it",
-  );
+  });
   await t.eventually("handleError gets the error", () => failures.length > 0, {
     expected: "one call of handleError, with the GraderFault",
     actual: () => `${failures.length} call(s)`,
@@ -1781,7 +1684,7 @@ class FakeClient {
 
   /** Every byte written so far, in order. */
   get text(): string {
-    return decoder.decode(joinAll(this.#taken));
+    return decoder.decode(concatBytes(this.#taken));
   }
 
   write(bytes: Uint8Array): Promise<number> {
@@ -1823,16 +1726,6 @@ class FakeClient {
   }
 }
 
-function joinAll(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 const QUEUE_NOTE = "broadcast must not wait for any client: it puts the line in each client's " +
   "own queue and returns; each queue has its own writer. Count the bytes queued for a client " +
   "(the line being written included) and drop the client (dropClient) when a line would take " +
@@ -1854,10 +1747,7 @@ suite.test("BroadcastServer: a client that never reads holds up no one, and is d
   const queued: number[] = [];
   for (let i = 1; i <= 4; i++) {
     await a.send(line(i));
-    await withNote(
-      () => everyoneGets(clients, line(i), `line ${i} of A, with S not reading`),
-      QUEUE_NOTE,
-    );
+    await everyoneGets(clients, line(i), `line ${i} of A, with S not reading`, QUEUE_NOTE);
     queued.push(server.queuedBytes(s.conn));
   }
   t.check(server.clients.has(s.conn) && !s.closed, {
@@ -2068,11 +1958,12 @@ suite.test("BroadcastServer: a client that ends its stream still gets the lines 
   await ioTurns();
   t.transcript.record("grader", "note", { detail: "lets the writes to A through" });
   watch.release();
-  await withNote(
-    () => a.expect("last words\n", { step: "A, which half-closed, still gets its own line" }),
-    "EOF means no more lines from the client, not no more lines to it: when readLine returns " +
+  await a.expect("last words\n", {
+    step: "A, which half-closed, still gets its own line",
+    note:
+      "EOF means no more lines from the client, not no more lines to it: when readLine returns " +
       "null, await this.server.flushed(this.request) before handle() returns (the server " +
       "closes the connection right after)",
-  );
+  });
   await a.expectEnd({ step: "then the server closes A" });
 });
