@@ -12,17 +12,18 @@
  * the timings are printed by `deno task run 10 bench`.
  */
 import {
+  captureLogs,
   equalBytes,
   GradeFailure,
   type Grader,
   isGradeFailure,
   lessonSuite,
+  nextTurn,
   type Probe,
   showBytes,
-  withNote,
+  waitUntil,
 } from "../workbook/harness/mod.ts";
 import { clientInThread, FreezeGuard } from "../workbook/harness/freeze_guard.ts";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   accept,
   close,
@@ -125,11 +126,6 @@ function waitReadable(fd: number, ms = 1000): boolean {
   return poll([{ fd, events: POLLIN }], ms)[0] !== 0;
 }
 
-/** One macrotask turn: timers and I/O callbacks get to run. */
-function turn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 /** A started learner promise whose outcome can be looked at without awaiting it. */
 interface Tracked<T> {
   promise: Promise<T>;
@@ -146,15 +142,6 @@ function track<T>(promise: Promise<T>): Tracked<T> {
     (error) => Object.assign(tracked, { settled: true, failed: true, error }),
   );
   return tracked;
-}
-
-/** A gate a grader handler waits at until the grader opens it. */
-class Gate {
-  readonly promise: Promise<void>;
-  open!: () => void;
-  constructor() {
-    this.promise = new Promise((resolve) => this.open = resolve);
-  }
 }
 
 /** What the learner's polling loop had done: the stats, in one line. */
@@ -205,7 +192,7 @@ function failFrozen(
  * deadline passes, when the learner's server ended (or failed) early, or
  * when the watchdog had to rescue a frozen event loop.
  */
-async function waitUntil(
+async function waitWhileServing(
   t: Grader,
   step: string,
   condition: () => boolean,
@@ -220,10 +207,10 @@ async function waitUntil(
     timeoutMs?: number;
   },
 ): Promise<void> {
-  const deadline = performance.now() + (options.timeoutMs ?? 2000);
-  for (;;) {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const waited = await waitUntil(() => {
     if (options.guard?.rescued) failFrozen(t, options.guard, step, "your loop", options.stats);
-    if (condition()) return;
+    if (condition()) return true;
     const serving = options.serving;
     if (serving?.failed) throw t.explain(serving.error, step);
     if (serving?.settled) {
@@ -234,17 +221,16 @@ async function waitUntil(
         note: options.note,
       });
     }
-    if (performance.now() > deadline) {
-      t.fail({
-        kind: "timeout",
-        step,
-        expected: `${options.expected} within ${options.timeoutMs ?? 2000} ms`,
-        actual: options.actual(),
-        note: options.note,
-      });
-    }
-    await turn();
-    t.throwIfInterrupted();
+  }, { timeoutMs, everyMs: 0, signal: t.signal });
+  if (waited.status === "aborted") throw waited.reason;
+  if (waited.status !== "done") {
+    t.fail({
+      kind: "timeout",
+      step,
+      expected: `${options.expected} within ${timeoutMs} ms`,
+      actual: options.actual(),
+      note: options.note,
+    });
   }
 }
 
@@ -429,14 +415,15 @@ suite.test(
     waitReadable(client);
     fds.close(client);
     fds.close(first.fd);
-    const again = await withNote(
-      t.step(
-        `restart: listenNonBlocking(${port}) right after your listener on it closed, with a ` +
-          "connection it closed first still in TIME_WAIT",
-        () => listenNonBlocking(port),
-      ),
-      "set SO_REUSEADDR (setReuseAddress(fd)) before bind: without it the kernel refuses a port " +
-        "while old connections on it wait out TIME_WAIT, and a restarted server cannot listen",
+    const again = await t.step(
+      `restart: listenNonBlocking(${port}) right after your listener on it closed, with a ` +
+        "connection it closed first still in TIME_WAIT",
+      () => listenNonBlocking(port),
+      {
+        note: "set SO_REUSEADDR (setReuseAddress(fd)) before bind: without it the kernel refuses " +
+          "a port while old connections on it wait out TIME_WAIT, and a restarted server cannot " +
+          "listen",
+      },
     );
     fds.add(again.fd);
     t.expectEqual(again.port, port, `the port listenNonBlocking(${port}) returned on restart`);
@@ -499,10 +486,10 @@ suite.test(
     const [readEnd, writeEnd] = pipe();
     t.defer(() => closeFd(readEnd));
     t.defer(() => closeFd(writeEnd));
-    const error = await t.expectThrows(
+    const error = await t.expectError(
       `tryAccept(${readEnd}), the read end of a pipe (not a socket)`,
       () => tryAccept(readEnd),
-      'an ErrnoError (ENOTSOCK): only EAGAIN means "try later"',
+      { what: 'an ErrnoError (ENOTSOCK): only EAGAIN means "try later"' },
     );
     t.check(
       error instanceof ErrnoError && error.errno === ENOTSOCK && error.syscall === "accept4",
@@ -583,10 +570,10 @@ suite.test(
     setLinger(resetter, 0);
     close(resetter); // RST
     waitReadable(victim);
-    const error = await t.expectThrows(
+    const error = await t.expectError(
       "tryRead(conn) after the grader reset the connection (RST)",
       () => tryRead(victim, buffer),
-      "an ErrnoError (ECONNRESET)",
+      { what: "an ErrnoError (ECONNRESET)" },
     );
     t.check(
       error instanceof ErrnoError && error.errno === ECONNRESET && error.syscall === "read",
@@ -635,7 +622,7 @@ async function startPolling(t: Grader, clients: number, options: { defaults?: bo
         ? pollingEchoServer({ listener, clients })
         : pollingEchoServer({ listener, clients, stats, signal: stop.signal }),
     );
-    await turn();
+    await nextTurn();
     if (guard.rescued) failFrozen(t, guard, step, "pollingEchoServer", stats);
     if (started.failed) throw started.error;
     return started;
@@ -679,11 +666,6 @@ function loopThrew(t: Grader, error: unknown): GradeFailure {
   }
   failure.message = failure.render();
   return failure;
-}
-
-/** A 1 ms timer turn of the grader's own: the yardstick for how often a loop comes round. */
-function timerTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1));
 }
 
 /**
@@ -731,7 +713,7 @@ async function quietWindow(
         note: "count every pass of the loop in stats.rounds (stats.rounds++ at the top of it)",
       });
     }
-    await timerTurn();
+    await nextTurn(1); // a 1 ms timer of the grader's own: the yardstick for a loop's rounds
     turns++;
     t.throwIfInterrupted();
   }
@@ -784,7 +766,7 @@ suite.test(
     );
     const address = { hostname: "127.0.0.1", port: listener.port };
 
-    await waitUntil(
+    await waitWhileServing(
       t,
       "nobody has connected yet: your loop keeps calling accept",
       () => stats.wastedAccepts >= 3,
@@ -803,14 +785,19 @@ suite.test(
     });
 
     const a = await t.connect(address, "A");
-    await waitUntil(t, "A connected: one of your accept calls takes it", () => accepted() === 1, {
-      ...watch,
-      expected: "acceptCalls - wastedAccepts to become 1",
-      actual: () => `your stats: ${showStats(stats)}`,
-      note: COUNT_NOTE,
-    });
+    await waitWhileServing(
+      t,
+      "A connected: one of your accept calls takes it",
+      () => accepted() === 1,
+      {
+        ...watch,
+        expected: "acceptCalls - wastedAccepts to become 1",
+        actual: () => `your stats: ${showStats(stats)}`,
+        note: COUNT_NOTE,
+      },
+    );
     const wastedBefore = stats.wastedReads;
-    await waitUntil(
+    await waitWhileServing(
       t,
       "A is connected and silent: your loop keeps reading it",
       () => stats.wastedReads >= wastedBefore + 3,
@@ -831,10 +818,10 @@ suite.test(
     await quietWindow(t, watch, { open: 1, accepting: true });
 
     await a.send("ping\n", { split: "bytes" });
-    await withNote(
-      a.expect("ping\n", { step: "read the echo of ping\\n (sent a byte at a time) on A" }),
-      ECHO_NOTE,
-    );
+    await a.expect("ping\n", {
+      step: "read the echo of ping\\n (sent a byte at a time) on A",
+      note: ECHO_NOTE,
+    });
     t.check(useful() >= 1 && useful() <= 5, {
       step: "your stats after echoing 5 bytes to A",
       expected: "between 1 and 5 reads that found data (readCalls - wastedReads)",
@@ -848,8 +835,8 @@ suite.test(
     const binary = Uint8Array.from({ length: 40 }, (_, i) => (i * 37 + 1) & 0xff);
     await b.send("hello from B\n");
     await c.send(binary, { split: [3, 1, 7] });
-    await withNote(b.expect("hello from B\n"), ECHO_NOTE);
-    await withNote(c.expect(binary, { step: "read the echo of C's 40 bytes" }), ECHO_NOTE);
+    await b.expect("hello from B\n", { note: ECHO_NOTE });
+    await c.expect(binary, { step: "read the echo of C's 40 bytes", note: ECHO_NOTE });
     t.check(accepted() === 3, {
       step: "your stats once A, B and C are all echoed",
       expected: "acceptCalls - wastedAccepts === 3",
@@ -860,12 +847,10 @@ suite.test(
 
     const usefulBefore = useful();
     await a.closeWrite();
-    await withNote(
-      a.expectEnd({
-        step: "A shut down its side: your server reads 0 (end of stream) and closes A",
-      }),
-      EOF_NOTE,
-    );
+    await a.expectEnd({
+      step: "A shut down its side: your server reads 0 (end of stream) and closes A",
+      note: EOF_NOTE,
+    });
     t.check(useful() === usefulBefore + 1, {
       step: "your stats after A's end of stream (B and C stayed silent)",
       expected: `readCalls - wastedReads to grow by exactly 1, the read that returned 0: ${
@@ -881,7 +866,7 @@ suite.test(
     mayEnd();
     await b.close();
     await c.closeWrite();
-    await withNote(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
+    await c.expectEnd({ step: "C shut down its side: your server closes C", note: EOF_NOTE });
     const result = await t.step(
       "your pollingEchoServer returns once its 3 clients have all closed",
       () => serving.promise,
@@ -909,24 +894,29 @@ suite.test(
   async (t) => {
     const { listener, stats, stop, serving, watch, accepted, mayEnd } = await startPolling(t, 2);
     const a = await t.connect({ hostname: "127.0.0.1", port: listener.port }, "A");
-    await waitUntil(t, "A connected: one of your accept calls takes it", () => accepted() === 1, {
-      ...watch,
-      expected: "acceptCalls - wastedAccepts to become 1",
-      actual: () => `your stats: ${showStats(stats)}`,
-      note: COUNT_NOTE,
-    });
+    await waitWhileServing(
+      t,
+      "A connected: one of your accept calls takes it",
+      () => accepted() === 1,
+      {
+        ...watch,
+        expected: "acceptCalls - wastedAccepts to become 1",
+        actual: () => `your stats: ${showStats(stats)}`,
+        note: COUNT_NOTE,
+      },
+    );
     await a.send("before the stop\n");
-    await withNote(a.expect("before the stop\n"), ECHO_NOTE);
+    await a.expect("before the stop\n", { note: ECHO_NOTE });
     mayEnd();
     stop.abort();
     const result = await t.step(
       "pollingEchoServer returns after signal.abort()",
       () => serving.promise,
     );
-    await withNote(
-      a.expectEnd({ step: "your server closes A when it stops" }),
-      "close every connection still open when you stop: a finally around the loop",
-    );
+    await a.expectEnd({
+      step: "your server closes A when it stops",
+      note: "close every connection still open when you stop: a finally around the loop",
+    });
     t.expectEqual(result && { ...result }, { ...stats }, "the stats pollingEchoServer returned");
   },
   { requires: ["ffi"], timeoutMs: 8000 },
@@ -939,21 +929,21 @@ suite.test(
     const address = { hostname: "127.0.0.1", port: listener.port };
     const a = await t.connect(address, "A");
     await a.send("A first\n");
-    await withNote(a.expect("A first\n"), ECHO_NOTE);
+    await a.expect("A first\n", { note: ECHO_NOTE });
     await t.reset(address, "B resets");
     const c = await t.connect(address, "C");
     await c.send("after the reset\n", { split: "bytes" });
-    await withNote(
-      c.expect("after the reset\n", { step: "C is served after B reset its connection" }),
-      "a read that fails (tryRead throws ECONNRESET for a client that reset) ends THAT " +
+    await c.expect("after the reset\n", {
+      step: "C is served after B reset its connection",
+      note: "a read that fails (tryRead throws ECONNRESET for a client that reset) ends THAT " +
         "connection, like end of stream: catch it, close the fd, and keep serving the others",
-    );
+    });
     await a.send("A again\n");
-    await withNote(a.expect("A again\n", { step: "A is still served" }), ECHO_NOTE);
+    await a.expect("A again\n", { step: "A is still served", note: ECHO_NOTE });
     mayEnd();
     await a.close();
     await c.closeWrite();
-    await withNote(c.expectEnd({ step: "C shut down its side: your server closes C" }), EOF_NOTE);
+    await c.expectEnd({ step: "C shut down its side: your server closes C", note: EOF_NOTE });
     const result = await t.step(
       "your pollingEchoServer returns once its 3 clients are gone",
       () => serving.promise,
@@ -996,24 +986,24 @@ suite.test(
     t.defer(() => sys.send = real);
     const a = await t.connect(address, "A");
     await a.send("A first\n");
-    await withNote(a.expect("A first\n"), ECHO_NOTE);
+    await a.expect("A first\n", { note: ECHO_NOTE });
     const b = await t.connect(address, "B");
     await b.send("GONE: my echo's send fails with ECONNRESET\n");
-    await withNote(
-      b.expectEnd({ step: "B's echo failed (ECONNRESET from send): your server closes B" }),
-      DROP_NOTE,
-    );
+    await b.expectEnd({
+      step: "B's echo failed (ECONNRESET from send): your server closes B",
+      note: DROP_NOTE,
+    });
     await a.send("A after B\n");
-    await withNote(
-      a.expect("A after B\n", { step: "A is still served after B's send failed" }),
-      DROP_NOTE,
-    );
+    await a.expect("A after B\n", {
+      step: "A is still served after B's send failed",
+      note: DROP_NOTE,
+    });
     const c = await t.connect(address, "C");
     await c.send("C\n");
-    await withNote(
-      c.expect("C\n", { step: "C is accepted and served after B's send failed" }),
-      DROP_NOTE,
-    );
+    await c.expect("C\n", {
+      step: "C is accepted and served after B's send failed",
+      note: DROP_NOTE,
+    });
     t.check(failed >= 1, {
       step: "the grader's send double",
       expected: "your server to send B's echo (it failed once, on purpose)",
@@ -1022,21 +1012,6 @@ suite.test(
   },
   { requires: ["ffi"], timeoutMs: 8000 },
 );
-
-/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  return records;
-}
 
 const EMFILE_NOTE = "out of descriptors (tryAccept throws an ErrnoError with EMFILE or ENFILE) " +
   "is not the end: the client stays queued in the kernel. Stop calling accept4 for a pause " +
@@ -1052,7 +1027,7 @@ suite.test(
     const address = { hostname: "127.0.0.1", port: listener.port };
     const a = await t.connect(address, "A");
     await a.send("A first\n");
-    await withNote(a.expect("A first\n"), ECHO_NOTE);
+    await a.expect("A first\n", { note: ECHO_NOTE });
     // The grader's double of accept4 on your listener: the next FAILS calls fail with EMFILE.
     const FAILS = 6;
     const real = sys.accept4;
@@ -1077,10 +1052,10 @@ suite.test(
     t.defer(() => sys.accept4 = real);
     failing = FAILS;
     await a.send("A while accept4 fails\n");
-    await withNote(
-      a.expect("A while accept4 fails\n", { step: "A is served while accept4 fails with EMFILE" }),
-      EMFILE_NOTE,
-    );
+    await a.expect("A while accept4 fails\n", {
+      step: "A is served while accept4 fails with EMFILE",
+      note: EMFILE_NOTE,
+    });
     await t.eventually(
       `your server makes the ${FAILS} accept4 calls that fail`,
       () => failing === 0,
@@ -1092,12 +1067,10 @@ suite.test(
     );
     const b = await t.connect(address, "B");
     await b.send("B after the episode\n");
-    await withNote(
-      b.expect("B after the episode\n", {
-        step: "B is accepted and served once accept4 works again",
-      }),
-      EMFILE_NOTE,
-    );
+    await b.expect("B after the episode\n", {
+      step: "B is accepted and served once accept4 works again",
+      note: EMFILE_NOTE,
+    });
     t.check(spent.calls < spent.rounds, {
       step: `your loop while its ${FAILS} accept4 calls failed with EMFILE`,
       expected: "fewer accept calls than rounds: a pause between the failing calls",
@@ -1378,11 +1351,16 @@ class WatchedListener implements Deno.Listener<Deno.TcpConn, Deno.NetAddr> {
 
 /** Grader handlers that wait at gates: who is running, who ran, the most at once. */
 function gatedHandlers(options: { failFirst?: boolean } = {}) {
-  const state = { active: 0, maxActive: 0, started: [] as number[], gates: [] as Gate[] };
+  const state = {
+    active: 0,
+    maxActive: 0,
+    started: [] as number[],
+    gates: [] as PromiseWithResolvers<void>[],
+  };
   const handler = async (conn: Deno.Conn) => {
     const index = state.started.length;
     state.started.push((conn.remoteAddr as Deno.NetAddr).port);
-    const gate = new Gate();
+    const gate = Promise.withResolvers<void>();
     state.gates.push(gate);
     state.active++;
     state.maxActive = Math.max(state.maxActive, state.active);
@@ -1396,31 +1374,38 @@ function gatedHandlers(options: { failFirst?: boolean } = {}) {
       state.active--;
     }
   };
-  const openAll = () => state.gates.forEach((gate) => gate.open());
+  const openAll = () => state.gates.forEach((gate) => gate.resolve());
   return { state, handler, openAll };
 }
 
-/** Starts a learner server on a watched listener; cleans up whatever happens. */
-async function startServing(
+/**
+ * Starts the learner's `kind` server on a watched listener, with gated grader
+ * handlers (`failFirst`: the first one throws; `failAccepts`: that many
+ * accept() calls fail first); cleans up whatever happens. `step` names the
+ * call (default `kind(listener, handler)`).
+ */
+async function startGated(
   t: Grader,
-  step: string,
-  start: () => Promise<void>,
-  listener: WatchedListener,
-  openAll: () => void,
-): Promise<Tracked<void>> {
+  kind: "serveSerial" | "serveConcurrent",
+  options: { step?: string; failFirst?: boolean; failAccepts?: number } = {},
+) {
+  const lesson = await load(t);
+  const h = gatedHandlers({ failFirst: options.failFirst });
+  const listener = new WatchedListener(() => h.state.active);
+  listener.failNext = options.failAccepts ?? 0;
   t.defer(() => listener.close());
-  const serving = await t.step(step, async () => {
-    const started = track(start());
-    await turn();
+  const serving = await t.step(options.step ?? `${kind}(listener, handler)`, async () => {
+    const started = track(lesson[kind](listener, h.handler));
+    await nextTurn();
     if (started.failed) throw started.error;
     return started;
   });
   t.defer(async () => {
-    openAll();
+    h.openAll();
     listener.close();
     await serving.promise.catch(() => {});
   });
-  return serving;
+  return { h, listener, serving };
 }
 
 function portOf(probe: Probe): number {
@@ -1428,19 +1413,10 @@ function portOf(probe: Probe): number {
 }
 
 suite.test("serveConcurrent has all 5 slow requests in flight at once", async (t) => {
-  const { serveConcurrent } = await load(t);
-  const h = gatedHandlers();
-  const listener = new WatchedListener(() => h.state.active);
-  const serving = await startServing(
-    t,
-    "serveConcurrent(listener, handler)",
-    () => serveConcurrent(listener, h.handler),
-    listener,
-    h.openAll,
-  );
+  const { h, listener, serving } = await startGated(t, "serveConcurrent");
   const clients: Probe[] = [];
   for (let i = 1; i <= 5; i++) clients.push(await t.connect(listener.addr, `client ${i}`));
-  await waitUntil(
+  await waitWhileServing(
     t,
     "5 clients connected; each handler waits at a gate the grader keeps shut",
     () => h.state.active === 5,
@@ -1459,36 +1435,32 @@ suite.test("serveConcurrent has all 5 slow requests in flight at once", async (t
   h.openAll();
   for (const client of clients) {
     await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
-    await withNote(
-      client.expectEnd({ step: `your server closes ${client.label} after its handler` }),
-      "close each connection once its handler has settled (a finally)",
-    );
+    await client.expectEnd({
+      step: `your server closes ${client.label} after its handler`,
+      note: "close each connection once its handler has settled (a finally)",
+    });
   }
   listener.close();
   await t.step("serveConcurrent returns after the listener is closed", () => serving.promise);
 });
 
 suite.test("serveSerial runs one handler at a time and accepts the next client only after it", async (t) => {
-  const { serveSerial } = await load(t);
-  const h = gatedHandlers();
-  const listener = new WatchedListener(() => h.state.active);
-  const serving = await startServing(
-    t,
-    "serveSerial(listener, handler)",
-    () => serveSerial(listener, h.handler),
-    listener,
-    h.openAll,
-  );
+  const { h, listener, serving } = await startGated(t, "serveSerial");
   const clients: Probe[] = [];
   for (const label of ["A", "B", "C"]) clients.push(await t.connect(listener.addr, label));
   for (const [i, client] of clients.entries()) {
-    await waitUntil(t, `the handler for ${client.label} starts`, () => h.state.started.length > i, {
-      serving,
-      servingName: "serveSerial",
-      expected: `the handler for ${client.label} to start`,
-      actual: () => `${h.state.started.length} handler(s) started`,
-      note: "after a handler settles, close its connection and accept the next",
-    });
+    await waitWhileServing(
+      t,
+      `the handler for ${client.label} starts`,
+      () => h.state.started.length > i,
+      {
+        serving,
+        servingName: "serveSerial",
+        expected: `the handler for ${client.label} to start`,
+        actual: () => `${h.state.started.length} handler(s) started`,
+        note: "after a handler settles, close its connection and accept the next",
+      },
+    );
     t.check(listener.acceptsWhileBusy === 0 && h.state.maxActive === 1, {
       step: `while the handler for ${client.label} runs`,
       expected: "no accept() call and no other handler until it has finished",
@@ -1502,12 +1474,12 @@ suite.test("serveSerial runs one handler at a time and accepts the next client o
       expected: `it serves ${client.label} (port ${portOf(client)}), the oldest waiting client`,
       actual: `the handler got the connection from port ${h.state.started[i]}`,
     });
-    h.state.gates[i].open();
+    h.state.gates[i].resolve();
     await client.expect("done\n", { step: `read the handler's reply on ${client.label}` });
-    await withNote(
-      client.expectEnd({ step: `your server closes ${client.label} after its handler` }),
-      "close each connection once its handler has settled (a finally)",
-    );
+    await client.expectEnd({
+      step: `your server closes ${client.label} after its handler`,
+      note: "close each connection once its handler has settled (a finally)",
+    });
   }
   listener.close();
   await t.step("serveSerial returns after the listener is closed", () => serving.promise);
@@ -1515,19 +1487,10 @@ suite.test("serveSerial runs one handler at a time and accepts the next client o
 });
 
 suite.test("serveConcurrent, once its listener is closed, returns only after its running handlers", async (t) => {
-  const { serveConcurrent } = await load(t);
-  const h = gatedHandlers();
-  const listener = new WatchedListener(() => h.state.active);
-  const serving = await startServing(
-    t,
-    "serveConcurrent(listener, handler)",
-    () => serveConcurrent(listener, h.handler),
-    listener,
-    h.openAll,
-  );
+  const { h, listener, serving } = await startGated(t, "serveConcurrent");
   const a = await t.connect(listener.addr, "A");
   const b = await t.connect(listener.addr, "B");
-  await waitUntil(
+  await waitWhileServing(
     t,
     "A and B connected; their handlers wait at the grader's gates",
     () => h.state.active === 2,
@@ -1539,7 +1502,7 @@ suite.test("serveConcurrent, once its listener is closed, returns only after its
     },
   );
   listener.close();
-  await waitUntil(
+  await waitWhileServing(
     t,
     "the grader closed the listener: your pending accept() fails",
     () => listener.acceptRejected,
@@ -1548,7 +1511,7 @@ suite.test("serveConcurrent, once its listener is closed, returns only after its
       actual: () => `accept() was called ${listener.acceptCalls} times and none rejected yet`,
     },
   );
-  for (let i = 0; i < 10; i++) await turn();
+  for (let i = 0; i < 10; i++) await nextTurn();
   t.check(!serving.settled, {
     step: "10 event-loop turns after the listener closed, with 2 handlers still running",
     expected: "serveConcurrent still waiting for its 2 handlers",
@@ -1567,59 +1530,50 @@ suite.test("serveConcurrent, once its listener is closed, returns only after its
 
 for (const kind of ["serveSerial", "serveConcurrent"] as const) {
   suite.test(`${kind} closes the connection of a handler that throws, and keeps serving`, async (t) => {
-    const lesson = await load(t);
-    const h = gatedHandlers({ failFirst: true });
-    const listener = new WatchedListener(() => h.state.active);
-    const serving = await startServing(
-      t,
-      `${kind}(listener, a handler that throws for the first client)`,
-      () => lesson[kind](listener, h.handler),
-      listener,
-      h.openAll,
-    );
-    const a = await t.connect(listener.addr, "A");
-    await withNote(
-      a.expectEnd({ step: "the handler threw for A: your server closes A" }),
-      "close the connection in a finally, so a failing handler does not leave it open",
-    );
-    const b = await t.connect(listener.addr, "B");
-    await waitUntil(t, "B connected: its handler starts", () => h.state.started.length === 2, {
-      serving,
-      servingName: kind,
-      expected: "a handler for B",
-      actual: () => `${h.state.started.length} handler(s) started`,
-      note: "catch the handler's error (log it) and go on accepting: one failing client must " +
-        "not stop the server",
+    const { h, listener, serving } = await startGated(t, kind, {
+      step: `${kind}(listener, a handler that throws for the first client)`,
+      failFirst: true,
     });
+    const a = await t.connect(listener.addr, "A");
+    await a.expectEnd({
+      step: "the handler threw for A: your server closes A",
+      note: "close the connection in a finally, so a failing handler does not leave it open",
+    });
+    const b = await t.connect(listener.addr, "B");
+    await waitWhileServing(
+      t,
+      "B connected: its handler starts",
+      () => h.state.started.length === 2,
+      {
+        serving,
+        servingName: kind,
+        expected: "a handler for B",
+        actual: () => `${h.state.started.length} handler(s) started`,
+        note: "catch the handler's error (log it) and go on accepting: one failing client must " +
+          "not stop the server",
+      },
+    );
     h.openAll();
     await b.expect("done\n", { step: "read the handler's reply on B" });
     await b.expectEnd({ step: "your server closes B after its handler" });
     listener.close();
-    await withNote(
-      t.step(`${kind} returns after the listener is closed`, () => serving.promise),
-      "catch each handler's error inside the server: it must not end the loop or escape",
-    );
+    await t.step(`${kind} returns after the listener is closed`, () => serving.promise, {
+      note: "catch each handler's error inside the server: it must not end the loop or escape",
+    });
   });
 }
 
 for (const kind of ["serveSerial", "serveConcurrent"] as const) {
   suite.test(`${kind} logs an accept() that fails and goes on accepting`, async (t) => {
-    const lesson = await load(t);
-    const h = gatedHandlers();
-    const listener = new WatchedListener(() => h.state.active);
-    listener.failNext = 1;
-    const serving = await startServing(
-      t,
-      `${kind}(listener, handler), where the first accept() fails once (EMFILE: out of ` +
+    const { h, listener, serving } = await startGated(t, kind, {
+      step: `${kind}(listener, handler), where the first accept() fails once (EMFILE: out of ` +
         "descriptors): your server goes on",
-      () => lesson[kind](listener, h.handler),
-      listener,
-      h.openAll,
-    );
+      failAccepts: 1,
+    });
     const note = "only a closed listener ends the loop (isListenerClosed(error)); any other " +
       "accept() error is logged and the loop goes on: a server out of descriptors for a moment " +
       "must not stop for good";
-    await waitUntil(
+    await waitWhileServing(
       t,
       "the first accept() failed once (EMFILE): your server goes on and calls accept() again",
       () => listener.acceptCalls >= 2,
@@ -1632,13 +1586,18 @@ for (const kind of ["serveSerial", "serveConcurrent"] as const) {
       },
     );
     const a = await t.connect(listener.addr, "A");
-    await waitUntil(t, "A connected: its handler starts", () => h.state.started.length === 1, {
-      serving,
-      servingName: kind,
-      expected: "a handler for A",
-      actual: () => `${h.state.started.length} handler(s) started`,
-      note,
-    });
+    await waitWhileServing(
+      t,
+      "A connected: its handler starts",
+      () => h.state.started.length === 1,
+      {
+        serving,
+        servingName: kind,
+        expected: "a handler for A",
+        actual: () => `${h.state.started.length} handler(s) started`,
+        note,
+      },
+    );
     h.openAll();
     await a.expect("done\n", { step: "read the handler's reply on A" });
     await a.expectEnd({ step: "your server closes A after its handler" });

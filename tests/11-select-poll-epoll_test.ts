@@ -14,15 +14,16 @@
  */
 import {
   type BackgroundOutcome,
+  captureLogs,
   describeError,
   GradeFailure,
   type Grader,
   isGradeFailure,
   lessonSuite,
-  withNote,
+  nextTurn,
+  waitUntil,
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/11-select-poll-epoll/multiplex.ts";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   connectTcp,
   EMFILE,
@@ -349,10 +350,11 @@ for (const kind of KINDS) {
       await client.send(block);
       await client.expect(block, { step: "the echo of 5 KiB sent in one write" });
       await client.closeWrite();
-      await withNote(
-        client.expectEnd({ cleanly: true, step: "your server closes after the client's EOF" }),
-        "read() returning 0 means EOF: once everything is echoed (client.done), close the fd",
-      );
+      await client.expectEnd({
+        cleanly: true,
+        step: "your server closes after the client's EOF",
+        note: "read() returning 0 means EOF: once everything is echoed (client.done), close the fd",
+      });
       t.expectEqual(
         server.clientFds(),
         [],
@@ -371,17 +373,15 @@ for (const kind of KINDS) {
     await Promise.all(clients.map(async (client, i) => {
       const payload = pattern(1500 + 97 * i, `client ${i + 1}`);
       await client.send(payload, { split: { seed: i + 1, maxChunk: 400 } });
-      await withNote(
-        client.expect(payload, {
-          step: `the echo of ${client.label}'s ${payload.length} bytes`,
-          timeoutMs: 5000,
-        }),
-        kind === "epoll-et"
+      await client.expect(payload, {
+        step: `the echo of ${client.label}'s ${payload.length} bytes`,
+        timeoutMs: 5000,
+        note: kind === "epoll-et"
           ? "edge-triggered accept: one EPOLLIN edge on the listener can stand for many " +
             "queued connections; accept until EAGAIN (acceptOne() returns null)"
           : "every ready client must be served in the same round; one that is never watched " +
             "again waits forever",
-      );
+      });
       await client.closeWrite();
       await client.expectEnd({ step: `your server closes ${client.label} after its EOF` });
     }));
@@ -436,13 +436,14 @@ for (const kind of KINDS) {
     const client = await t.connect(server.addr, "client");
     const burst = pattern(64 * 1024, "burst");
     await client.send(burst, { step: "send 64 KiB in one write" });
-    await withNote(
-      client.expect(burst, { step: "the echo of the whole 64 KiB burst", timeoutMs: 5000 }),
-      kind === "epoll-et"
+    await client.expect(burst, {
+      step: "the echo of the whole 64 KiB burst",
+      timeoutMs: 5000,
+      note: kind === "epoll-et"
         ? ET_NOTE
         : "with 1 KiB reads, the rest of the burst waits in the kernel: the fd stays readable " +
           "and your loop must keep serving it",
-    );
+    });
   }, { requires: ["ffi"], timeoutMs: 10_000 });
 
   suite.test(`${kind}: a client that reads late still gets all 1 MiB back, in order`, async (t) => {
@@ -455,11 +456,11 @@ for (const kind of KINDS) {
     // Wait (bounded) until your server holds so much unsent echo that it stops reading
     // (HIGH_WATER_BYTES): from then on only write readiness can move this client on.
     const { HIGH_WATER_BYTES } = await load(t);
-    const deadline = performance.now() + 3000;
-    while (server.pendingOutputBytes() < HIGH_WATER_BYTES && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      t.throwIfInterrupted(); // the loop crashed: stop waiting now
-    }
+    const held = await waitUntil(
+      () => server.pendingOutputBytes() >= HIGH_WATER_BYTES || undefined,
+      { timeoutMs: 3000, everyMs: 5, signal: t.signal },
+    );
+    if (held.status === "aborted") throw held.reason; // the loop crashed: stop waiting now
     if (server.pendingOutputBytes() >= HIGH_WATER_BYTES) {
       // Held at the high-water mark, nothing can move until the client reads: stay asleep.
       const waits = await quietWaits(t, server);
@@ -486,14 +487,12 @@ for (const kind of KINDS) {
       });
     }
     client.startReading();
-    await withNote(
-      client.expect(payload, {
-        step: "the echo of all 1 MiB, once the client reads",
-        timeoutMs: 10_000,
-      }),
-      "when send() takes only part (or says EAGAIN), keep the rest queued and ask to hear " +
+    await client.expect(payload, {
+      step: "the echo of all 1 MiB, once the client reads",
+      timeoutMs: 10_000,
+      note: "when send() takes only part (or says EAGAIN), keep the rest queued and ask to hear " +
         "when the fd is writable again (the write set, POLLOUT, EPOLLOUT); then flush",
-    );
+    });
     await sending;
   }, { requires: ["ffi"], timeoutMs: 20_000 });
 
@@ -543,12 +542,19 @@ for (const kind of KINDS) {
   }, { requires: ["ffi"] });
 }
 
-/** A 1 ms timer turn of the grader's own: the yardstick for how often a loop comes round. */
-function timerTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1));
-}
-
+/** Turns of the grader's own 1 ms timer (its yardstick for a loop's rounds) an idle check watches. */
 const IDLE_TURNS = 12;
+
+/**
+ * IDLE_TURNS turns of the grader's own 1 ms timer, fewer if `until()` holds
+ * first; stops at once if the check was interrupted (the server's loop crashed).
+ */
+async function idleTurns(t: Grader, until: () => boolean = () => false): Promise<void> {
+  for (let turn = 0; turn < IDLE_TURNS && !until(); turn++) {
+    await nextTurn(1);
+    t.throwIfInterrupted();
+  }
+}
 
 /** Advice for a loop that kept waking up: `lead` names the likely cause; select gets its pause. */
 function idleNote(kind: Kind, lead: string): string {
@@ -571,12 +577,9 @@ function idleLimit(kind: Kind): number {
  * Counts, no clock: an idle loop asleep in its wait makes none.
  */
 async function quietWaits(t: Grader, server: EchoServer): Promise<number> {
-  for (let i = 0; i < 3; i++) await timerTurn();
+  for (let i = 0; i < 3; i++) await nextTurn(1);
   const before = server.waits;
-  for (let i = 0; i < IDLE_TURNS; i++) {
-    await timerTurn();
-    t.throwIfInterrupted();
-  }
+  await idleTurns(t);
   return server.waits - before;
 }
 
@@ -634,7 +637,7 @@ for (const kind of KINDS) {
       let last = -1;
       let steady = 0;
       for (let turn = 0; turn < 600 && steady < 5; turn++) {
-        await timerTurn();
+        await nextTurn(1);
         t.throwIfInterrupted();
         const pending = server.pendingOutputBytes();
         if (server.clientFds().length === 0) break;
@@ -642,14 +645,13 @@ for (const kind of KINDS) {
         last = pending;
       }
       client.startReading();
-      await withNote(
-        client.expect(payload, {
-          step: "the echo of all 240 KiB, read only after the client's EOF",
-          timeoutMs: 5000,
-        }),
-        "EOF means the client will send nothing more, not that you are done: keep the client " +
-          "until its queued echo is flushed (client.done: eof AND nothing pending), then close",
-      );
+      await client.expect(payload, {
+        step: "the echo of all 240 KiB, read only after the client's EOF",
+        timeoutMs: 5000,
+        note: "EOF means the client will send nothing more, not that you are done: keep the " +
+          "client until its queued echo is flushed (client.done: eof AND nothing pending), then " +
+          "close",
+      });
       await client.expectEnd({ step: "your server closes once the whole echo is sent" });
     },
     { requires: ["ffi"], timeoutMs: 10_000 },
@@ -733,14 +735,12 @@ suite.test(
 
     const fillers = fillBelow(t, FD_SETSIZE); // from now on every new fd is >= 1024
     const high = await t.connect(server.addr, "client past the wall");
-    await withNote(
-      high.expectEnd({
-        step: "your server closes the connection it got an fd >= 1024 for",
-        timeoutMs: 3000,
-      }),
-      "an fd_set has 1024 bits: check each accepted fd against FD_SETSIZE, close the ones past " +
-        "it at once (count them in state.refused) and go on serving the others",
-    );
+    await high.expectEnd({
+      step: "your server closes the connection it got an fd >= 1024 for",
+      timeoutMs: 3000,
+      note: "an fd_set has 1024 bits: check each accepted fd against FD_SETSIZE, close the ones " +
+        "past it at once (count them in state.refused) and go on serving the others",
+    });
     t.check(server.refused >= 1, {
       step: "server.refused",
       expected: "at least 1 (the connection past the wall)",
@@ -776,7 +776,7 @@ suite.test(
     });
     let ended: number | null = null;
     for (let turn = 0; turn < 2000 && ended === null; turn++) {
-      await timerTurn();
+      await nextTurn(1);
       t.throwIfInterrupted(); // your loop crashed (select() refuses fd 1024)
       if (poll([{ fd: client, events: POLLIN }], 0)[0] !== 0) {
         try {
@@ -804,13 +804,13 @@ suite.test("select: will not start when its own fds would be past FD_SETSIZE", a
   const { startSelectEchoServer } = await load(t);
   const fillers = fillBelow(t, FD_SETSIZE);
   const lowest = lowestFreeFd();
-  const error = await t.expectThrows(
+  const error = await t.expectError(
     "startSelectEchoServer() when every fd below 1024 is taken",
     () => {
       const server = startSelectEchoServer();
       t.defer(() => server.close());
     },
-    "an error that names FD_SETSIZE: the listener's fd is past select's reach",
+    { what: "an error that names FD_SETSIZE: the listener's fd is past select's reach" },
   );
   const message = error instanceof Error ? error.message : String(error);
   t.check(/FD_SETSIZE|1024/.test(message), {
@@ -829,14 +829,14 @@ suite.test("select: will not start when its own fds would be past FD_SETSIZE", a
   const last = Math.max(...fillers.filter((fd) => fd < FD_SETSIZE));
   fillers.splice(fillers.indexOf(last), 1);
   sys.close(last);
-  await t.expectThrows(
+  await t.expectError(
     `startSelectEchoServer() when only fd ${last} is free below 1024: the listener gets it, ` +
       `the wake-up pipe's read end gets ${FD_SETSIZE}`,
     () => {
       const server = startSelectEchoServer();
       t.defer(() => server.close());
     },
-    `an FdSetsizeError: fd ${FD_SETSIZE} is past select's reach too (fds 0 … 1023 only)`,
+    { what: `an FdSetsizeError: fd ${FD_SETSIZE} is past select's reach too (fds 0 … 1023 only)` },
   );
   t.expectEqual(lowestFreeFd(), last, "the lowest free fd after that failed start");
 }, { requires: ["ffi"], skip: wallSkip });
@@ -871,13 +871,13 @@ suite.test(
 
     free(3); // room for the listener and the wake-up pipe, not for the epoll instance
     const room = freeCount(fillers[0]);
-    await t.expectThrows(
+    await t.expectError(
       "startEpollEchoServer() with 3 descriptors left: epoll_create fails (EMFILE)",
       () => {
         const server = startEpollEchoServer();
         t.defer(() => server.close());
       },
-      "an error (EMFILE from epoll_create), after closing the listener and the pipe",
+      { what: "an error (EMFILE from epoll_create), after closing the listener and the pipe" },
     );
     t.expectEqual(
       freeCount(fillers[0]),
@@ -892,13 +892,13 @@ suite.test(
       const held: number[] = [];
       for (let i = 0; i < taken; i++) held.push(sys.fcntl(fillers[0], F_DUPFD_CLOEXEC, 0).value);
       fillers.push(...held);
-      await t.expectThrows(
+      await t.expectError(
         `new EventLoop() with ${left} descriptor(s) left: the pipe cannot be made (EMFILE)`,
         () => {
           const loop = new EventLoop();
           t.defer(() => loop.close());
         },
-        "an error (EMFILE), after closing the epoll instance it made",
+        { what: "an error (EMFILE), after closing the epoll instance it made" },
       );
       free(taken);
       t.expectEqual(
@@ -1015,10 +1015,10 @@ suite.test("EventLoop: calls back while a descriptor stays ready (level-triggere
     "callbacks after unwatch",
   );
   t.expectEqual(loop.unwatch(right), false, "unwatch(fd) a second time");
-  await t.expectThrows(
+  await t.expectError(
     "loop.watch(fd, {}, callback): an interest that asks for nothing",
     () => loop.watch(right, {}, () => {}),
-    "a RangeError",
+    { what: "a RangeError" },
   );
 }, { requires: ["ffi"] });
 
@@ -1140,10 +1140,7 @@ suite.test(
       (n) => settled = `resolved with ${n}`,
       (e) => settled = `rejected: ${describeError(e)}`,
     );
-    for (let turn = 0; turn < IDLE_TURNS && settled === undefined; turn++) {
-      await timerTurn();
-      t.throwIfInterrupted();
-    }
+    await idleTurns(t, () => settled !== undefined);
     t.check(settled === undefined, {
       step: `runOnce(10000) again, with nothing ready and no timer: the grader's own 1 ms ` +
         `timer comes round ${IDLE_TURNS} times`,
@@ -1169,10 +1166,7 @@ suite.test(
       return runOnce(maxWaitMs);
     };
     const running = runInBackground(t, loop);
-    for (let turn = 0; turn < IDLE_TURNS; turn++) {
-      await timerTurn();
-      t.throwIfInterrupted();
-    }
+    await idleTurns(t);
     t.check(rounds <= 2, {
       step: `loop.run() with one idle fd, while the grader's own timer comes round ${IDLE_TURNS} ` +
         "times",
@@ -1244,10 +1238,7 @@ suite.test(
     let settled: string | undefined;
     const waiting = loop.runOnce(10_000);
     waiting.then((n) => settled = `resolved with ${n}`, (e) => settled = describeError(e));
-    for (let turn = 0; turn < IDLE_TURNS && settled === undefined; turn++) {
-      await timerTurn();
-      t.throwIfInterrupted();
-    }
+    await idleTurns(t, () => settled !== undefined);
     t.check(settled === undefined, {
       step: `runOnce(10000) with the unwatched fd still readable, for ${IDLE_TURNS} turns of ` +
         "the grader's own 1 ms timer",
@@ -1345,10 +1336,12 @@ suite.test(
     await t.step("watch an idle fd", () => loop.watch(right, { readable: true }, () => {}));
     const waiting = loop.runOnce(10_000);
     waiting.catch(() => {}); // awaited below
-    await t.expectThrows(
+    await t.expectError(
       "loop.runOnce() while another runOnce() waits",
       () => loop.runOnce(0),
-      "an Error: one wait at a time (two waits on one epoll fd would race for its events)",
+      {
+        what: "an Error: one wait at a time (two waits on one epoll fd would race for its events)",
+      },
     );
     write(left, new Uint8Array([1]));
     await t.step("the first runOnce returns once the fd is readable", () => waiting);
@@ -1407,10 +1400,10 @@ suite.test("EventLoop: a throwing callback rejects run(); the loop still closes"
         throw new Error("callback failed on purpose");
       }),
   );
-  const error = await t.expectThrows(
+  const error = await t.expectError(
     "loop.run()",
     () => loop.run(),
-    "run() to reject with the callback's error",
+    { what: "run() to reject with the callback's error" },
   );
   t.check(error instanceof Error && error.message === "callback failed on purpose", {
     step: "the error run() rejected with",
@@ -1423,21 +1416,6 @@ suite.test("EventLoop: a throwing callback rejects run(); the loop still closes"
 // ---------------------------------------------------------------------------
 // Out of descriptors: accept4 fails with EMFILE
 // ---------------------------------------------------------------------------
-
-/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  return records;
-}
 
 const EMFILE_NOTE = "out of descriptors (acceptOne throws: isOutOfDescriptors(error)) is not " +
   "the end: the client stays queued in the kernel. Call state.pauseAccepting(error) (with " +
@@ -1488,10 +1466,10 @@ for (const kind of KINDS) {
         note: EMFILE_NOTE,
       });
       await a.send("A while accepting is paused\n");
-      await withNote(
-        a.expect("A while accepting is paused\n", { step: "A is served while accept4 fails" }),
-        EMFILE_NOTE,
-      );
+      await a.expect("A while accepting is paused\n", {
+        step: "A is served while accept4 fails",
+        note: EMFILE_NOTE,
+      });
       const warnings = records.slice(logsBefore).filter((r) =>
         r.level === "warning" || r.level === "error"
       );
@@ -1503,14 +1481,12 @@ for (const kind of KINDS) {
       });
       failing = false;
       await b.send("B after the episode\n");
-      await withNote(
-        b.expect("B after the episode\n", {
-          step: "B is accepted and served once accept4 works again",
-          timeoutMs: 5000,
-        }),
-        "when state.acceptPaused turns false (your loop is woken), put the listener back in " +
-          "your wait and accept: the queued client is still there",
-      );
+      await b.expect("B after the episode\n", {
+        step: "B is accepted and served once accept4 works again",
+        timeoutMs: 5000,
+        note: "when state.acceptPaused turns false (your loop is woken), put the listener back " +
+          "in your wait and accept: the queued client is still there",
+      });
     },
     { requires: ["ffi"], timeoutMs: 10_000 },
   );

@@ -21,13 +21,17 @@
  * read fail with an error that is not the peer leaving, the grader swaps the
  * server's fd for a pipe's write end (keeping the socket open by a copy).
  */
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
+  captureLogs,
   describeError,
+  expectedBackoff,
   type Grader,
   heapAfterGc,
   lessonSuite,
-  withNote,
+  type LogRecord,
+  logText,
+  nextTurn,
+  type Probe,
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/12-coroutines/coroutines.ts";
 import {
@@ -191,10 +195,10 @@ suite.test("Greenlet: an error goes to the parent; switch() inside a body is ref
     yield* [];
     throw new Error("nobody catches this");
   }, { name: "orphan" });
-  const error = await t.expectThrows(
+  const error = await t.expectError(
     "orphan.switch(): its parent is MAIN",
     () => orphan.switch(),
-    "the greenlet's error, thrown out of switch()",
+    { what: "the greenlet's error, thrown out of switch()" },
   );
   t.check(error instanceof Error && error.message === "nobody catches this", {
     step: "the error switch() threw",
@@ -210,10 +214,10 @@ suite.test("Greenlet: an error goes to the parent; switch() inside a body is ref
     yield* [];
     return other.switch(); // wrong: must be `yield switchTo(other)`
   }, { name: "nested" });
-  const refused = await t.expectThrows(
+  const refused = await t.expectError(
     "nested.switch(), whose body calls other.switch() directly",
     () => nested.switch(),
-    "an error telling to yield switchTo(other, value) instead",
+    { what: "an error telling to yield switchTo(other, value) instead" },
   );
   t.check(/switchTo/.test(refused instanceof Error ? refused.message : String(refused)), {
     step: "the error's message",
@@ -236,13 +240,10 @@ suite.test("Greenlet: an error for a greenlet that never ran goes on up; a bad y
   }, { name: "child", parent: never });
   const note = "an error handed to a greenlet that never started kills it at once (its body " +
     "never runs) and goes on to ITS parent";
-  const error = await withNote(
-    t.expectThrows(
-      "child.switch(): child throws, and its parent `never` has not started",
-      () => child.switch(),
-      "child's error, passed on by the dead `never` to MAIN: thrown out of switch()",
-    ),
-    note,
+  const error = await t.expectError(
+    "child.switch(): child throws, and its parent `never` has not started",
+    () => child.switch(),
+    { what: "child's error, passed on by the dead `never` to MAIN: thrown out of switch()", note },
   );
   t.check(error instanceof Error && error.message === "child failed", {
     step: "the error child.switch() threw",
@@ -317,10 +318,9 @@ async function newScheduler(t: Grader) {
   return { lesson, clock, scheduler };
 }
 
-/** Runs the scheduler to the end inside a step. */
+/** Runs the scheduler to the end inside a step; `note` is the advice if it fails. */
 async function runAll(t: Grader, scheduler: Lesson.Scheduler, note?: string): Promise<void> {
-  const running = t.step("scheduler.run()", () => scheduler.run());
-  await (note ? withNote(running, note) : running);
+  await t.step("scheduler.run()", () => scheduler.run(), { note });
 }
 
 suite.test("Scheduler: round-robin — each ready task runs once per round, in order", async (t) => {
@@ -926,17 +926,19 @@ suite.test("Scheduler: spawn() and kill() from plain code wake an idle run()", a
         log.push("newcomer ran");
       }, "newcomer"),
   );
-  await withNote(
-    t.step(
-      "the newcomer's task.settled (the clock never moves: only spawn() can wake run())",
-      () => newcomer.settled,
-    ),
-    "spawn() must wake an idle run() (this.wakeIdle()): the new task is ready now",
+  await t.step(
+    "the newcomer's task.settled (the clock never moves: only spawn() can wake run())",
+    () => newcomer.settled,
+    { note: "spawn() must wake an idle run() (this.wakeIdle()): the new task is ready now" },
   );
   await t.step("kill the sleeper from plain code", () => scheduler.kill(sleeper));
-  await withNote(
-    t.step("run() returns (the clock never moves: only kill() can wake run())", () => running),
-    "kill() must wake an idle run() (this.wakeIdle()) so that the killed task runs its finally",
+  await t.step(
+    "run() returns (the clock never moves: only kill() can wake run())",
+    () => running,
+    {
+      note:
+        "kill() must wake an idle run() (this.wakeIdle()) so that the killed task runs its finally",
+    },
   );
   t.expectEqual(log, ["newcomer ran", "sleeper's finally"], "what happened, in order");
 });
@@ -944,6 +946,16 @@ suite.test("Scheduler: spawn() and kill() from plain code wake an idle run()", a
 // ---------------------------------------------------------------------------
 // The hub: coroutines on the event loop
 // ---------------------------------------------------------------------------
+
+/** A non-blocking socket pair, closed after the check. */
+function pair(t: Grader): [number, number] {
+  const [left, right] = socketPair({ nonBlocking: true });
+  t.defer(() => {
+    sys.close(left);
+    sys.close(right);
+  });
+  return [left, right];
+}
 
 async function newHub(t: Grader) {
   const lesson = await load(t);
@@ -954,11 +966,7 @@ async function newHub(t: Grader) {
 
 suite.test("Hub: a coroutine waits for a readable fd while the others run", async (t) => {
   const { lesson, hub } = await newHub(t);
-  const [left, right] = socketPair({ nonBlocking: true });
-  t.defer(() => {
-    sys.close(left);
-    sys.close(right);
-  });
+  const [left, right] = pair(t);
   const log: string[] = [];
   await t.step(
     "spawn a reader (yield readable(fd), then read) and a ticker that writes last",
@@ -979,10 +987,11 @@ suite.test("Hub: a coroutine waits for a readable fd while the others run", asyn
       }, "ticker");
     },
   );
-  await withNote(
-    t.step("hub.run()", () => hub.run(), { timeoutMs: 3000 }),
-    "yield readable(fd): watch fd on hub.loop; its callback unwatches it and makes the task ready",
-  );
+  await t.step("hub.run()", () => hub.run(), {
+    timeoutMs: 3000,
+    note:
+      "yield readable(fd): watch fd on hub.loop; its callback unwatches it and makes the task ready",
+  });
   t.expectEqual(
     log,
     ["reader waits", "tick 1", "tick 2", "tick 3", "ticker wrote", "reader read 4 bytes"],
@@ -1000,11 +1009,7 @@ suite.test(
   "Hub: a busy coroutine cannot hide a ready socket; one waiter per fd; writable(fd) wakes",
   async (t) => {
     const { lesson, hub } = await newHub(t);
-    const [left, right] = socketPair({ nonBlocking: true });
-    t.defer(() => {
-      sys.close(left);
-      sys.close(right);
-    });
+    const [left, right] = pair(t);
     write(left, new TextEncoder().encode("ping"));
     let busyTurns = 0;
     let readerSaw: string | undefined;
@@ -1039,10 +1044,10 @@ suite.test(
         }, "busy");
       },
     );
-    await withNote(
-      t.step("hub.run()", () => hub.run(), { timeoutMs: 3000 }),
-      "yield writable(fd): watch fd for writable (not readable) on hub.loop",
-    );
+    await t.step("hub.run()", () => hub.run(), {
+      timeoutMs: 3000,
+      note: "yield writable(fd): watch fd for writable (not readable) on hub.loop",
+    });
     t.expectEqual(
       secondSaw,
       "refused: Error",
@@ -1073,11 +1078,7 @@ suite.test(
   "Hub: kill() of a task waiting for an fd stops the watch; an unwatchable fd fails one task",
   async (t) => {
     const { lesson, hub } = await newHub(t);
-    const [left, right] = socketPair({ nonBlocking: true });
-    t.defer(() => {
-      sys.close(left);
-      sys.close(right);
-    });
+    const [, right] = pair(t);
     const log: string[] = [];
     let seen = "";
     await t.step(
@@ -1108,11 +1109,11 @@ suite.test(
         }, "killer");
       },
     );
-    await withNote(
-      t.step("hub.run()", () => hub.run(), { timeoutMs: 3000 }),
-      "kill() of a task waiting for I/O must cancel the wait (cancelIo: unwatch, forget it); a " +
-        "watch that throws must forget the wait too, or run() waits for it forever",
-    );
+    await t.step("hub.run()", () => hub.run(), {
+      timeoutMs: 3000,
+      note: "kill() of a task waiting for I/O must cancel the wait (cancelIo: unwatch, forget " +
+        "it); a watch that throws must forget the wait too, or run() waits for it forever",
+    });
     t.expectEqual(
       seen,
       "before kill: waiting, watched: true; after: watched: false",
@@ -1133,11 +1134,7 @@ suite.test(
   "Hub: greenRead, greenWriteAll and greenAccept yield readable/writable where they would block",
   async (t) => {
     const lesson = await load(t);
-    const [left, right] = socketPair({ nonBlocking: true });
-    t.defer(() => {
-      sys.close(left);
-      sys.close(right);
-    });
+    const [left, right] = pair(t);
     const show = (step: IteratorResult<unknown, unknown>) =>
       step.done
         ? `returned ${JSON.stringify(step.value)}`
@@ -1175,13 +1172,13 @@ suite.test(
       ["returned 3", "abc"],
       "[what it did, the first 3 bytes of the buffer]",
     );
-    const badRead = await t.expectThrows(
+    const badRead = await t.expectError(
       "greenRead(-1, buffer), resumed at most 3 times: read fails with EBADF",
       () => {
         const failing = lesson.greenRead(-1, buffer);
         for (let i = 0; i < 3; i++) failing.next();
       },
-      "the ErrnoError, thrown as it is",
+      { what: "the ErrnoError, thrown as it is" },
     );
     t.check(describeError(badRead).startsWith("ErrnoError") && /EBADF/.test(String(badRead)), {
       step: "the error greenRead threw",
@@ -1289,6 +1286,24 @@ function runHub(hub: Lesson.Hub): Promise<void> {
   return running;
 }
 
+/** Closes the server, then waits for `running` (the hub's run()) to return. */
+async function closeAndJoin(
+  t: Grader,
+  server: Lesson.GreenEchoServer,
+  running: Promise<void>,
+): Promise<void> {
+  await t.step("server.close()", () => server.close());
+  await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+}
+
+/** Connects the "steady" client, which has its first line echoed. */
+async function steadyClient(t: Grader, server: Lesson.GreenEchoServer): Promise<Probe> {
+  const steady = await t.connect(server.addr, "steady");
+  await steady.send("before\n");
+  await steady.expect("before\n");
+  return steady;
+}
+
 /** Records every task spawned on `hub` from now on (the server's connection tasks). */
 function watchSpawns(hub: Lesson.Hub): Lesson.Task[] {
   const spawned: Lesson.Task[] = [];
@@ -1336,15 +1351,17 @@ suite.test(
     await client.expect(block, { step: "the echo of 16 KiB in one write" });
     const big = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 31 + (i >> 12)) & 0xff);
     await client.send(big);
-    await withNote(
-      client.expect(big, { step: "the echo of 2 MiB (more than the socket buffers hold)" }),
-      "greenWriteAll: send what fits, yield writable(fd), send the rest from where it stopped",
-    );
+    await client.expect(big, {
+      step: "the echo of 2 MiB (more than the socket buffers hold)",
+      note:
+        "greenWriteAll: send what fits, yield writable(fd), send the rest from where it stopped",
+    });
     await client.closeWrite();
-    await withNote(
-      client.expectEnd({ cleanly: true, step: "the server closes after the client's EOF" }),
-      "greenRead returns 0 at EOF: leave the loop; close the fd in a finally",
-    );
+    await client.expectEnd({
+      cleanly: true,
+      step: "the server closes after the client's EOF",
+      note: "greenRead returns 0 at EOF: leave the loop; close the fd in a finally",
+    });
     t.expectEqual(server.live, 0, "server.live after the client left");
     await expectHeld(t, server, listenerFds, "what the server holds after the client left");
     await t.step("server.close()", () => server.close());
@@ -1375,16 +1392,17 @@ suite.test(
     const pattern = (seed: number) =>
       new Uint8Array(256 * 1024).map((_, i) => (i * seed + (i >> 11)) & 0xff);
     const [bytesA, bytesB] = [pattern(7), pattern(13)];
-    await withNote(
-      Promise.all([
-        a.send(bytesA).then(() => a.expect(bytesA, { step: "client A's 256 KiB echo" })),
-        b.send(bytesB).then(() => b.expect(bytesB, { step: "client B's 256 KiB echo" })),
-      ]),
-      "each connection coroutine needs its OWN read buffer: while one waits for writable in the " +
-        "middle of its echo, the other runs and reads",
-    );
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    const note = "each connection coroutine needs its OWN read buffer: while one waits for " +
+      "writable in the middle of its echo, the other runs and reads";
+    await Promise.all([
+      a.send(bytesA, { note }).then(() =>
+        a.expect(bytesA, { step: "client A's 256 KiB echo", note })
+      ),
+      b.send(bytesB, { note }).then(() =>
+        b.expect(bytesB, { step: "client B's 256 KiB echo", note })
+      ),
+    ]);
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip },
 );
@@ -1407,7 +1425,7 @@ suite.test(
     const before = waits;
     await t.step(
       "100 ms with one quiet client: count the hub's calls of hub.loop.runOnce",
-      () => new Promise((resolve) => setTimeout(resolve, 100)),
+      () => nextTurn(100),
     );
     const during = waits - before;
     t.check(during <= 3, {
@@ -1419,8 +1437,7 @@ suite.test(
     });
     await quiet.send("still there\n");
     await quiet.expect("still there\n", { step: "the quiet client is still served" });
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip },
 );
@@ -1429,9 +1446,7 @@ suite.test("Hub: a client that resets ends its own coroutine only", async (t) =>
   const { hub, server } = await newEchoServer(t);
   const spawned = watchSpawns(hub);
   const running = runHub(hub);
-  const steady = await t.connect(server.addr, "steady");
-  await steady.send("before\n");
-  await steady.expect("before\n");
+  const steady = await steadyClient(t, server);
   await t.reset(server.addr, "resetting client", "x".repeat(64 * 1024));
   await t.eventually(
     "your server after the reset",
@@ -1453,8 +1468,7 @@ suite.test("Hub: a client that resets ends its own coroutine only", async (t) =>
   });
   await steady.send("after\n");
   await steady.expect("after\n", { step: "the steady client is still served" });
-  await t.step("server.close()", () => server.close());
-  await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+  await closeAndJoin(t, server, running);
 }, { skip: ffiSkip });
 
 suite.test(
@@ -1463,9 +1477,7 @@ suite.test(
     const { hub, server } = await newEchoServer(t);
     const spawned = watchSpawns(hub);
     const running = runHub(hub);
-    const steady = await t.connect(server.addr, "steady");
-    await steady.send("before\n");
-    await steady.expect("before\n");
+    const steady = await steadyClient(t, server);
     const known = new Set(server.openFds());
     const broken = await t.connect(server.addr, "broken");
     await broken.send("one\n");
@@ -1518,8 +1530,7 @@ suite.test(
     });
     await steady.send("after\n");
     await steady.expect("after\n", { step: "the steady client is still served" });
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip },
 );
@@ -1574,12 +1585,10 @@ suite.test("Hub: close() before the acceptor ever ran closes the listener", asyn
   });
   const closing = server.close();
   const running = runHub(hub);
-  await withNote(
-    t.step("server.close(), called before hub.run() (the acceptor never ran)", () => closing, {
-      timeoutMs: 3000,
-    }),
-    "close() kills the acceptor and awaits its task.settled",
-  );
+  await t.step("server.close(), called before hub.run() (the acceptor never ran)", () => closing, {
+    timeoutMs: 3000,
+    note: "close() kills the acceptor and awaits its task.settled",
+  });
   t.expectEqual(
     [held.filter(isFdOpen), server.openFds()],
     [[], []],
@@ -1648,9 +1657,7 @@ suite.test(
       expected: "1 task: the acceptor",
       actual: `${acceptor.length} task(s): ${acceptor.map((task) => task.name).join(", ")}`,
     });
-    const steady = await t.connect(server.addr, "steady");
-    await steady.send("before\n");
-    await steady.expect("before\n");
+    const steady = await steadyClient(t, server);
     await t.step("hub.kill(acceptor task)", () => hub.kill(acceptor[0]));
     await t.eventually(
       "the listener after the acceptor was killed",
@@ -1668,8 +1675,7 @@ suite.test(
     );
     await steady.send("after\n");
     await steady.expect("after\n", { step: "the steady client is still served" });
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip },
 );
@@ -1678,26 +1684,11 @@ suite.test(
 // Under attack: out of descriptors, and state that outlives its connection
 // ---------------------------------------------------------------------------
 
-/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  t.defer(() => reset());
-  return records;
-}
-
 /** Records at level info or above (what a server running at "info" shows), as short lines. */
 function shownRecords(records: LogRecord[]): string[] {
   return records
     .filter((r) => r.level !== "debug" && r.level !== "trace")
-    .map((r) => `${r.level}: ${r.message.map((part) => String(part)).join("")}`);
+    .map((r) => `${r.level}: ${logText(r)}`);
 }
 
 /**
@@ -1804,9 +1795,27 @@ function watchAcceptor(hub: Lesson.Hub, lesson: typeof Lesson, events: string[])
   return watch;
 }
 
-/** The pause schedule the doc gives: 10 ms, doubling, at most 1 s. */
-function pauses(count: number): number[] {
-  return Array.from({ length: count }, (_, i) => Math.min(10 * 2 ** i, 1000));
+/**
+ * The green echo server on a new hub, its acceptor watched (its yields go to
+ * `events`) and its accept calls going through an {@linkcode AcceptDouble};
+ * the hub runs, and the steady client has had its first line echoed. With
+ * `logs`, the workbook's log records are captured into `records`.
+ */
+async function startWithDouble(t: Grader, options: { logs?: boolean } = {}) {
+  const { lesson, hub } = await newHub(t);
+  const records = options.logs ? await captureLogs(t) : [];
+  const events: string[] = [];
+  const acceptor = watchAcceptor(hub, lesson, events);
+  const server = await t.step(
+    "startGreenEchoServer(hub)",
+    () => lesson.startGreenEchoServer(hub),
+  );
+  t.defer(() => server.close());
+  const [listenFd] = server.openFds();
+  const double = new AcceptDouble(t, listenFd, events, records);
+  const running = runHub(hub);
+  const steady = await steadyClient(t, server);
+  return { records, events, acceptor, server, listenFd, double, running, steady };
 }
 
 /**
@@ -1840,21 +1849,10 @@ const PAUSE_NOTE = "out of descriptors (accept throws EMFILE or ENFILE: isOutOfD
 suite.test(
   "Hub: out of descriptors, the acceptor pauses (10 ms doubling to 1 s), logs once, recovers",
   async (t) => {
-    const { lesson, hub } = await newHub(t);
-    const records = await captureLogs(t);
-    const events: string[] = [];
-    const acceptor = watchAcceptor(hub, lesson, events);
-    const server = await t.step(
-      "startGreenEchoServer(hub)",
-      () => lesson.startGreenEchoServer(hub),
+    const { records, events, acceptor, server, double, running, steady } = await startWithDouble(
+      t,
+      { logs: true },
     );
-    t.defer(() => server.close());
-    const [listenFd] = server.openFds();
-    const double = new AcceptDouble(t, listenFd, events, records);
-    const running = runHub(hub);
-    const steady = await t.connect(server.addr, "steady");
-    await steady.send("before\n");
-    await steady.expect("before\n");
     const acceptorState = () =>
       acceptor.task
         ? `the acceptor task is ${acceptor.task.state}${
@@ -1874,25 +1872,23 @@ suite.test(
     events.length = 0;
     const logFrom = records.length;
     queue();
-    await withNote(
-      t.eventually(
-        "the server while its next 10 accept calls fail with EMFILE (out of descriptors), " +
-          "a client waiting in the queue",
-        () => double.failed === 10 && server.accepted === 2,
-        {
-          expected: "10 failed accept calls, then the queued client accepted (2 accepted in all)",
-          actual: () =>
-            `${double.failed} failed accept call(s), ${server.accepted} accepted; ${acceptorState()}`,
-          timeoutMs: 4000,
-        },
-      ),
-      PAUSE_NOTE,
+    await t.eventually(
+      "the server while its next 10 accept calls fail with EMFILE (out of descriptors), " +
+        "a client waiting in the queue",
+      () => double.failed === 10 && server.accepted === 2,
+      {
+        expected: "10 failed accept calls, then the queued client accepted (2 accepted in all)",
+        actual: () =>
+          `${double.failed} failed accept call(s), ${server.accepted} accepted; ${acceptorState()}`,
+        timeoutMs: 4000,
+        note: PAUSE_NOTE,
+      },
     );
     const first = pausesAfterFailures(events);
-    t.check(first.ms.join() === pauses(10).join(), {
+    t.check(first.ms.join() === expectedBackoff(10).join(), {
       step: "what the acceptor yielded between failed accepts (the grader's clock: no real wait)",
       expected: `a pause after each of the 10 failures: yield sleep(ms) with ms = ${
-        pauses(10).join(", ")
+        expectedBackoff(10).join(", ")
       } (10 ms doubling, at most ACCEPT_PAUSE_MAX_MS = 1000)`,
       actual: first.shown.map((what, i) => `after failure ${i + 1}: ${what}`).join("; "),
       note: PAUSE_NOTE,
@@ -1915,17 +1911,15 @@ suite.test(
     events.length = 0;
     const log2From = records.length;
     queue();
-    await withNote(
-      t.eventually(
-        "the server while accept fails with ENFILE (the system is out of descriptors), a " +
-          "client waiting in the queue",
-        () => double.failed >= 12,
-        {
-          expected: "2 failed accept calls (the first at once, the second after a 10 ms pause)",
-          actual: () => `${double.failed - 10} failed accept call(s); ${acceptorState()}`,
-        },
-      ),
-      PAUSE_NOTE + "; ENFILE counts as out of descriptors too",
+    await t.eventually(
+      "the server while accept fails with ENFILE (the system is out of descriptors), a " +
+        "client waiting in the queue",
+      () => double.failed >= 12,
+      {
+        expected: "2 failed accept calls (the first at once, the second after a 10 ms pause)",
+        actual: () => `${double.failed - 10} failed accept call(s); ${acceptorState()}`,
+        note: PAUSE_NOTE + "; ENFILE counts as out of descriptors too",
+      },
     );
     await steady.send("during\n");
     await steady.expect("during\n", {
@@ -1939,11 +1933,11 @@ suite.test(
     });
     const second = pausesAfterFailures(events);
     t.check(
-      second.ms.length >= 2 && second.ms.join() === pauses(second.ms.length).join(),
+      second.ms.length >= 2 && second.ms.join() === expectedBackoff(second.ms.length).join(),
       {
         step: "what the acceptor yielded between failed accepts in the second episode (ENFILE)",
         expected: `yield sleep(ms) after each failure, ms = ${
-          pauses(Math.max(2, second.ms.length)).join(", ")
+          expectedBackoff(Math.max(2, second.ms.length)).join(", ")
         }: once an accept succeeds, the next episode starts again from 10 ms`,
         actual: second.shown.map((what, i) => `after failure ${i + 1}: ${what}`).join("; "),
         note: PAUSE_NOTE,
@@ -1962,8 +1956,7 @@ suite.test(
     const after2 = await t.connect(server.addr, "client C, after the second episode");
     await after2.send("c\n");
     await after2.expect("c\n", { step: "client C's echo: the server accepts again" });
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip },
 );
@@ -1975,20 +1968,7 @@ const OTHER_ERROR_NOTE = "only out of descriptors (isOutOfDescriptors: EMFILE, E
 suite.test(
   "Hub: accept fails with an error other than EMFILE/ENFILE: the acceptor ends, connections go on",
   async (t) => {
-    const { lesson, hub } = await newHub(t);
-    const events: string[] = [];
-    const acceptor = watchAcceptor(hub, lesson, events);
-    const server = await t.step(
-      "startGreenEchoServer(hub)",
-      () => lesson.startGreenEchoServer(hub),
-    );
-    t.defer(() => server.close());
-    const [listenFd] = server.openFds();
-    const double = new AcceptDouble(t, listenFd, events, []);
-    const running = runHub(hub);
-    const steady = await t.connect(server.addr, "steady");
-    await steady.send("before\n");
-    await steady.expect("before\n");
+    const { acceptor, server, listenFd, double, running, steady } = await startWithDouble(t);
     double.fail(Infinity, EINVAL);
     // A client for accept to fail on; the listener may reset it when it closes.
     const late = Deno.connect({ hostname: "127.0.0.1", port: server.addr.port })
@@ -2025,8 +2005,7 @@ suite.test(
     });
     await steady.send("after\n");
     await steady.expect("after\n", { step: "the steady client is still served" });
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip },
 );
@@ -2186,8 +2165,7 @@ suite.test(
           "keeps every client that ever connected",
       });
     }
-    await t.step("server.close()", () => server.close());
-    await t.step("hub.run() returns", () => running, { timeoutMs: 3000 });
+    await closeAndJoin(t, server, running);
   },
   { skip: ffiSkip, timeoutMs: 20_000 },
 );
@@ -2268,13 +2246,13 @@ suite.test(`Hub: ${CONNECTIONS} connections served at once by one thread`, async
         echoed++;
       }));
     })();
-    await withNote(
-      t.step(
-        `connections ${first + 1}–${first + count}: connect, send a line, read its echo`,
-        () => work,
-        { timeoutMs: 20_000 },
-      ),
-      `${echoed} connection(s) had their echo; your server had accepted ${server.accepted}`,
+    await t.step(
+      `connections ${first + 1}–${first + count}: connect, send a line, read its echo`,
+      () => work,
+      {
+        timeoutMs: 20_000,
+        note: `${echoed} connection(s) had their echo; your server had accepted ${server.accepted}`,
+      },
     );
     // Every connection of the batch is still open here, so their coroutines are all alive.
     for (const conn of conns.splice(0)) conn.close();
