@@ -35,6 +35,7 @@ export function expectedBackoff(failures: number): number[] {
 
 /** One call of a recorded pause: the ms asked for, and `snapshot()` around it. */
 export interface PauseCall<S> {
+  /** The pause learner code asked for, in ms. */
   ms: number;
   /** `snapshot()` when the pause began. */
   before: S;

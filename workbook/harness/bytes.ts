@@ -7,12 +7,35 @@
 
 const encoder = new TextEncoder();
 
-/** Text is encoded as UTF-8; bytes pass through. */
+/**
+ * Text is encoded as UTF-8; bytes pass through.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { toBytes } from "./bytes.ts";
+ *
+ * assert.deepEqual(toBytes("é\n"), new Uint8Array([0xc3, 0xa9, 0x0a]));
+ * const bytes = new Uint8Array([1, 2]);
+ * assert.equal(toBytes(bytes), bytes);
+ * ```
+ */
 export function toBytes(data: string | Uint8Array): Uint8Array {
   return typeof data === "string" ? encoder.encode(data) : data;
 }
 
-/** Joins byte arrays into one. */
+/**
+ * Joins byte arrays into one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { concatBytes } from "./bytes.ts";
+ *
+ * const joined = concatBytes([new Uint8Array([1, 2]), new Uint8Array(0), new Uint8Array([3])]);
+ * assert.deepEqual(joined, new Uint8Array([1, 2, 3]));
+ * ```
+ */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
@@ -23,7 +46,20 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Index of `needle` in `haystack` from `from`, or -1. */
+/**
+ * Index of `needle` in `haystack` from `from`, or -1.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { indexOfBytes, toBytes } from "./bytes.ts";
+ *
+ * const data = toBytes("a\r\nb\r\n");
+ * assert.equal(indexOfBytes(data, toBytes("\r\n")), 1);
+ * assert.equal(indexOfBytes(data, toBytes("\r\n"), 2), 4);
+ * assert.equal(indexOfBytes(data, toBytes("\n\n")), -1);
+ * ```
+ */
 export function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
   outer: for (let i = from; i + needle.length <= haystack.length; i++) {
     for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
@@ -32,14 +68,38 @@ export function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0)
   return -1;
 }
 
-/** Byte equality. */
+/**
+ * Byte equality.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { equalBytes, toBytes } from "./bytes.ts";
+ *
+ * assert.equal(equalBytes(toBytes("hi"), new Uint8Array([104, 105])), true);
+ * assert.equal(equalBytes(toBytes("hi"), toBytes("hi\n")), false);
+ * ```
+ */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
-/** Offset of the first byte where `a` and `b` differ; `-1` when equal. */
+/**
+ * Offset of the first byte where `a` and `b` differ; `-1` when equal. When
+ * one is a prefix of the other, the length of the shorter.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { firstDifference, toBytes } from "./bytes.ts";
+ *
+ * assert.equal(firstDifference(toBytes("HELLO"), toBytes("HELXO")), 3);
+ * assert.equal(firstDifference(toBytes("HELLO"), toBytes("HEL")), 3);
+ * assert.equal(firstDifference(toBytes("same"), toBytes("same")), -1);
+ * ```
+ */
 export function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
@@ -105,9 +165,15 @@ function escapePieces(bytes: Uint8Array): { offset: number; text: string }[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { showBytes } from "./bytes.ts";
  *
- * console.log(showBytes(new Uint8Array([0, 0, 0, 2, 104, 105, 10]))); // "\x00\x00\x00\x02hi\n"
+ * assert.equal(
+ *   showBytes(new Uint8Array([0, 0, 0, 2, 104, 105, 10])),
+ *   '"\\x00\\x00\\x00\\x02hi\\n"',
+ * );
+ * assert.equal(showBytes("héllo"), '"héllo"');
+ * assert.equal(showBytes("abcdef", 3), '"abc"… (3 more bytes)');
  * ```
  */
 export function showBytes(data: string | Uint8Array, max = 120): string {
@@ -123,9 +189,18 @@ export function showBytes(data: string | Uint8Array, max = 120): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { showDifference } from "./bytes.ts";
  *
- * console.log(showDifference("HELLO\n", "HELXO\n"));
+ * assert.equal(
+ *   showDifference("HELLO\n", "HELXO\n"),
+ *   [
+ *     'expected: "HELLO\\n"',
+ *     'actual:   "HELXO\\n"',
+ *     "              ^ first difference at byte 3",
+ *   ].join("\n"),
+ * );
+ * assert.match(showDifference("HELLO\n", "HEL"), /your bytes end here, after 3 of 6/);
  * ```
  */
 export function showDifference(expected: string | Uint8Array, actual: string | Uint8Array): string {
@@ -158,9 +233,16 @@ export function showDifference(expected: string | Uint8Array, actual: string | U
  *
  * @example
  * ```ts
- * import { splitBytes } from "./bytes.ts";
+ * import assert from "node:assert/strict";
+ * import { splitBytes, toBytes } from "./bytes.ts";
  *
- * console.log(splitBytes(new TextEncoder().encode("hello"), [2]).length); // 3
+ * const sizes = (chunks: Uint8Array[]) => chunks.map((chunk) => chunk.length);
+ * assert.deepEqual(sizes(splitBytes(toBytes("hello"), [2])), [2, 2, 1]);
+ * assert.deepEqual(sizes(splitBytes(toBytes("hello"), "bytes")), [1, 1, 1, 1, 1]);
+ * assert.deepEqual(sizes(splitBytes(toBytes("hello"), "whole")), [5]);
+ * const seeded = sizes(splitBytes(toBytes("hello, world"), { seed: 7, maxChunk: 4 }));
+ * assert.deepEqual(seeded, sizes(splitBytes(toBytes("hello, world"), { seed: 7, maxChunk: 4 })));
+ * assert.equal(seeded.reduce((a, b) => a + b), 12);
  * ```
  */
 export function splitBytes(data: Uint8Array, how: SplitMode): Uint8Array[] {
@@ -188,7 +270,19 @@ export function splitBytes(data: Uint8Array, how: SplitMode): Uint8Array[] {
 /** How a sender splits its bytes into writes (see {@linkcode splitBytes}). */
 export type SplitMode = "whole" | "bytes" | number[] | { seed: number; maxChunk?: number };
 
-/** Describes a split mode for step names: "1 byte at a time", "in one write", … */
+/**
+ * Describes a split mode for step names: "1 byte at a time", "in one write", …
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeSplit } from "./bytes.ts";
+ *
+ * assert.equal(describeSplit("bytes"), "1 byte at a time");
+ * assert.equal(describeSplit([3, 1]), "in chunks of 3, 1 bytes");
+ * assert.equal(describeSplit({ seed: 7 }), "split at random points (seed 7)");
+ * ```
+ */
 export function describeSplit(how: SplitMode): string {
   if (how === "whole") return "in one write";
   if (how === "bytes") return "1 byte at a time";
@@ -201,10 +295,15 @@ export function describeSplit(how: SplitMode): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { seededRandom } from "./bytes.ts";
  *
- * const random = seededRandom(42);
- * console.log(random() === seededRandom(42)()); // true
+ * const a = seededRandom(42);
+ * const b = seededRandom(42);
+ * const draws = [a(), a(), a()];
+ * assert.deepEqual([b(), b(), b()], draws);
+ * assert.ok(draws.every((x) => x >= 0 && x < 1));
+ * assert.notEqual(seededRandom(43)(), draws[0]);
  * ```
  */
 export function seededRandom(seed: number): () => number {

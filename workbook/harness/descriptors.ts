@@ -19,11 +19,16 @@ import { closeSync, openSync } from "node:fs";
  * descriptors allowed to fill the gaps).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openDescriptors } from "./descriptors.ts";
+ *
  * const before = openDescriptors();
+ * assert.ok(before !== undefined, "needs read access to /dev/null");
  * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * console.assert(openDescriptors() === before! + 1);
+ * assert.equal(openDescriptors(), before + 1);
  * listener.close();
+ * assert.equal(openDescriptors(), before);
  * ```
  */
 export function openDescriptors(limit = 1024): number | undefined {

@@ -11,27 +11,46 @@
 import type { FailureKind } from "./failure.ts";
 import { readEnv } from "./target.ts";
 
-/** The environment variable that names the events file. */
+/**
+ * The environment variable that names the events file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EVENTS_ENV } from "./events.ts";
+ *
+ * assert.equal(EVENTS_ENV, "WORKBOOK_EVENTS");
+ * ```
+ */
 export const EVENTS_ENV = "WORKBOOK_EVENTS";
 
 /** A check was registered (in suite order), possibly skipped with a reason. */
 export interface RegisterEvent {
+  /** The kind of event. */
   type: "register";
+  /** The check's name. */
   check: string;
+  /** Why it is skipped here, if it is. */
   skip?: string;
 }
 
 /** A check started one of its steps. */
 export interface StepEvent {
+  /** The kind of event. */
   type: "step";
+  /** The check's name. */
   check: string;
+  /** The step, in words. */
   step: string;
 }
 
 /** A check's own verdict, as the harness saw it. */
 export interface ResultEvent {
+  /** The kind of event. */
   type: "result";
+  /** The check's name. */
   check: string;
+  /** Whether the check passed. */
   ok: boolean;
   /** Set when not ok. */
   kind?: FailureKind;
@@ -46,9 +65,40 @@ export interface ResultEvent {
 /** Any event on the channel. */
 export type GradeEvent = RegisterEvent | StepEvent | ResultEvent;
 
+const listeners = new Set<(event: GradeEvent) => void>();
+
 /**
- * Appends `event` to the events file, if the runner asked for one. Never
- * throws: the channel is the runner's, grading goes on without it.
+ * Calls `listener` with every event emitted in this process from now on,
+ * synchronously and before it is written, whether or not a runner follows
+ * the channel; the returned function unsubscribes. A listener that throws is
+ * ignored. This is how the harness's parts hear of each other without
+ * importing each other (suite.ts tells the freeze watch which step runs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { emit, type GradeEvent, onEmit } from "./events.ts";
+ *
+ * const steps: string[] = [];
+ * const stop = onEmit((event: GradeEvent) => {
+ *   if (event.type === "step") steps.push(event.step);
+ * });
+ * emit({ type: "step", check: "replies", step: "connect" });
+ * stop();
+ * emit({ type: "step", check: "replies", step: "not heard" });
+ * assert.deepEqual(steps, ["connect"]);
+ * ```
+ */
+export function onEmit(listener: (event: GradeEvent) => void): () => void {
+  const own = (event: GradeEvent) => listener(event);
+  listeners.add(own);
+  return () => void listeners.delete(own);
+}
+
+/**
+ * Appends `event` to the events file, if the runner asked for one, after
+ * telling the {@linkcode onEmit} listeners. Never throws: the channel is the
+ * runner's, grading goes on without it.
  *
  * @example
  * ```ts
@@ -61,6 +111,13 @@ export type GradeEvent = RegisterEvent | StepEvent | ResultEvent;
  * ```
  */
 export function emit(event: GradeEvent): void {
+  for (const listener of [...listeners]) {
+    try {
+      listener(event);
+    } catch {
+      // A listener's trouble is its own: the event still goes to the runner.
+    }
+  }
   const path = readEnv(EVENTS_ENV);
   if (!path) return;
   try {
@@ -73,6 +130,15 @@ export function emit(event: GradeEvent): void {
 /**
  * The events in a chunk of the file; lines that are not whole events (a line
  * still being written) are left out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseEvents } from "./events.ts";
+ *
+ * const events = parseEvents('{"type":"register","check":"a"}\n{"type":"result","che');
+ * assert.deepEqual(events, [{ type: "register", check: "a" }]);
+ * ```
  */
 export function parseEvents(text: string): GradeEvent[] {
   return text.split("\n").filter(Boolean).flatMap((line) => {
@@ -109,6 +175,7 @@ export class EventFollower {
   #partial = "";
   readonly #decoder = new TextDecoder();
 
+  /** Follows the events file at `path` from its start (it need not exist yet). */
   constructor(path: string) {
     this.#path = path;
   }

@@ -19,10 +19,13 @@ export type FailureKind =
 
 /** The details of a failure. */
 export interface FailureDetails {
+  /** What kind of failure (the runner words its summary by it). */
   kind: FailureKind;
   /** The step, in words: `send "hello\n" and read the reply`. */
   step: string;
+  /** What the check wanted, in words or as a shown value. */
   expected?: string;
+  /** What learner code did instead. */
   actual?: string;
   /** Prepared multi-line comparison (e.g. bytes with a caret); shown instead of expected/actual. */
   comparison?: string;
@@ -38,6 +41,7 @@ export interface FailureDetails {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GradeFailure } from "./failure.ts";
  *
  * const failure = new GradeFailure({
@@ -45,15 +49,28 @@ export interface FailureDetails {
  *   step: "read the reply",
  *   expected: '"HELLO\\n"',
  *   actual: '"hello\\n"',
+ *   note: "reply in upper case",
  * });
- * console.log(failure.message);
+ * assert.equal(
+ *   failure.message,
+ *   'step: read the reply\nexpected: "HELLO\\n"\nactual:   "hello\\n"\nnote: reply in upper case',
+ * );
+ * failure.attach(undefined, "docs/03-tcp-server.md");
+ * assert.match(failure.message, /\nread: docs\/03-tcp-server\.md$/);
+ *
+ * const note = "lesson 03: startServer is not implemented yet";
+ * assert.equal(new GradeFailure({ kind: "todo", step: "startServer()", note }).message, note);
  * ```
  */
 export class GradeFailure extends Error {
+  /** Always `"GradeFailure"`: {@linkcode isGradeFailure} recognises the error by it. */
   override name = "GradeFailure";
+  /** What failed; change it, then {@linkcode GradeFailure.render} the message again. */
   details: FailureDetails;
+  /** The check's transcript, printed under the details (set by {@linkcode GradeFailure.attach}). */
   transcript?: Transcript;
 
+  /** A failure with these details; its message is rendered at once. */
   constructor(details: FailureDetails) {
     super("");
     this.details = details;
@@ -90,7 +107,20 @@ export class GradeFailure extends Error {
   }
 }
 
-/** True for a {@linkcode GradeFailure}, also from another copy of this module. */
+/**
+ * True for a {@linkcode GradeFailure}, also from another copy of this module.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GradeFailure, isGradeFailure } from "./failure.ts";
+ *
+ * assert.equal(isGradeFailure(new GradeFailure({ kind: "timeout", step: "read" })), true);
+ * assert.equal(isGradeFailure(new Error("plain")), false);
+ * const copy = Object.assign(new Error("from another copy"), { name: "GradeFailure", details: {} });
+ * assert.equal(isGradeFailure(copy), true);
+ * ```
+ */
 export function isGradeFailure(error: unknown): error is GradeFailure {
   return error instanceof Error && error.name === "GradeFailure" && "details" in error;
 }
@@ -105,12 +135,20 @@ export type NotePlacement = "if-none" | "after" | "before";
  * it fails — never on "not implemented yet".
  *
  * @example
- * ```ts ignore
- * await client.expect("ack-HELLO\n", { note: "one reply per line, not per read()" });
- * const reply = await t.step("reader.readUntil()", () => reader.readUntil("\n"), {
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getLesson } from "../catalogue.ts";
+ * import { Grader } from "./grader.ts";
+ *
+ * const t = new Grader(getLesson("04"), "example");
+ * const readUntil = () => new Promise<never>(() => {}); // a read that never ends
+ * const failure = await t.step("reader.readUntil()", readUntil, {
+ *   timeoutMs: 10,
  *   note: "keep the bytes after the delimiter for the next call",
  *   notePlacement: "after",
- * });
+ * }).catch((failure) => failure);
+ * assert.match(failure.message, /\nnote: keep the bytes after the delimiter for the next call/);
+ * await t.cleanup();
  * ```
  */
 export interface NoteOptions {
@@ -152,23 +190,4 @@ export function addNote(error: unknown, options: NoteOptions | undefined): unkno
   else if (placement === "before" && !had.includes(note)) error.details.note = `${note}. ${had}`;
   error.message = error.render();
   return error;
-}
-
-/**
- * Runs `work` and adds `note` to the failure it ends with, as `placement` says.
- *
- * @deprecated Give the call its own `note` option (`client.expect(x, { note })`,
- * `t.step(name, fn, { note })`, …) or wrap a block in `t.noted(note, fn)`.
- * Kept only until suites 05–12 are converted; delete it then.
- */
-export async function withNote<T>(
-  work: Promise<T> | (() => Promise<T>),
-  note: string,
-  placement: NotePlacement = "if-none",
-): Promise<T> {
-  try {
-    return await (typeof work === "function" ? work() : work);
-  } catch (error) {
-    throw addNote(error, { note, notePlacement: placement });
-  }
 }

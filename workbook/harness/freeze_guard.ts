@@ -71,18 +71,32 @@ function nextMessage<T>(worker: Worker, kind: string, timeoutMs: number): Promis
  * `port`, once. Read {@linkcode FreezeGuard.rescued} after the learner code
  * returned to know whether that happened.
  *
- * @example
- * ```ts ignore
+ * @example A guard that is not needed stays quiet
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { FreezeGuard } from "./freeze_guard.ts";
- * import { accept, close, listenTcp } from "../ffi/libc.ts";
+ * import { nextTurn } from "./wait.ts";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const guard = await FreezeGuard.start({ port: listener.addr.port, afterMs: 500 });
+ * for (let i = 0; i < 5; i++) await nextTurn(10); // the event loop keeps turning
+ * assert.equal(guard.afterMs, 500);
+ * assert.equal(guard.rescued, false);
+ * assert.ok(guard.longestFreezeMs < 500);
+ * await guard.stop();
+ * listener.close();
+ * ```
+ *
+ * @example The rescue of a blocking accept (libc through FFI; see freeze_guard_test.ts)
+ * ```ts ignore
+ * import assert from "node:assert/strict";
+ * import { accept, close, ErrnoError, listenTcp } from "../ffi/libc.ts";
+ * import { FreezeGuard } from "./freeze_guard.ts";
  *
  * const listener = listenTcp(); // blocking
  * const guard = await FreezeGuard.start({ port: listener.port, afterMs: 500 });
- * try {
- *   accept(listener.fd); // blocks: nobody connects
- * } catch (error) {
- *   console.log(guard.rescued, String(error)); // true ErrnoError: accept4 ... EINVAL
- * }
+ * assert.throws(() => accept(listener.fd), ErrnoError); // blocked until the guard shut it down
+ * assert.equal(guard.rescued, true);
  * await guard.stop();
  * close(listener.fd);
  * ```
@@ -101,6 +115,9 @@ export class FreezeGuard {
     this.#worker = worker;
     this.#slots = slots;
     this.afterMs = afterMs;
+    // A first tick now: the worker counts a freeze from when it sees the counter move, so
+    // the time the "ready" message took to arrive (long on a loaded machine) is not counted.
+    Atomics.add(this.#slots, TICKS, 1);
     this.#ticker = setInterval(() => {
       const now = performance.now();
       this.#longestGap = Math.max(this.#longestGap, now - this.#lastTick);
@@ -149,9 +166,13 @@ export class FreezeGuard {
 
 /** One event seen by {@linkcode clientInThread}, timed from its start. */
 export interface ThreadClientEvent {
+  /** When, in ms since the client started (on its own thread's clock). */
   atMs: number;
+  /** What happened, named like a transcript's events. */
   event: "connect" | "sent" | "half-close" | "received" | "eof" | "note";
+  /** The bytes sent or received. */
   bytes?: Uint8Array;
+  /** Words on the event (an error, an address). */
   detail?: string;
 }
 
@@ -161,6 +182,7 @@ export interface ThreadClientResult {
   outcome: "eof" | "timeout" | "error";
   /** Every byte received, in order. */
   received: Uint8Array;
+  /** Everything the client saw, in order. */
   events: ThreadClientEvent[];
 }
 
@@ -180,13 +202,28 @@ export interface ThreadClient {
  * transcript (with the thread's own times) once it is done.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { clientInThread } from "./freeze_guard.ts";
+ * import { Transcript } from "./transcript.ts";
  *
- * const client = clientInThread({ port: 9000, payload: new TextEncoder().encode("hi") });
- * // … serve it with blocking calls on the main thread …
- * console.log((await client.result).outcome);
+ * // An echo server; a lesson's would block the main thread, which the thread client survives.
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const transcript = new Transcript();
+ * const payload = new TextEncoder().encode("ping\n");
+ * const client = clientInThread({ port: listener.addr.port, payload, transcript, label: "T" });
+ * const conn = await listener.accept();
+ * const buffer = new Uint8Array(64);
+ * let got = 0;
+ * for (let n; (n = await conn.read(buffer.subarray(got))) !== null;) got += n; // to its half-close
+ * await conn.write(buffer.subarray(0, got));
+ * conn.close();
+ * const result = await client.result;
+ * assert.equal(result.outcome, "eof");
+ * assert.deepEqual(result.received, payload);
+ * assert.ok(transcript.entries.some((e) => e.conn === "T" && e.event === "half-close"));
  * client.stop();
+ * listener.close();
  * ```
  */
 export function clientInThread(options: {

@@ -15,12 +15,41 @@
 import { EVENTS_ENV } from "./events.ts";
 import { readEnv } from "./target.ts";
 
-/** How long the main thread may run no timer before the check is called frozen. */
+/**
+ * How long the main thread may run no timer before the check is called frozen, in ms:
+ * longer than `FROZEN_LOOP_MS` (wait.ts), so a shorter freeze is left to the step's own
+ * "frozen" verdict.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FREEZE_AFTER_MS } from "./freeze_watch.ts";
+ * import { FROZEN_LOOP_MS } from "./wait.ts";
+ *
+ * assert.ok(FREEZE_AFTER_MS > FROZEN_LOOP_MS);
+ * ```
+ */
 export const FREEZE_AFTER_MS = 2000;
 
 const TICK_MS = 20;
 
-/** The watch of one suite process: started once, told when each check starts and ends. */
+/**
+ * The watch of one suite process: started once, told when each check starts
+ * and ends and which step runs (suite.ts does all three).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EVENTS_ENV } from "./events.ts";
+ * import { FreezeWatch } from "./freeze_watch.ts";
+ *
+ * // Without a grading channel to report on, there is nothing to watch for.
+ * const before = Deno.env.get(EVENTS_ENV);
+ * Deno.env.delete(EVENTS_ENV);
+ * assert.equal(FreezeWatch.start(), undefined);
+ * if (before !== undefined) Deno.env.set(EVENTS_ENV, before);
+ * ```
+ */
 export class FreezeWatch {
   readonly #worker: Worker;
   readonly #ticks: Int32Array;

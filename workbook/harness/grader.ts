@@ -1,21 +1,21 @@
 /**
- * The grading harness every lesson suite uses.
+ * The per-check grading context: the `t` a suite's check receives (see
+ * suite.ts for how checks are registered).
  *
- * `lessonSuite("03")` registers tests (`suite.test(name, fn)`) whose `fn`
- * receives a {@linkcode Grader}: it loads the graded implementation through the
- * target switch, runs each step against a deadline, opens recorded connections,
- * runs grader-side servers, and turns every way learner code can go wrong
- * (TodoError, a throw, a hang, an uncaught rejection, a missing permission)
- * into a {@linkcode GradeFailure} written for the learner.
+ * A {@linkcode Grader} loads the graded implementation through the target
+ * switch, runs each step of learner code against a deadline, opens recorded
+ * connections, runs grader-side servers ({@linkcode GraderServer}), owns
+ * background work, and asserts: every way learner code can go wrong (a
+ * TodoError, a throw, a hang, an uncaught rejection, a wrong value) ends as a
+ * {@linkcode GradeFailure} written for the learner (explain.ts words it).
  *
  * @module
  */
-import { inspect, isDeepStrictEqual } from "node:util";
-import { docPath, getLesson, type Lesson } from "../catalogue.ts";
-import { setupLogging } from "../toolkit/log.ts";
+import { isDeepStrictEqual } from "node:util";
+import { docPath, type Lesson } from "../catalogue.ts";
 import { isTodoError } from "../toolkit/todo.ts";
-import { ffiAvailable } from "../ffi/libc.ts";
-import { showBytes } from "./bytes.ts";
+import { emit } from "./events.ts";
+import { describeError, explainError, showValue } from "./explain.ts";
 import {
   addNote,
   GradeFailure,
@@ -23,8 +23,6 @@ import {
   type NoteOptions,
   type NotePlacement,
 } from "./failure.ts";
-import { emit } from "./events.ts";
-import { FreezeWatch } from "./freeze_watch.ts";
 import {
   addressText,
   type ConnectAddress,
@@ -34,171 +32,35 @@ import {
   type ProbeConn,
   STEP_MS,
 } from "./probe.ts";
-import { readEnv, scratchDir, shownPath, SOCKET_SLOTS, socketSlot, targetFile } from "./target.ts";
+import { scratchDir, shownPath, SOCKET_SLOTS, socketSlot, targetFile } from "./target.ts";
 import { Transcript } from "./transcript.ts";
 import { frozenText, waitFor, waitUntil } from "./wait.ts";
 
-/** Default time budget of one test. A CPU loop in learner code is stopped here. */
-export const TEST_MS = 6000;
-
-/** What a check may need from the machine; a check whose need is not met is skipped, with why. */
-export type Requirement =
-  | "ffi" // the libc bindings (Linux, --allow-ffi, libc.so.6)
-  | "ipv6"; // the IPv6 loopback address ::1
-
-/** Options of one graded test. */
-export interface TestOptions {
-  /** Whole-test budget in ms (default {@linkcode TEST_MS}); ends even a `while (true) {}`. */
-  timeoutMs?: number;
-  /** Skip the test, with the reason shown. */
-  skip?: string;
-  /** What the check needs from the machine; it is skipped, with the reason, where that is missing. */
-  requires?: Requirement[];
-}
-
-/** A lesson's suite: register graded tests with {@linkcode LessonSuite.test}. */
-export interface LessonSuite {
-  readonly lesson: Lesson;
-  /** Registers one graded check. Its name is what the learner sees beside ✓ or ✗. */
-  test(name: string, fn: (t: Grader) => Promise<void>, options?: TestOptions): void;
-}
-
-let current: Grader | undefined;
-
-// Tells the runner at once when a check freezes the event loop (freeze_watch.ts).
-const freezeWatch = FreezeWatch.start();
-
-// `deno task lesson N --verbose`: show the learner's program logs beside the checks.
-if (readEnv("WORKBOOK_VERBOSE")) await setupLogging("debug");
-
-// Learner code that rejects a promise nobody awaits, or throws in a timer
-// callback, would otherwise abort the whole test module. Route it to the test
-// that is running instead, with words for the learner.
-globalThis.addEventListener("unhandledrejection", (event) => {
-  event.preventDefault();
-  current?.interrupt(event.reason, "a promise was rejected and nothing handled the rejection");
-});
-globalThis.addEventListener("error", (event) => {
-  event.preventDefault();
-  current?.interrupt(event.error, "an exception escaped a callback (timer or event handler)");
-});
-
-/** Why a lesson cannot run here, or undefined when it can. */
-function platformSkip(lesson: Lesson): string | undefined {
-  if (lesson.platforms && !lesson.platforms.includes(Deno.build.os)) {
-    return `lesson ${lesson.id} runs on ${
-      lesson.platforms.join("/")
-    } only; this is ${Deno.build.os}`;
-  }
-  return undefined;
-}
-
-const missing = new Map<Requirement, string | undefined>();
-
 /**
- * Why `need` is not met here, or undefined. Asked while tests are registered,
- * at the top level of a suite: opening libc inside a test would count as a
- * leaked resource.
- */
-function requirementMissing(need: Requirement): string | undefined {
-  if (!missing.has(need)) missing.set(need, need === "ffi" ? ffiMissing() : ipv6Missing());
-  return missing.get(need);
-}
-
-function ffiMissing(): string | undefined {
-  const ffi = ffiAvailable();
-  return ffi.ok ? undefined : `the libc FFI bindings cannot be used here: ${ffi.reason}`;
-}
-
-function ipv6Missing(): string | undefined {
-  try {
-    Deno.listen({ hostname: "::1", port: 0 }).close();
-    return undefined;
-  } catch (error) {
-    return `IPv6 loopback (::1) is not available on this machine: ${error}`;
-  }
-}
-
-/**
- * The suite of lesson `id`.
+ * Per-test grading context: the `t` of every suite. `lessonSuite` makes one
+ * per check; engine tests and the examples here make their own, and call
+ * {@linkcode Grader.cleanup} at the end as the suite would.
  *
  * @example
- * ```ts ignore
- * import { lessonSuite } from "../workbook/harness/mod.ts";
- * import type * as Lesson from "../solutions/03-tcp-server/server.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getLesson } from "../catalogue.ts";
+ * import { Grader } from "./grader.ts";
  *
- * const suite = lessonSuite("03");
- * suite.test("replies in upper case", async (t) => {
- *   const { startSerialServer } = await t.load<typeof Lesson>();
- *   const server = await t.step("start your server", () => startSerialServer({ port: 0 }));
- *   t.defer(() => server.close());
- *   const client = await t.connect(server.addr);
- *   await client.send("hello\n");
- *   await client.expect("HELLO\n");
- * });
+ * const t = new Grader(getLesson("01"), "formats addresses");
+ * assert.equal(t.doc, "docs/01-sockets.md");
+ * assert.equal(await t.step("formatAddress(…)", () => "127.0.0.1:4000"), "127.0.0.1:4000");
+ * t.expectEqual(2 + 2, 4, "add");
+ * assert.throws(() => t.expectEqual([1, 2], [1, 3], "the list"), /expected: \[ 1, 3 \]/);
+ * assert.equal(await t.cleanup(), undefined);
  * ```
  */
-export function lessonSuite(id: string): LessonSuite {
-  const lesson = getLesson(id);
-  // Open libc now, before any test, for every lesson that may use it.
-  if (lesson.permissions.ffi && !platformSkip(lesson)) requirementMissing("ffi");
-  return {
-    lesson,
-    test(name, fn, options = {}) {
-      const skip = options.skip ?? platformSkip(lesson) ??
-        (options.requires ?? []).map(requirementMissing).find((why) => why !== undefined);
-      emit({ type: "register", check: name, ...(skip !== undefined ? { skip } : {}) });
-      Deno.test({
-        name,
-        ignore: skip !== undefined,
-        timeout: options.timeoutMs ?? TEST_MS,
-        sanitizeOps: true,
-        sanitizeResources: true,
-        async fn() {
-          const t = new Grader(lesson, name);
-          freezeWatch?.checkStarted(name);
-          const started = performance.now();
-          current = t;
-          let failure: GradeFailure | undefined;
-          try {
-            await fn(t);
-            t.throwIfInterrupted();
-          } catch (error) {
-            // A background task that failed first is the cause; what the check saw next follows.
-            failure = t.backgroundFailure ?? t.explain(error, "the test");
-          } finally {
-            // A background task still running after the clean-ups fails the check itself.
-            const late = await t.cleanup();
-            failure ??= late;
-            if (current === t) current = undefined;
-            freezeWatch?.checkEnded();
-          }
-          const ms = Math.round(performance.now() - started);
-          emit(
-            failure
-              ? {
-                type: "result",
-                check: name,
-                ok: false,
-                kind: failure.details.kind,
-                step: failure.details.step,
-                report: failure.message,
-                ms,
-              }
-              : { type: "result", check: name, ok: true, ms },
-          );
-          if (failure) throw failure;
-        },
-      });
-      if (skip) console.log(`skipped "${name}": ${skip}`);
-    },
-  };
-}
-
-/** Per-test grading context: the `t` of every suite. */
 export class Grader {
+  /** The lesson being graded, from the catalogue. */
   readonly lesson: Lesson;
+  /** The check's name, as registered (what the learner sees beside ✓ or ✗). */
   readonly testName: string;
+  /** Every connection's bytes and events during this check, shown when it fails. */
   readonly transcript: Transcript = new Transcript();
   readonly #abort = new AbortController();
   readonly #cleanups: (() => unknown)[] = [];
@@ -208,6 +70,7 @@ export class Grader {
   #connections = 0;
   #sockets = 0;
 
+  /** A context for the check `testName` of `lesson` (the suite makes it; so may engine tests). */
   constructor(lesson: Lesson, testName: string) {
     this.lesson = lesson;
     this.testName = testName;
@@ -226,6 +89,20 @@ export class Grader {
   /**
    * Loads one of the lesson's files from the graded target (default: the
    * lesson's first file). Types come from the caller: `t.load<typeof Solution>()`.
+   * A file that is missing or does not compile fails with kind `"load"`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { Grader } from "./grader.ts";
+   *
+   * const t = new Grader(getLesson("01"), "example");
+   * const failure = await t.load<never>("no_such_file.ts").catch((failure) => failure);
+   * assert.equal(failure.details.kind, "load");
+   * assert.match(failure.message, /deno task reset 1/);
+   * await t.cleanup();
+   * ```
    */
   async load<T>(file: string = this.lesson.files[0]): Promise<T> {
     const path = targetFile(this.lesson, file);
@@ -252,10 +129,27 @@ export class Grader {
    * each become a failure naming this step, with `note` as its advice.
    *
    * @example
-   * ```ts ignore
-   * const reply = await t.step('reader.readUntil("\\n")', () => reader.readUntil("\n"), {
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { TodoError } from "../toolkit/todo.ts";
+   * import { Grader } from "./grader.ts";
+   *
+   * const t = new Grader(getLesson("01"), "example");
+   * const hangs = () => new Promise<never>(() => {}); // a read nobody answers
+   * const late = await t.step("readLine()", hangs, {
+   *   timeoutMs: 20,
    *   note: "keep the bytes after the delimiter for the next call",
-   * });
+   * }).catch((failure) => failure);
+   * assert.equal(late.details.kind, "timeout");
+   * assert.match(late.message, /^step: readLine\(\)\nexpected: your code to finish within 20 ms/);
+   * assert.match(late.message, /note: keep the bytes after the delimiter/);
+   *
+   * const todo = await t.step("readLine()", () => {
+   *   throw new TodoError("readLine");
+   * }).catch((failure) => failure);
+   * assert.equal(todo.message, "lesson 01: readLine is not implemented yet — see docs/01-sockets.md");
+   * await t.cleanup();
    * ```
    */
   async step<T>(
@@ -277,8 +171,18 @@ export class Grader {
    * `note` option.
    *
    * @example
-   * ```ts ignore
-   * await t.noted("one client must never stop the server", () => roundTrip(b, "b\n"));
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { Grader } from "./grader.ts";
+   *
+   * const t = new Grader(getLesson("01"), "example");
+   * const failure = await t.noted("one client must never stop the server", () =>
+   *   t.check(false, { step: "client B's reply", expected: '"b\\n"', actual: "EOF" })
+   * ).catch((failure) => failure);
+   * assert.match(failure.message, /note: one client must never stop the server/);
+   * assert.equal(await t.noted("unused", () => 7), 7);
+   * await t.cleanup();
    * ```
    */
   async noted<T>(
@@ -296,7 +200,6 @@ export class Grader {
   /** Runs `fn` against the step deadline and the interrupt signal; errors come back raw. */
   async #race<T>(name: string, fn: () => T | Promise<T>, timeoutMs: number): Promise<T> {
     emit({ type: "step", check: this.testName, step: name });
-    freezeWatch?.step(name);
     const waited = await waitFor(Promise.resolve().then(fn), { timeoutMs, signal: this.signal });
     switch (waited.status) {
       case "done":
@@ -384,34 +287,11 @@ export class Grader {
 
   /** Turns anything thrown into a learner-facing {@linkcode GradeFailure}. */
   explain(error: unknown, step: string): GradeFailure {
-    if (isGradeFailure(error)) return error.attach(this.transcript, this.doc);
-    if (isTodoError(error)) {
-      return new GradeFailure({
-        kind: "todo",
-        step,
-        note: `lesson ${this.lesson.id}: ${error.what} is not implemented yet — see ${this.doc}`,
-      });
-    }
-    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      return new GradeFailure({
-        kind: "threw",
-        step,
-        actual: `${describeError(error)}`,
-        note: `lesson ${this.lesson.id} is graded with only the permissions it needs ` +
-          `(${
-            JSON.stringify(this.lesson.permissions)
-          }); bind and connect to 127.0.0.1, not 0.0.0.0 or other hosts`,
-      }).attach(this.transcript, this.doc);
-    }
-    const where = learnerFrame(error);
-    return new GradeFailure({
-      kind: "threw",
-      step,
-      actual: `your code threw ${describeError(error)}${where ? ` (at ${where})` : ""}`,
-      note: error instanceof TypeError && /not a function|undefined/.test(String(error.message))
-        ? "does your file still export every function the lesson asks for, with the same name?"
-        : undefined,
-    }).attach(this.transcript, this.doc);
+    return explainError(error, step, {
+      lesson: this.lesson,
+      doc: this.doc,
+      transcript: this.transcript,
+    });
   }
 
   /** Fails the test with these details (and the transcript). */
@@ -426,7 +306,7 @@ export class Grader {
   /** Fails unless `actual` deep-equals `expected`. */
   expectEqual<T>(actual: T, expected: T, step: string, note?: string): void {
     if (!isDeepStrictEqual(actual, expected)) {
-      this.fail({ step, expected: show(expected), actual: show(actual), note });
+      this.fail({ step, expected: showValue(expected), actual: showValue(actual), note });
     }
   }
 
@@ -445,6 +325,29 @@ export class Grader {
    * readiness, not a fixed sleep; fails with `expected … within N ms` and what
    * `actual()` says then, with `note` as advice. An uncaught error in learner
    * code ends it at once.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { Grader } from "./grader.ts";
+   *
+   * const t = new Grader(getLesson("01"), "example");
+   * let clients = 2;
+   * setTimeout(() => clients--, 5); // a client leaves; nothing announces it
+   * await t.eventually("the registry after B left", () => clients === 1, {
+   *   expected: "1 client registered",
+   *   actual: () => `${clients} clients registered`,
+   * });
+   * const failure = await t.eventually("the registry after A left", () => clients === 0, {
+   *   expected: "no client registered",
+   *   actual: () => `${clients} client(s) registered`,
+   *   timeoutMs: 20,
+   * }).catch((failure) => failure);
+   * assert.equal(failure.details.kind, "timeout");
+   * assert.match(failure.message, /expected: no client registered within 20 ms\nactual: +1 client/);
+   * await t.cleanup();
+   * ```
    */
   async eventually(
     step: string,
@@ -477,20 +380,6 @@ export class Grader {
   }
 
   /**
-   * Expects learner code to throw (or reject) within the step deadline and
-   * returns the error for further checks. A TodoError or a timeout still fails.
-   *
-   * @deprecated Use {@linkcode Grader.expectError} without `name`:
-   * `t.expectError(step, fn, { what: expected })`. Kept until suites 05, 09,
-   * 10, 11 and 12 no longer call it.
-   */
-  async expectThrows(step: string, fn: () => unknown, expected: string): Promise<unknown> {
-    const outcome = await this.#outcome(step, fn);
-    if (outcome.threw) return outcome.error;
-    this.fail({ step, expected, actual: "it returned normally, without an error" });
-  }
-
-  /**
    * Runs learner code against the step deadline and says whether it threw.
    * A TodoError, a timeout or an uncaught error still fails the step.
    */
@@ -517,16 +406,33 @@ export class Grader {
    * advice on every failure of this call. A TodoError or a timeout still fails.
    *
    * @example
-   * ```ts ignore
-   * const error = await t.expectError("listenExclusive(…) on a taken port", () => listenExclusive(…), {
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { Grader } from "./grader.ts";
+   *
+   * class AddressInUseError extends Error {
+   *   override name = "AddressInUseError";
+   * }
+   * const t = new Grader(getLesson("01"), "example");
+   * const error = await t.expectError("listenExclusive(…) on a taken port", () => {
+   *   throw new AddressInUseError("127.0.0.1:4000 is taken");
+   * }, {
    *   name: "AddressInUseError",
    *   what: "the port is taken",
    *   message: "127.0.0.1:4000",
    *   note: "catch Deno.errors.AddrInUse and throw an AddressInUseError naming the address",
    * });
-   * await t.expectError("stateName(99)", () => stateName(99), {
+   * assert.equal(error.message, "127.0.0.1:4000 is taken");
+   *
+   * const failure = await t.expectError("stateName(99)", () => "CLOSED", {
    *   what: "a RangeError: 99 is not a TCP state code",
-   * });
+   * }).catch((failure) => failure);
+   * assert.match(
+   *   failure.message,
+   *   /expected: a RangeError: 99 is not a TCP state code\nactual: +it returned normally/,
+   * );
+   * await t.cleanup();
    * ```
    */
   async expectError<E = Error & Record<string, unknown>>(
@@ -567,7 +473,7 @@ export class Grader {
         expected: wanted,
         actual: name === undefined
           ? "it returned normally, without an error"
-          : `it returned ${show(value)}, without an error`,
+          : `it returned ${showValue(value)}, without an error`,
       });
     }
     const { error } = outcome;
@@ -600,7 +506,28 @@ export class Grader {
    * (readiness). With `resettable: true` the probe can later `reset()` (RST).
    * A failed connection has a note of its own ("is your server listening on
    * that address?"): a `note` given here shows only with `notePlacement`
-   * `"before"` or `"after"`.
+   * `"before"` or `"after"`. The probe is closed after the check.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { Grader } from "./grader.ts";
+   *
+   * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 }); // "your server"
+   * const serving = listener.accept().then(async (conn) => {
+   *   await conn.write(new TextEncoder().encode("HELLO\n"));
+   *   conn.close();
+   * });
+   * const t = new Grader(getLesson("03"), "example");
+   * const client = await t.connect(listener.addr, "A");
+   * await client.expect("HELLO\n");
+   * await client.expectEnd();
+   * await serving;
+   * assert.equal(t.transcript.total("A", "received"), 6);
+   * await t.cleanup();
+   * listener.close();
+   * ```
    */
   async connect(
     address: Deno.Addr | ConnectAddress,
@@ -656,6 +583,7 @@ export class Grader {
    * learner writes the client. `handle` scripts each accepted connection; a
    * failure inside it fails the running step at once. With `read: false`
    * accepted probes do not read until `startReading()` (a slow server).
+   * The server is closed after the check; see {@linkcode GraderServer} for an example.
    */
   serve(
     handle: (conn: Probe, index: number) => Promise<void>,
@@ -732,21 +660,33 @@ export class Grader {
    * running: so nothing it started outlives its check.
    *
    * @example
-   * ```ts ignore
-   * const server = await t.step("startServer()", () => startServer());
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { getLesson } from "../catalogue.ts";
+   * import { Grader } from "./grader.ts";
+   * import { nextTurn } from "./wait.ts";
+   *
+   * // A server whose loop ends when it is closed: the check closes it at clean-up.
+   * const t = new Grader(getLesson("03"), "example");
+   * const loop = Promise.withResolvers<void>();
    * let closing = false;
    * t.defer(() => {
    *   closing = true;
-   *   return server.close();
+   *   loop.resolve();
    * });
-   * t.background("your server's loop", server.finished, {
+   * t.background("your server's loop", loop.promise, {
    *   onEnd: (outcome) =>
-   *     "error" in outcome ? outcome.error : closing ? undefined : new GradeFailure({
-   *       kind: "mismatch",
-   *       step: "your server's loop",
-   *       actual: "it ended before close() was called",
-   *     }),
+   *     "error" in outcome ? outcome.error : closing ? undefined : new Error("it ended early"),
    * });
+   * assert.equal(await t.cleanup(), undefined);
+   *
+   * // A loop that ends by itself while the check runs fails the check at once.
+   * const u = new Grader(getLesson("03"), "example");
+   * u.background("your server's loop", Promise.resolve());
+   * await nextTurn();
+   * assert.equal(u.signal.aborted, true);
+   * assert.match(u.backgroundFailure!.message, /actual: +it ended by itself/);
+   * await u.cleanup();
    * ```
    */
   background(
@@ -800,15 +740,47 @@ function endedEarly(label: string, outcome: BackgroundOutcome): unknown {
 
 /**
  * A grader-side server: accepts learner clients and runs a script per
- * connection. `addr` is where learner code should connect.
+ * connection. `addr` is where learner code should connect. Made by
+ * {@linkcode Grader.serve}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getLesson } from "../catalogue.ts";
+ * import { Grader } from "./grader.ts";
+ *
+ * const t = new Grader(getLesson("02"), "example");
+ * const server = t.serve(async (conn) => {
+ *   await conn.expect("PING\n");
+ *   await conn.send("PONG\n");
+ *   await conn.closeWrite();
+ * });
+ * // "the learner's client":
+ * const conn = await Deno.connect(server.addr);
+ * await conn.write(new TextEncoder().encode("PING\n"));
+ * const reply = new Uint8Array(16);
+ * const n = await conn.read(reply);
+ * assert.equal(new TextDecoder().decode(reply.subarray(0, n!)), "PONG\n");
+ * await server.settled();
+ * assert.equal(server.conns.length, 1);
+ * conn.close();
+ * await t.cleanup(); // closes the server
+ * ```
  */
 export class GraderServer {
+  /** The listening socket (127.0.0.1, a port the kernel picked, unless told otherwise). */
   readonly listener: Deno.TcpListener;
+  /** A probe for each connection accepted so far, in order. */
   readonly conns: Probe[] = [];
   readonly #handlers: Promise<void>[] = [];
   readonly #loop: Promise<void>;
   #closed = false;
 
+  /**
+   * Listens on `hostname` port 0 and runs `handle` for each accepted
+   * connection, recorded in `grader`'s transcript as `label #1`, `label #2`, …
+   * (suites use {@linkcode Grader.serve}, which also closes it after the check).
+   */
   constructor(
     grader: Grader,
     handle: (conn: Probe, index: number) => Promise<void>,
@@ -867,25 +839,4 @@ function toConnectAddress(address: Deno.Addr | ConnectAddress): ConnectAddress {
     throw new Error(`the workbook does not connect to ${address.transport} addresses`);
   }
   return address;
-}
-
-/** One line describing an error: `ConnectionRefused: Connection refused (os error 111)`. */
-export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message.split("\n")[0]}`;
-  return inspect(error);
-}
-
-function show(value: unknown): string {
-  if (value instanceof Uint8Array) return showBytes(value);
-  return inspect(value, { depth: 4, breakLength: 100 });
-}
-
-/** The first stack frame in learner code (lessons/ or a graded copy), if any. */
-function learnerFrame(error: unknown): string | undefined {
-  if (!(error instanceof Error) || !error.stack) return undefined;
-  const frame = error.stack.split("\n").find((line) =>
-    line.includes("file://") && !line.includes("/workbook/") && !line.includes("/tests/")
-  );
-  const match = frame?.match(/file:\/\/([^)\s]+)/);
-  return match ? shownPath(match[1]) : undefined;
 }

@@ -8,7 +8,19 @@
  * @module
  */
 
-/** Bytes of heap in use right after a full collection, or undefined without `--expose-gc`. */
+/**
+ * Bytes of heap in use right after a full collection, or undefined without `--expose-gc`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { heapAfterGc } from "./heap.ts";
+ *
+ * const heap = heapAfterGc();
+ * // Plain `deno test`: no gc(), no measure. Under the runner: a positive byte count.
+ * assert.ok(heap === undefined || heap > 0);
+ * ```
+ */
 export function heapAfterGc(): number | undefined {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (typeof gc !== "function") return undefined;

@@ -71,14 +71,22 @@ export interface ListenerGate<L extends Deno.Listener = Deno.Listener> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gateListener } from "./listen_gate.ts";
  *
  * const gate = gateListener(Deno.listen({ hostname: "127.0.0.1", port: 0 }), "holding");
- * const accepted = gate.listener.accept();
+ * let delivered = false;
+ * const accepted = gate.listener.accept().then((conn) => {
+ *   delivered = true;
+ *   return conn;
+ * });
+ * assert.equal(gate.accepts, 1);
  * const client = await Deno.connect({ hostname: "127.0.0.1", port: gate.listener.addr.port });
  * await gate.until(() => gate.held === 1, "the connection to be held");
+ * assert.equal(delivered, false); // the kernel accepted it; the code under test has not seen it
  * gate.open();
  * (await accepted).close();
+ * assert.equal(gate.held, 0);
  * client.close();
  * gate.listener.close();
  * ```
@@ -212,7 +220,17 @@ export function gateListener<L extends Deno.Listener>(
   };
 }
 
-/** The error Deno's `accept()` throws when the process has no descriptor left (EMFILE). */
+/**
+ * The error Deno's `accept()` throws when the process has no descriptor left (EMFILE).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { outOfDescriptors } from "./listen_gate.ts";
+ *
+ * assert.equal(outOfDescriptors().message, "Too many open files (os error 24)");
+ * ```
+ */
 export function outOfDescriptors(): Error {
   return new Error("Too many open files (os error 24)");
 }
@@ -224,12 +242,18 @@ export function outOfDescriptors(): Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gateListen } from "./listen_gate.ts";
  *
+ * // "Learner code" that listens, and accepts in a loop.
  * const { value: listener, gate } = gateListen(
  *   () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
  * );
- * console.log(gate.accepts); // 0
+ * gate.failNext(1);
+ * const first = await listener.accept().catch((error) => error);
+ * assert.equal(first.message, "Too many open files (os error 24)");
+ * assert.equal(gate.accepts, 1);
+ * assert.equal(gate.failures, 1);
  * listener.close();
  * ```
  */

@@ -4,9 +4,36 @@
  *
  * @module
  */
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { configure, reset } from "@logtape/logtape";
 
-export type { LogRecord };
+/** A LogTape severity, lowest first: `trace`, `debug`, `info`, `warning`, `error`, `fatal`. */
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+
+/**
+ * One log record as a suite sees it: the fields of LogTape's own `LogRecord`
+ * (which is assignable to it), named by the workbook so suites need not
+ * import LogTape's types.
+ */
+export interface LogRecord {
+  /** The logger's category, e.g. `["workbook", "server"]`. */
+  readonly category: readonly string[];
+  /** How severe. */
+  readonly level: LogLevel;
+  /** The message: text parts at even indexes, the values filled in at odd ones. */
+  readonly message: readonly unknown[];
+  /** The message template as written, before the values were filled in. */
+  readonly rawMessage: string | TemplateStringsArray;
+  /** When, in ms since the epoch. */
+  readonly timestamp: number;
+  /** The structured values logged with the message. */
+  readonly properties: Record<string, unknown>;
+  /** Where in the source the record was made, when LogTape was asked to find out. */
+  readonly sourceLocation?: {
+    readonly file: string;
+    readonly line: number;
+    readonly column: number;
+  };
+}
 
 /**
  * Captures the LogTape records of the workbook's loggers (category
@@ -47,8 +74,7 @@ export async function captureLogs(t: { defer(fn: () => unknown): void }): Promis
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import type { LogRecord } from "@logtape/logtape";
- * import { logText } from "./logs.ts";
+ * import { type LogRecord, logText } from "./logs.ts";
  *
  * const record = { message: ["client ", "127.0.0.1:4000", " left"] } as unknown as LogRecord;
  * assert.equal(logText(record), "client 127.0.0.1:4000 left");
@@ -65,8 +91,7 @@ export function logText(record: LogRecord): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import type { LogRecord } from "@logtape/logtape";
- * import { showLogs } from "./logs.ts";
+ * import { type LogRecord, showLogs } from "./logs.ts";
  *
  * assert.equal(showLogs([]), "no log records");
  * const warning = { level: "warning", message: ["out of descriptors"] } as unknown as LogRecord;

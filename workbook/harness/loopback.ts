@@ -27,6 +27,7 @@ const TURN_MS = 2000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ioTurns } from "./loopback.ts";
  *
  * const a = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
@@ -35,7 +36,7 @@ const TURN_MS = 2000;
  * const receiving = b.receive().then(() => (got = true));
  * await a.send(new Uint8Array([1]), b.addr);
  * await ioTurns();
- * console.log(got); // true
+ * assert.equal(got, true);
  * await receiving;
  * a.close();
  * b.close();
@@ -66,11 +67,13 @@ export async function ioTurns(turns = 3): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { freePort } from "./loopback.ts";
  *
  * const port = freePort("tcp");
+ * assert.ok(port > 0);
  * const listener = Deno.listen({ hostname: "127.0.0.1", port });
- * console.log(listener.addr.port === port); // true
+ * assert.equal(listener.addr.port, port);
  * listener.close();
  * ```
  */

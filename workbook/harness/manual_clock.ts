@@ -25,6 +25,7 @@ interface ScheduledTimer {
 
 /** A timer as {@linkcode ManualClock.timers} lists it. */
 export interface PendingTimer {
+  /** The id `setTimeout`/`setInterval` returned. */
   id: number;
   /** When it fires next, on the clock's scale. */
   due: number;
@@ -41,13 +42,18 @@ const MAX_FIRINGS_PER_ADVANCE = 10_000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ManualClock } from "./manual_clock.ts";
  *
  * const clock = new ManualClock();
  * const beats: number[] = [];
- * clock.setInterval(() => beats.push(clock.now()), 30);
- * clock.advance(100);
- * console.log(beats); // [30, 60, 90]
+ * const { setInterval, setTimeout, clearInterval } = clock;
+ * const beat = setInterval(() => beats.push(clock.now()), 30);
+ * setTimeout(() => clearInterval(beat), 75);
+ * assert.equal(clock.advance(100), 3); // beats at 30 and 60, the timeout at 75
+ * assert.deepEqual(beats, [30, 60]);
+ * assert.equal(clock.now(), 100);
+ * assert.equal(clock.pending, 0);
  * ```
  */
 export class ManualClock {
@@ -56,7 +62,11 @@ export class ManualClock {
   #order = 0;
   readonly #timers = new Map<number, ScheduledTimer>();
 
-  /** @param start the reading of `now()` before the first advance (default 0). */
+  /**
+   * A clock that reads `start` until it is advanced.
+   *
+   * @param start the reading of `now()` before the first advance (default 0).
+   */
   constructor(start = 0) {
     this.#now = start;
   }

@@ -24,7 +24,17 @@ import { addNote, GradeFailure, type NoteOptions } from "./failure.ts";
 import type { Transcript } from "./transcript.ts";
 import { frozenText, nextTurn, waitUntil } from "./wait.ts";
 
-/** Default time budget of one step, in milliseconds. */
+/**
+ * Default time budget of one step, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { STEP_MS } from "./probe.ts";
+ *
+ * assert.equal(STEP_MS, 2000);
+ * ```
+ */
 export const STEP_MS = 2000;
 
 /** An address the grader can connect to. */
@@ -43,6 +53,7 @@ export type Ending = "eof" | "reset" | "error" | undefined;
 
 /** Settings every probe gets from its test. */
 export interface ProbeContext {
+  /** Where the probe records what it sends, receives and sees happen. */
   transcript: Transcript;
   /** Aborted when the test must stop waiting (an uncaught error in learner code). */
   signal: AbortSignal;
@@ -53,15 +64,47 @@ export interface ProbeContext {
  * grader-side server; suites rarely construct one directly.
  *
  * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Probe } from "./probe.ts";
+ * import { Transcript } from "./transcript.ts";
+ *
+ * // "Your server": reads one line, answers it in upper case, closes.
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const serving = listener.accept().then(async (conn) => {
+ *   const buffer = new Uint8Array(64);
+ *   let line = "";
+ *   for (let n; !line.endsWith("\n") && (n = await conn.read(buffer)) !== null;) {
+ *     line += new TextDecoder().decode(buffer.subarray(0, n));
+ *   }
+ *   await conn.write(new TextEncoder().encode(line.toUpperCase()));
+ *   conn.close();
+ * });
+ *
+ * const transcript = new Transcript();
+ * const signal = new AbortController().signal;
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * const client = new Probe(conn, "A", { transcript, signal });
+ * await client.send("hello\n", { split: "bytes" });
+ * await client.expect("HELLO\n");
+ * await client.expectEnd({ cleanly: true });
+ * assert.equal(transcript.entries.filter((e) => e.event === "sent").length, 6);
+ * await client.close();
+ * await serving;
+ * listener.close();
+ * ```
+ *
+ * @example In a suite
  * ```ts ignore
  * const client = await t.connect(server.addr, "A");
  * await client.send("hello\n", { split: "bytes" });
- * await client.expect("HELLO\n");
- * await client.close();
+ * await client.expect("HELLO\n", { note: "one reply per line, not per read()" });
  * ```
  */
 export class Probe {
+  /** The connection's name in the transcript and in failures, e.g. `A` or `client 2`. */
   readonly label: string;
+  /** The connection itself (rarely needed: use the probe's methods). */
   readonly conn: ProbeConn;
   readonly #ctx: ProbeContext;
   // Received bytes not yet consumed live in #buffer[#start, #end); it grows by
@@ -77,6 +120,10 @@ export class Probe {
   #pump?: Promise<void>;
   readonly #listeners = new Set<() => void>();
 
+  /**
+   * Wraps `conn` as `label`, recording into `ctx.transcript`; it reads in
+   * the background at once unless `read` is false ({@linkcode Probe.startReading}).
+   */
   constructor(conn: ProbeConn, label: string, ctx: ProbeContext, options: { read?: boolean } = {}) {
     this.conn = conn;
     this.label = label;
@@ -444,11 +491,17 @@ export class Probe {
  * `node:net` socket seen through {@linkcode ResettableConn} (which can reset).
  */
 export interface ProbeConn {
+  /** Reads into `buffer`; the number of bytes read, or null at end of stream. */
   read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes`; the number written. */
   write(bytes: Uint8Array): Promise<number>;
+  /** Shuts down the sending side (FIN); reading goes on. */
   closeWrite(): Promise<void>;
+  /** Closes the connection. */
   close(): void;
+  /** This end's address. */
   readonly localAddr: Deno.Addr;
+  /** The peer's address. */
   readonly remoteAddr: Deno.Addr;
   /** Sends RST and releases the socket; only resettable connections have it. */
   reset?(): Promise<void>;
@@ -459,6 +512,24 @@ export interface ProbeConn {
  * can reset it later (`resetAndDestroy()` sets SO_LINGER to 0 and closes).
  * It reads only while a read is pending, like a `Deno.Conn`, so a probe that
  * stops reading still pushes back on the sender.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ResettableConn } from "./probe.ts";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const client = await ResettableConn.connect(listener.addr);
+ * const server = await accepted;
+ * await client.write(new TextEncoder().encode("hi"));
+ * const buffer = new Uint8Array(8);
+ * assert.equal(await server.read(buffer), 2);
+ * await client.reset(); // RST, like a client that crashed
+ * await assert.rejects(server.read(buffer), Deno.errors.ConnectionReset);
+ * server.close();
+ * listener.close();
+ * ```
  */
 export class ResettableConn implements ProbeConn {
   readonly #socket: net.Socket;
@@ -467,7 +538,9 @@ export class ResettableConn implements ProbeConn {
   #ended = false;
   #failure?: Error;
   #wake?: () => void;
+  /** This end's address. */
   readonly localAddr: Deno.NetAddr;
+  /** The peer's address. */
   readonly remoteAddr: Deno.NetAddr;
 
   private constructor(socket: net.Socket) {
@@ -508,6 +581,7 @@ export class ResettableConn implements ProbeConn {
     });
   }
 
+  /** Reads into `buffer` what arrived; null at end of stream; throws ConnectionReset on RST. */
   async read(buffer: Uint8Array): Promise<number | null> {
     while (this.#chunks.length === 0) {
       if (this.#failure) throw this.#failure;
@@ -524,20 +598,24 @@ export class ResettableConn implements ProbeConn {
     return n;
   }
 
+  /** Writes all of `bytes` (resolves once the socket took them). */
   write(bytes: Uint8Array): Promise<number> {
     return new Promise((resolve, reject) =>
       this.#socket.write(bytes, (error) => error ? reject(error) : resolve(bytes.length))
     );
   }
 
+  /** Shuts down the sending side (FIN); reading goes on. */
   closeWrite(): Promise<void> {
     return new Promise((resolve) => this.#socket.end(() => resolve()));
   }
 
+  /** Closes the connection (FIN, or RST if unread bytes remain, as the kernel decides). */
   close(): void {
     this.#socket.destroy();
   }
 
+  /** Sends RST (SO_LINGER 0, then close) and waits until the socket is released. */
   async reset(): Promise<void> {
     if (!this.#socket.destroyed) this.#socket.resetAndDestroy();
     await this.#closed;
@@ -548,7 +626,19 @@ function netAddr(hostname: string | undefined, port: number | undefined): Deno.N
   return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
 }
 
-/** Text of an address for transcripts: `127.0.0.1:4000`, `[::1]:4000`, `unix:/tmp/x.sock`. */
+/**
+ * Text of an address for transcripts: `127.0.0.1:4000`, `[::1]:4000`, `unix:/tmp/x.sock`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addressText } from "./probe.ts";
+ *
+ * assert.equal(addressText({ hostname: "127.0.0.1", port: 4000 }), "127.0.0.1:4000");
+ * assert.equal(addressText({ transport: "tcp", hostname: "::1", port: 4000 }), "[::1]:4000");
+ * assert.equal(addressText({ path: "/tmp/x.sock" }), "unix:/tmp/x.sock");
+ * ```
+ */
 export function addressText(addr: Deno.Addr | ConnectAddress): string {
   if ("path" in addr) return `unix:${addr.path}`;
   if ("cid" in addr) return `vsock:${addr.cid}:${addr.port}`;
@@ -560,6 +650,26 @@ export function addressText(addr: Deno.Addr | ConnectAddress): string {
 /**
  * Connects, retrying while the connection is refused until the deadline:
  * readiness by connect-retry, never by sleeping a fixed time.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { freePort } from "./loopback.ts";
+ * import { addressText, connectWithRetry } from "./probe.ts";
+ *
+ * // A server that starts listening a little after the grader began to connect.
+ * const port = freePort("tcp");
+ * let listener: Deno.TcpListener | undefined;
+ * setTimeout(() => listener = Deno.listen({ hostname: "127.0.0.1", port }), 20);
+ * const conn = await connectWithRetry({ hostname: "127.0.0.1", port }, { timeoutMs: 1000 });
+ * assert.equal(addressText(conn.remoteAddr), `127.0.0.1:${port}`);
+ * conn.close();
+ * listener!.close();
+ *
+ * // Nobody listening: refused, once the deadline has passed.
+ * const nobody = { hostname: "127.0.0.1", port: freePort("tcp") };
+ * await assert.rejects(connectWithRetry(nobody, { timeoutMs: 30 }), Deno.errors.ConnectionRefused);
+ * ```
  */
 export async function connectWithRetry(
   address: ConnectAddress,
@@ -588,6 +698,21 @@ export async function connectWithRetry(
 /**
  * Connects with `node:net`, optionally sends bytes, then resets the
  * connection (RST, not FIN) the way a crashed or killed client would.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connectAndReset } from "./probe.ts";
+ * import { Transcript } from "./transcript.ts";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const transcript = new Transcript();
+ * await connectAndReset(listener.addr, "crash", transcript, "half a li");
+ * assert.deepEqual(transcript.entries.map((e) => e.event), ["connect", "sent", "reset"]);
+ * (await accepted).close();
+ * listener.close();
+ * ```
  */
 export async function connectAndReset(
   address: { hostname: string; port: number },

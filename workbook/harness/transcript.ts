@@ -27,8 +27,11 @@ export interface TranscriptEntry {
   at: number;
   /** Connection label, e.g. `A` or `client 2`. */
   conn: string;
+  /** What happened. */
   event: WireEvent;
+  /** The bytes written or read (`sent`, `received`), copied when recorded. */
   bytes?: Uint8Array;
+  /** Words shown after the event: addresses, a datagram's peer, a note's text. */
   detail?: string;
 }
 
@@ -37,20 +40,28 @@ export interface TranscriptEntry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Transcript } from "./transcript.ts";
  *
  * const transcript = new Transcript();
  * transcript.record("A", "sent", { bytes: new TextEncoder().encode("hi\n") });
+ * transcript.record("A", "received", { bytes: new TextEncoder().encode("HI\n") });
  * transcript.record("A", "eof");
- * console.log(transcript.format());
+ * assert.equal(transcript.total("A", "sent"), 3);
+ * const lines = transcript.format().split("\n");
+ * assert.match(lines[0], /^ +\d+\.\d ms  A  → 3 bytes +"hi\\n"$/);
+ * assert.match(lines[1], /A  ← 3 bytes +"HI\\n"$/);
+ * assert.match(lines[2], /A  ← EOF \(your side finished sending\)$/);
  * ```
  */
 export class Transcript {
+  /** Every event recorded so far, oldest first (at most {@linkcode Transcript.limit}). */
   readonly entries: TranscriptEntry[] = [];
   readonly #start = performance.now();
   /** Keep at most this many entries (big load tests would drown the reader otherwise). */
   readonly limit: number;
 
+  /** An empty transcript that keeps at most `limit` events; its clock starts now. */
   constructor(limit = 2000) {
     this.limit = limit;
   }
@@ -144,6 +155,16 @@ function describe(entry: TranscriptEntry): string {
   }
 }
 
-/** The legend printed above a transcript. */
+/**
+ * The legend printed above a transcript.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TRANSCRIPT_LEGEND } from "./transcript.ts";
+ *
+ * assert.match(TRANSCRIPT_LEGEND, /^→ grader to your code, ← your code to grader/);
+ * ```
+ */
 export const TRANSCRIPT_LEGEND =
   "→ grader to your code, ← your code to grader; each → / ← line is one write / one read";

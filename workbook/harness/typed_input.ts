@@ -10,7 +10,41 @@
  * @module
  */
 
-/** Lines typed by the grader for a program that reads stdin. */
+/**
+ * Lines typed by the grader for a program that reads stdin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TypedInput } from "./typed_input.ts";
+ * import { nextTurn } from "./wait.ts";
+ *
+ * const input = new TypedInput();
+ * input.type("hello");
+ * const lines: string[] = [];
+ * const reading = (async () => {
+ *   for await (const line of input) lines.push(line);
+ * })();
+ * await nextTurn();
+ * assert.equal(input.waiting, true);
+ * input.type("bye");
+ * input.end(); // Ctrl-D
+ * await reading;
+ * assert.deepEqual(lines, ["hello", "bye"]);
+ *
+ * // Like stdin, return() waits for the read in flight.
+ * const stdin = new TypedInput();
+ * const iterator = stdin[Symbol.asyncIterator]();
+ * const pending = iterator.next();
+ * const returning = iterator.return!();
+ * await nextTurn();
+ * assert.deepEqual([stdin.returned, stdin.released], [true, false]);
+ * stdin.type("typed later");
+ * assert.deepEqual(await pending, { value: "typed later", done: false });
+ * await returning;
+ * assert.equal(stdin.released, true);
+ * ```
+ */
 export class TypedInput implements AsyncIterable<string> {
   #lines: string[] = [];
   #ended = false;
@@ -49,6 +83,7 @@ export class TypedInput implements AsyncIterable<string> {
     wake?.({ value: undefined, done: true });
   }
 
+  /** The program's view: `for await (const line of input)`, like `Deno.stdin`'s lines. */
   [Symbol.asyncIterator](): AsyncIterator<string> {
     return {
       next: () => {

@@ -17,9 +17,11 @@ import { frozenText, waitUntil } from "./wait.ts";
 
 /** One datagram a probe received. */
 export interface Datagram {
+  /** The datagram's bytes. */
   bytes: Uint8Array;
   /** The bytes decoded as UTF-8. */
   text: string;
+  /** Who sent it. */
   from: Deno.NetAddr;
   /** Arrival, in ms since the test began (the transcript's time scale). */
   at: number;
@@ -39,15 +41,35 @@ const decoder = new TextDecoder();
  * A recorded UDP socket with deadlines.
  *
  * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Transcript } from "./transcript.ts";
+ * import { UdpProbe } from "./udp_probe.ts";
+ *
+ * const ctx = { transcript: new Transcript(), signal: new AbortController().signal };
+ * const a = new UdpProbe("A", ctx);
+ * const b = new UdpProbe("B", ctx);
+ * await a.send("hello", b.addr);
+ * const got = await b.expectNext("hello");
+ * assert.equal(got.from.port, a.addr.port);
+ * const failure = await b.next({ timeoutMs: 20 }).catch((failure) => failure);
+ * assert.equal(failure.details.kind, "timeout");
+ * assert.match(failure.message, /B had received 1 datagram\(s\), all consumed/);
+ * await a.close();
+ * await b.close();
+ * ```
+ *
+ * @example In a suite
  * ```ts ignore
  * const a = openUdpProbe(t, "A");
- * await a.send("hb", server.addr);
  * await a.send("hello", server.addr);
  * await b.expectNext(`${addressText(a.addr)}: hello\n`);
  * ```
  */
 export class UdpProbe {
+  /** The socket's name in the transcript and in failures. */
   readonly label: string;
+  /** The datagram socket (127.0.0.1 unless told otherwise, a port the kernel picked). */
   readonly socket: Deno.DatagramConn;
   readonly #ctx: ProbeContext;
   readonly #all: Datagram[] = [];
@@ -56,6 +78,7 @@ export class UdpProbe {
   readonly #pump: Promise<void>;
   readonly #listeners = new Set<() => void>();
 
+  /** Opens a socket on `hostname` (default 127.0.0.1) port 0, receiving at once. */
   constructor(label: string, ctx: ProbeContext, options: { hostname?: string } = {}) {
     this.label = label;
     this.#ctx = ctx;
@@ -213,6 +236,22 @@ export class UdpProbe {
 /**
  * A probe recorded in the test's transcript and closed after the test.
  * `t` is the suite's Grader (only its transcript, signal and defer are used).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getLesson } from "../catalogue.ts";
+ * import { Grader } from "./grader.ts";
+ * import { openUdpProbe } from "./udp_probe.ts";
+ *
+ * const t = new Grader(getLesson("07"), "example");
+ * const a = openUdpProbe(t, "A");
+ * const b = openUdpProbe(t, "B");
+ * await a.send("ping", b.addr);
+ * assert.equal((await b.next()).text, "ping");
+ * assert.equal(t.transcript.total("B", "received"), 4);
+ * await t.cleanup(); // closes both
+ * ```
  */
 export function openUdpProbe(
   t: {

@@ -22,15 +22,10 @@
  * client B ──▶ proxy.addr ──(flow 2 socket)──▶ target
  * ```
  *
- * @example
- * ```ts ignore
- * import { UdpProxy } from "./udp_proxy.ts";
- *
- * const proxy = new UdpProxy({ target: server.addr, seed: 7, drop: 0.2, duplicate: 0.1, reorder: 0.1 });
- * // point the client at proxy.addr instead of server.addr …
- * console.log(proxy.stats); // { forwarded, dropped, duplicated, reordered }
- * await proxy.close();
- * ```
+ * A suite makes one with `new UdpProxy({ target: server.addr, seed, drop: 0.2,
+ * duplicate: 0.1, reorder: 0.1 })`, points the learner's client at
+ * `proxy.addr`, and reads `proxy.stats` and `proxy.decisions(n, direction)`
+ * afterwards; {@linkcode UdpProxy} has a runnable example.
  *
  * @module
  */
@@ -74,8 +69,11 @@ export interface UdpProxyStats {
   received: number;
   /** Datagrams sent on (copies included). */
   forwarded: number;
+  /** Datagrams dropped. */
   dropped: number;
+  /** Datagrams sent twice. */
   duplicated: number;
+  /** Datagrams held back to be overtaken. */
   reordered: number;
 }
 
@@ -107,9 +105,40 @@ function streamSeed(seed: number, flow: number, direction: Direction): number {
 /**
  * A UDP proxy on 127.0.0.1 that drops, duplicates and reorders datagrams,
  * seeded. See the module doc for the picture.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UdpProxy } from "./udp_proxy.ts";
+ *
+ * const udp = () => Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const server = udp(); // echoes one datagram
+ * const echoing = server.receive().then(([data, from]) => server.send(data, from));
+ * const proxy = new UdpProxy({ target: server.addr as Deno.NetAddr, seed: 7, drop: 0 });
+ * const client = udp();
+ * await client.send(new TextEncoder().encode("ping"), proxy.addr);
+ * const [reply, from] = await client.receive();
+ * await echoing;
+ * assert.equal(new TextDecoder().decode(reply), "ping");
+ * assert.equal((from as Deno.NetAddr).port, proxy.addr.port); // replies come from the proxy
+ * assert.deepEqual(proxy.decisions(1, "to-target"), ["pass"]);
+ * assert.deepEqual(proxy.stats, {
+ *   received: 2,
+ *   forwarded: 2,
+ *   dropped: 0,
+ *   duplicated: 0,
+ *   reordered: 0,
+ * });
+ * assert.throws(() => new UdpProxy({ target: proxy.addr, seed: 1, drop: 2 }), RangeError);
+ * client.close();
+ * server.close();
+ * await proxy.close();
+ * ```
  */
 export class UdpProxy {
+  /** The settings it was made with. */
   readonly options: Readonly<UdpProxyOptions>;
+  /** What it has done so far (live counts). */
   readonly stats: UdpProxyStats = {
     received: 0,
     forwarded: 0,
@@ -124,6 +153,7 @@ export class UdpProxy {
   readonly #loop: Promise<void>;
   #closed = false;
 
+  /** Opens the front socket and starts forwarding; throws RangeError for a rate outside 0–1. */
   constructor(options: UdpProxyOptions) {
     for (const name of ["drop", "duplicate", "reorder"] as const) {
       const rate = options[name] ?? 0;

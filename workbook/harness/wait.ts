@@ -17,7 +17,22 @@
  * @module
  */
 
-/** How late a deadline timer may fire before the wait calls the event loop frozen. */
+/**
+ * How late a deadline timer may fire before the wait calls the event loop frozen, in ms.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FROZEN_LOOP_MS, waitFor } from "./wait.ts";
+ *
+ * const start = Date.now();
+ * const waiting = waitFor(new Promise(() => {}), { timeoutMs: 1 });
+ * while (Date.now() - start < FROZEN_LOOP_MS + 100) {
+ *   // a CPU loop: not even the 1 ms deadline can fire
+ * }
+ * assert.equal((await waiting).status, "frozen");
+ * ```
+ */
 export const FROZEN_LOOP_MS = 1000;
 
 /** How a wait ended. */

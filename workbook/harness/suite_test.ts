@@ -1,0 +1,61 @@
+/**
+ * Tests of suite registration, run as a real suite in a child `deno test`:
+ * suite.ts installs process-wide hooks when it loads, which a test in this
+ * process must not share.
+ */
+import assert from "node:assert/strict";
+import { EVENTS_ENV, parseEvents, type ResultEvent } from "./events.ts";
+import { PROJECT_ROOT } from "./target.ts";
+
+/** Runs `body` (the checks of a lesson 01 suite, as source) in a child `deno test`. */
+async function runSuite(body: string): Promise<{ events: ReturnType<typeof parseEvents> }> {
+  const dir = await Deno.makeTempDir({ prefix: "suite-test-" });
+  try {
+    const file = `${dir}/suite_test.ts`;
+    const events = `${dir}/events.jsonl`;
+    await Deno.writeTextFile(
+      file,
+      `import { lessonSuite } from "${PROJECT_ROOT}/workbook/harness/mod.ts";\n` +
+        `const suite = lessonSuite("01");\n${body}\n`,
+    );
+    await new Deno.Command("deno", {
+      args: ["test", "-A", "--no-check", `--config=${PROJECT_ROOT}/deno.json`, file],
+      env: { [EVENTS_ENV]: events, NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return { events: parseEvents(await Deno.readTextFile(events).catch(() => "")) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a check that freezes the event loop gets an early verdict naming its step", async () => {
+  const { events } = await runSuite(`
+suite.test("spins", async (t) => {
+  await t.step("a loop that never awaits", () => {
+    const end = Date.now() + 3000;
+    while (Date.now() < end) { /* never yields */ }
+  });
+});
+suite.test("skipped here", async () => {}, { skip: "not on this machine" });`);
+  assert.deepEqual(
+    events.filter((e) => e.type === "register"),
+    [
+      { type: "register", check: "spins" },
+      { type: "register", check: "skipped here", skip: "not on this machine" },
+    ],
+  );
+  assert.ok(
+    events.some((e) => e.type === "step" && e.step === "a loop that never awaits"),
+    "the step is on the channel",
+  );
+  const results = events.filter((e): e is ResultEvent => e.type === "result");
+  // The freeze watch's early verdict (from its worker, fed the step through onEmit) …
+  const early = results.find((e) => e.kind === "frozen");
+  assert.ok(early, `no early frozen verdict in ${JSON.stringify(results)}`);
+  assert.equal(early.check, "spins");
+  assert.match(early.report ?? "", /^step: a loop that never awaits$/m);
+  // … then the check's own verdict: the step finished, late, and nothing failed.
+  assert.deepEqual(results.at(-1)?.ok, true);
+});
