@@ -175,33 +175,43 @@ export function lessonSuite(id: string): LessonSuite {
           const started = performance.now();
           current = t;
           let failure: GradeFailure | undefined;
+          const verdict = (failed: GradeFailure | undefined) =>
+            emit(
+              failed
+                ? {
+                  type: "result",
+                  check: name,
+                  ok: false,
+                  kind: failed.details.kind,
+                  step: failed.details.step,
+                  report: failed.message,
+                  ms: Math.round(performance.now() - started),
+                }
+                : {
+                  type: "result",
+                  check: name,
+                  ok: true,
+                  ms: Math.round(performance.now() - started),
+                },
+            );
           try {
             await fn(t);
             t.throwIfInterrupted();
           } catch (error) {
             // A background task that failed first is the cause; what the check saw next follows.
             failure = t.backgroundFailure ?? t.explain(error, "the test");
+            // The verdict is known now and the clean-ups cannot change it: tell the runner before
+            // they wait (a server whose close() hangs would hold the report for seconds).
+            verdict(failure);
           } finally {
             // A background task still running after the clean-ups fails the check itself.
             const late = await t.cleanup();
+            if (!failure && late) verdict(late);
             failure ??= late;
             if (current === t) current = undefined;
             freezeWatch?.checkEnded();
           }
-          const ms = Math.round(performance.now() - started);
-          emit(
-            failure
-              ? {
-                type: "result",
-                check: name,
-                ok: false,
-                kind: failure.details.kind,
-                step: failure.details.step,
-                report: failure.message,
-                ms,
-              }
-              : { type: "result", check: name, ok: true, ms },
-          );
+          if (!failure) verdict(undefined);
           if (failure) throw failure;
         },
       });
