@@ -14,6 +14,8 @@ import {
   describeSplit,
   equalBytes,
   type Grader,
+  lessonSuite,
+  nextTurn,
   type Probe,
   seededRandom,
   showBytes,
@@ -22,7 +24,6 @@ import {
   type SplitMode,
   toBytes,
 } from "../workbook/harness/mod.ts";
-import { lessonSuite } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/04-streams-and-framing/framing.ts";
 
 const suite = lessonSuite("04");
@@ -229,15 +230,14 @@ async function readAllFrames(reader: Lesson.FrameReader): Promise<Uint8Array[]> 
  */
 class ScriptedReader implements Lesson.ByteReader {
   reads = 0;
-  readonly starved: Promise<void>;
+  readonly #starved = Promise.withResolvers<void>();
+  readonly starved = this.#starved.promise;
   #chunks: Uint8Array[];
   #ended = false;
-  #onStarve!: () => void;
   #waiting: ((n: number | null) => void) | undefined;
 
   constructor(chunks: (string | Uint8Array)[]) {
     this.#chunks = chunks.map(toBytes);
-    this.starved = new Promise((resolve) => this.#onStarve = resolve);
   }
 
   read(buffer: Uint8Array): Promise<number | null> {
@@ -250,7 +250,7 @@ class ScriptedReader implements Lesson.ByteReader {
       return Promise.resolve(n);
     }
     if (this.#ended) return Promise.resolve(null);
-    this.#onStarve();
+    this.#starved.resolve();
     return new Promise((resolve) => this.#waiting = resolve);
   }
 
@@ -338,7 +338,7 @@ suite.test("writeAll and writeFrame write every byte even when write() takes onl
   const stingy: Lesson.ByteWriter = {
     async write(data: Uint8Array) {
       calls++;
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await nextTurn();
       const n = Math.min(3, data.length);
       written.push(...data.subarray(0, n));
       return n;
@@ -1087,17 +1087,22 @@ suite.test("FrameReader returns frames already received before it reads again", 
   });
 });
 
+/** readFrame() once, where the grader sent the frame "ok" first. */
+async function expectOkFrame(t: Grader, reader: Lesson.FrameReader): Promise<void> {
+  const first = await t.step(
+    'readFrame() (the grader sent frame "ok" first)',
+    () => reader.readFrame(),
+  );
+  expectFrames(t, first ? [first] : [], [toBytes("ok")], "the first frame");
+}
+
 suite.test("FrameReader refuses an oversized header at once and reports a truncated frame", async (t) => {
   const { FrameReader } = await load(t);
   {
     const { probe, conn } = await connectionPair(t);
     const reader = new FrameReader(conn, { maxFrameBytes: 65536 });
     await probe.send(concatBytes([frame("ok"), header(0xffff_ffff), toBytes("and a bit")]));
-    const first = await t.step(
-      'readFrame() (the grader sent frame "ok" first)',
-      () => reader.readFrame(),
-    );
-    expectFrames(t, first ? [first] : [], [toBytes("ok")], "the first frame");
+    await expectOkFrame(t, reader);
     await t.expectError(
       "readFrame() after a header announcing 4294967295 bytes (maxFrameBytes 65536; " +
         "the connection stays open)",
@@ -1114,11 +1119,7 @@ suite.test("FrameReader refuses an oversized header at once and reports a trunca
     const reader = new FrameReader(conn);
     await probe.send(concatBytes([frame("ok"), header(10), toBytes("abc")]));
     await probe.closeWrite();
-    const first = await t.step(
-      'readFrame() (the grader sent frame "ok" first)',
-      () => reader.readFrame(),
-    );
-    expectFrames(t, first ? [first] : [], [toBytes("ok")], "the first frame");
+    await expectOkFrame(t, reader);
     const error = await t.expectError(
       'readFrame() after a header announcing 10 bytes, then "abc", then EOF',
       () => reader.readFrame(),

@@ -15,12 +15,12 @@ import {
   type Grader,
   isGradeFailure,
   lessonSuite,
+  nextTurn,
   openDescriptors,
   type Probe,
   showBytes,
   showDifference,
   type SplitMode,
-  withNote,
 } from "../workbook/harness/mod.ts";
 import { isDeepStrictEqual } from "node:util";
 import net from "node:net";
@@ -161,21 +161,19 @@ suite.test("stateName maps the kernel's codes 01–0B to the eleven states", asy
     );
   }
   for (const code of [0, 12]) {
-    const error = await t.expectThrows(
-      `stateName(${code})`,
-      () => stateName(code),
-      `a RangeError: ${code} is not a TCP state code`,
-    );
+    const error = await t.expectError(`stateName(${code})`, () => stateName(code), {
+      what: `a RangeError: ${code} is not a TCP state code`,
+    });
     t.check(error instanceof RangeError, {
       step: `stateName(${code})`,
       expected: "a RangeError",
       actual: String(error),
     });
     const hex = `0x${code.toString(16)}`;
-    t.check(new RegExp(`\\b(${code}|${hex})\\b`, "i").test((error as Error).message), {
+    t.check(new RegExp(`\\b(${code}|${hex})\\b`, "i").test(error.message), {
       step: `stateName(${code}): the RangeError's message`,
       expected: `a message that names the code (${code} or ${hex})`,
-      actual: JSON.stringify((error as Error).message),
+      actual: JSON.stringify(error.message),
       note: "an error about a bad value says which value: the reader of a log needs it",
     });
   }
@@ -233,11 +231,9 @@ suite.test("formatIPv6 writes the short form: the longest zero run as ::", async
   }
   for (const length of [4, 15, 17]) {
     const step = `formatIPv6(${length} bytes)`;
-    const error = await t.expectThrows(
-      step,
-      () => formatIPv6(new Uint8Array(length).fill(1)),
-      "a RangeError: an IPv6 address has 16 bytes",
-    );
+    const error = await t.expectError(step, () => formatIPv6(new Uint8Array(length).fill(1)), {
+      what: "a RangeError: an IPv6 address has 16 bytes",
+    });
     t.check(error instanceof RangeError, {
       step,
       expected: "a RangeError (an IPv6 address has exactly 16 bytes)",
@@ -305,11 +301,9 @@ suite.test("decodeAddress refuses what is not an address column", async (t) => {
       "",
     ]
   ) {
-    await t.expectThrows(
-      `decodeAddress(${JSON.stringify(column)})`,
-      () => decodeAddress(column),
-      "an Error: this is not HEX8:HEX4 or HEX32:HEX4",
-    );
+    await t.expectError(`decodeAddress(${JSON.stringify(column)})`, () => decodeAddress(column), {
+      what: "an Error: this is not HEX8:HEX4 or HEX32:HEX4",
+    });
   }
 });
 
@@ -389,10 +383,10 @@ suite.test("parseProcNetTcp reads a sample of /proc/net/tcp6", async (t) => {
       `socket ${i + 1} of the sample: ${SAMPLE_TCP6.split("\n")[i + 1].trim().slice(0, 90)}…`,
     );
   }
-  await t.expectThrows(
+  await t.expectError(
     'parseProcNetTcp(<sample /proc/net/tcp>, "IPv6")',
     () => parseProcNetTcp(SAMPLE_TCP, "IPv6"),
-    "an Error: IPv4 lines (8-digit addresses) in a table said to be IPv6",
+    { what: "an Error: IPv4 lines (8-digit addresses) in a table said to be IPv6" },
   );
 });
 
@@ -436,11 +430,13 @@ function unmet(sockets: TcpSocket[], wants: Want[]): Want[] {
 }
 
 /**
- * The live checks trust the learner's parser to name what the kernel shows,
- * so it must read the sample tables right first. Without this gate a wrong
- * parser would make every live check wait for its deadline.
+ * Loads the lesson for a live check. The live checks trust the learner's
+ * parser to name what the kernel shows, so it must read the sample tables
+ * right first. Without this gate a wrong parser would make every live check
+ * wait for its deadline.
  */
-async function trustParser(t: Grader, lesson: Solution): Promise<void> {
+async function loadTrusted(t: Grader): Promise<Solution> {
+  const lesson = await load(t);
   const parsed = await t.step(
     "your parseProcNetTcp on the sample tables, before the grader trusts it with live sockets",
     () => [
@@ -458,6 +454,7 @@ async function trustParser(t: Grader, lesson: Solution): Promise<void> {
         "this check watches real sockets through your parser; make the sample checks pass first",
     });
   }
+  return lesson;
 }
 
 /** Calls the learner's observer as a step; explains Deno's /proc guard if that was hit. */
@@ -521,7 +518,7 @@ async function observe(
             "a wrong address (byte order), a wrong port (hex!) or a wrong state name each hide one",
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, LOOK_INTERVAL_MS));
+    await nextTurn(LOOK_INTERVAL_MS);
   }
 }
 
@@ -535,7 +532,7 @@ async function stays(
   times: number,
 ): Promise<void> {
   for (let i = 1; i <= times; i++) {
-    await new Promise((resolve) => setTimeout(resolve, LOOK_INTERVAL_MS));
+    await nextTurn(LOOK_INTERVAL_MS);
     const sockets = await look(t, lesson, port);
     const missing = unmet(sockets, wants);
     t.check(missing.length === 0, {
@@ -588,8 +585,7 @@ function want(end: Omit<Want, "state">, state: Want["state"]): Want {
 }
 
 suite.test("socketsOnPort sees a listener on 127.0.0.1 in LISTEN", async (t) => {
-  const lesson = await load(t);
-  await trustParser(t, lesson);
+  const lesson = await loadTrusted(t);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   t.defer(() => listener.close());
   const port = listener.addr.port;
@@ -603,8 +599,7 @@ suite.test("socketsOnPort sees a listener on 127.0.0.1 in LISTEN", async (t) => 
 }, LIVE);
 
 suite.test("socketsOnPort sees both ends of a connection ESTABLISHED", async (t) => {
-  const lesson = await load(t);
-  await trustParser(t, lesson);
+  const lesson = await loadTrusted(t);
   const c = await connection(t, "127.0.0.1");
   await observe(
     t,
@@ -623,8 +618,7 @@ suite.test("socketsOnPort sees both ends of a connection ESTABLISHED", async (t)
 }, LIVE);
 
 suite.test("socketsOnPort reads /proc/net/tcp6 too: a connection over ::1", async (t) => {
-  const lesson = await load(t);
-  await trustParser(t, lesson);
+  const lesson = await loadTrusted(t);
   const c = await connection(t, "::1");
   await observe(t, lesson, c.port, "a listener and a connection on ::1", [
     want(c.listening, "LISTEN"),
@@ -636,8 +630,7 @@ suite.test("socketsOnPort reads /proc/net/tcp6 too: a connection over ::1", asyn
 suite.test(
   "half-close: FIN_WAIT2 on the side that stopped sending, CLOSE_WAIT on its peer",
   async (t) => {
-    const lesson = await load(t);
-    await trustParser(t, lesson);
+    const lesson = await loadTrusted(t);
     const c = await connection(t, "127.0.0.1");
     await look(t, lesson, c.port);
     await c.client.closeWrite();
@@ -677,8 +670,7 @@ suite.test(
 suite.test(
   "TIME_WAIT lands on the active closer (the server here), yet its port can be listened on again",
   async (t) => {
-    const lesson = await load(t);
-    await trustParser(t, lesson);
+    const lesson = await loadTrusted(t);
     const c = await connection(t, "127.0.0.1");
     await look(t, lesson, c.port);
     await c.server.close();
@@ -722,8 +714,7 @@ suite.test(
 );
 
 suite.test("CLOSE_WAIT stays for as long as a server forgets to close", async (t) => {
-  const lesson = await load(t);
-  await trustParser(t, lesson);
+  const lesson = await loadTrusted(t);
   const c = await connection(t, "127.0.0.1");
   await look(t, lesson, c.port);
   await c.client.close();
@@ -762,15 +753,15 @@ suite.test("waitForState looks again until the state appears", async (t) => {
     [end("FIN_WAIT2")],
     [end("TIME_WAIT")],
   ]);
-  const found = await withNote(
-    t.step(
-      'waitForState({ port: 9000 }, "TIME_WAIT", { observe, intervalMs: 1 }) where the ' +
-        "observer shows ESTABLISHED, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, then TIME_WAIT",
-      () => waitForState({ port: 9000 }, "TIME_WAIT", { observe: script.observe, intervalMs: 1 }),
-    ),
-    "the kernel moves a socket through its states on its own time: look, and while the state " +
-      "is not there, pause intervalMs and look again, until timeoutMs have passed",
-    "before",
+  const found = await t.step(
+    'waitForState({ port: 9000 }, "TIME_WAIT", { observe, intervalMs: 1 }) where the ' +
+      "observer shows ESTABLISHED, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, then TIME_WAIT",
+    () => waitForState({ port: 9000 }, "TIME_WAIT", { observe: script.observe, intervalMs: 1 }),
+    {
+      note: "the kernel moves a socket through its states on its own time: look, and while the " +
+        "state is not there, pause intervalMs and look again, until timeoutMs have passed",
+      notePlacement: "before",
+    },
   );
   t.expectEqual(found, end("TIME_WAIT"), "the socket waitForState returned");
   t.check(script.calls.length === 5, {
@@ -861,14 +852,14 @@ suite.test("waitForState looks at least once, and never sleeps past its deadline
   const { waitForState } = await load(t);
   const socket = tcp4("127.0.0.1", 9000, "127.0.0.1", 51000, "CLOSE_WAIT");
   const there = scripted([[socket]]);
-  const found = await withNote(
-    t.step(
-      'waitForState({ port: 9000 }, "CLOSE_WAIT", { timeoutMs: 0, observe }) where the socket ' +
-        "is in CLOSE_WAIT already",
-      () => waitForState({ port: 9000 }, "CLOSE_WAIT", { observe: there.observe, timeoutMs: 0 }),
-    ),
-    "look first, then decide whether the deadline has passed: with timeoutMs 0 the one look " +
-      "still counts (a loop `while (now < deadline) { look }` never looks at all)",
+  const found = await t.step(
+    'waitForState({ port: 9000 }, "CLOSE_WAIT", { timeoutMs: 0, observe }) where the socket ' +
+      "is in CLOSE_WAIT already",
+    () => waitForState({ port: 9000 }, "CLOSE_WAIT", { observe: there.observe, timeoutMs: 0 }),
+    {
+      note: "look first, then decide whether the deadline has passed: with timeoutMs 0 the one " +
+        "look still counts (a loop `while (now < deadline) { look }` never looks at all)",
+    },
   );
   t.expectEqual(
     found,
@@ -908,9 +899,8 @@ suite.test("waitForState looks at least once, and never sleeps past its deadline
 });
 
 suite.test("waitForState sees a real connection reach TIME_WAIT", async (t) => {
-  const lesson = await load(t);
+  const lesson = await loadTrusted(t);
   const { waitForState } = lesson;
-  await trustParser(t, lesson);
   const c = await connection(t, "127.0.0.1");
   const waiting = t.step(
     `waitForState({ port: ${c.clientPort}, peerPort: ${c.port} }, "TIME_WAIT") on the client's ` +
@@ -982,14 +972,12 @@ for (const exchange of EXCHANGES) {
     const { requestWithHalfClose } = await load(t);
     const server = t.serve(async (conn: Probe) => {
       // This server is strict: it answers only once the request has ended (EOF).
-      const request = await withNote(
-        conn.readToEnd({
-          step: "the grader's server reads your request until your half-close (EOF)",
-          timeoutMs: 3000,
-        }),
-        HALF_CLOSE_NOTE,
-        "before",
-      );
+      const request = await conn.readToEnd({
+        step: "the grader's server reads your request until your half-close (EOF)",
+        timeoutMs: 3000,
+        note: HALF_CLOSE_NOTE,
+        notePlacement: "before",
+      });
       if (!equalBytes(request, exchange.request)) {
         t.fail({
           step: "the request the grader's server received",
@@ -1009,18 +997,14 @@ for (const exchange of EXCHANGES) {
       await conn.send(exchange.reply, { split: exchange.split });
       await conn.close();
     });
-    const reply = await withNote(
-      t.step(
-        `requestWithHalfClose(grader's server, ${
-          exchange.given === undefined
-            ? `${exchange.request.length} bytes`
-            : JSON.stringify(exchange.given)
-        })`,
-        () => requestWithHalfClose(server.addr, exchange.given ?? exchange.request),
-        { timeoutMs: 4000 },
-      ),
-      HALF_CLOSE_NOTE,
-      "before",
+    const reply = await t.step(
+      `requestWithHalfClose(grader's server, ${
+        exchange.given === undefined
+          ? `${exchange.request.length} bytes`
+          : JSON.stringify(exchange.given)
+      })`,
+      () => requestWithHalfClose(server.addr, exchange.given ?? exchange.request),
+      { timeoutMs: 4000, note: HALF_CLOSE_NOTE, notePlacement: "before" },
     );
     t.check(reply instanceof Uint8Array, {
       step: "what requestWithHalfClose returned",

@@ -10,18 +10,25 @@
  * against the grader's server and against yours, and a load check.
  */
 import {
+  captureLogs,
+  concatBytes,
+  expectedBackoff,
+  freePort,
   gateListen,
   GradeFailure,
   type Grader,
   heapAfterGc,
   lessonSuite,
+  type ListenerGate,
   type Probe,
+  recordPauses,
   ResettableConn,
   showBytes,
+  showLogs,
   TypedInput,
-  withNote,
+  waitFor,
+  whileRunning,
 } from "../workbook/harness/mod.ts";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import net from "node:net";
 import type * as ServerLesson from "../solutions/06-chat/chat_server.ts";
 import type * as ClientLesson from "../solutions/06-chat/chat_client.ts";
@@ -67,35 +74,21 @@ async function running<T>(
 ): Promise<{ done: Promise<T> }> {
   const task = t.step(step, fn, { timeoutMs });
   task.catch(() => {}); // awaited by the check later
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([task, new Promise((resolve) => timer = setTimeout(resolve, 0))]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await waitFor(task, { timeoutMs: 0 });
   return { done: task };
 }
 
 /** `wait`, unless `task` (learner code running meanwhile) fails or returns first. */
-function whileRunning<T>(task: Promise<unknown>, what: string, wait: Promise<T>): Promise<T> {
-  return Promise.race([
-    wait,
-    task.then(() => {
-      throw new GradeFailure({
-        kind: "mismatch",
-        step: what,
-        expected: "your code to keep running meanwhile",
-        actual: "it returned",
-      });
-    }),
-  ]);
-}
-
-/** A promise with its resolve function outside. */
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => resolve = r);
-  return { promise, resolve };
+function whileStillRunning<T>(task: Promise<unknown>, what: string, wait: Promise<T>): Promise<T> {
+  const ended = task.then(() => {
+    throw new GradeFailure({
+      kind: "mismatch",
+      step: what,
+      expected: "your code to keep running meanwhile",
+      actual: "it returned",
+    });
+  });
+  return whileRunning(ended, () => wait);
 }
 
 // ── the server over real sockets ───────────────────────────────────────────
@@ -134,18 +127,15 @@ async function join(
 ): Promise<Probe> {
   const probe = await t.connect(server.addr, name);
   await probe.send(`/nick ${name}\n`, { split });
-  await withNote(
-    () =>
-      probe.expect(say.welcome(name), {
-        step: `${name} sends "/nick ${name}" and is welcomed`,
-      }),
-    "the first `/nick NAME` joins the chat: reply `* welcome NAME` to that client only",
-  );
+  await probe.expect(say.welcome(name), {
+    step: `${name} sends "/nick ${name}" and is welcomed`,
+    note: "the first `/nick NAME` joins the chat: reply `* welcome NAME` to that client only",
+  });
   for (const other of others) {
-    await withNote(
-      () => other.expect(say.joined(name), { step: `${other.label} is told that ${name} joined` }),
-      "everyone already in the room is told `* NAME joined`; the newcomer is not",
-    );
+    await other.expect(say.joined(name), {
+      step: `${other.label} is told that ${name} joined`,
+      note: "everyone already in the room is told `* NAME joined`; the newcomer is not",
+    });
   }
   return probe;
 }
@@ -159,14 +149,11 @@ async function chat(
 ): Promise<void> {
   await from.send(`${text}\n`, { split });
   for (const other of to) {
-    await withNote(
-      () =>
-        other.expect(say.message(from.label, text), {
-          step: `${other.label} receives ${from.label}'s ${JSON.stringify(text)}`,
-        }),
-      "each message goes to every other joined client as `name> text`, in the order sent; " +
+    await other.expect(say.message(from.label, text), {
+      step: `${other.label} receives ${from.label}'s ${JSON.stringify(text)}`,
+      note: "each message goes to every other joined client as `name> text`, in the order sent; " +
         "never back to its sender",
-    );
+    });
   }
 }
 
@@ -183,14 +170,7 @@ class HeldWriter {
   pending = 0;
 
   get text(): string {
-    return decoder.decode(
-      this.chunks.reduce((all, c) => {
-        const out = new Uint8Array(all.length + c.length);
-        out.set(all);
-        out.set(c, all.length);
-        return out;
-      }, new Uint8Array(0)),
-    );
+    return decoder.decode(concatBytes(this.chunks));
   }
 
   release(): void {
@@ -238,14 +218,24 @@ class Recorder implements ServerLesson.Member {
 
 // ── Outbox ──────────────────────────────────────────────────────────────────
 
-suite.test("Outbox queues without waiting, writes every line in order, refuses past its limit", async (t) => {
+/** Your Outbox on a {@linkcode HeldWriter} that takes `perWrite` bytes a write (default 5). */
+async function heldOutbox(t: Grader, maxQueuedBytes: number, perWrite?: number) {
   const { Outbox } = await loadServer(t);
   const writer = new HeldWriter();
-  const outbox = await t.step("new Outbox(writer, 20)", () => new Outbox(writer, 20));
+  if (perWrite !== undefined) writer.perWrite = perWrite;
+  const outbox = await t.step(
+    `new Outbox(writer, ${maxQueuedBytes})`,
+    () => new Outbox(writer, maxQueuedBytes),
+  );
   t.defer(() => {
     outbox.abort();
     writer.release();
   });
+  return { Outbox, writer, outbox };
+}
+
+suite.test("Outbox queues without waiting, writes every line in order, refuses past its limit", async (t) => {
+  const { writer, outbox } = await heldOutbox(t, 20);
   const first = await t.step(
     'outbox.offer("one") while the writer is held back',
     () => outbox.offer("one"),
@@ -322,14 +312,7 @@ suite.test("Outbox queues without waiting, writes every line in order, refuses p
 });
 
 suite.test("Outbox counts bytes, not characters, and writes what waits in one batch", async (t) => {
-  const { Outbox } = await loadServer(t);
-  const writer = new HeldWriter();
-  writer.perWrite = 1 << 20;
-  const outbox = await t.step("new Outbox(writer, 20)", () => new Outbox(writer, 20));
-  t.defer(() => {
-    outbox.abort();
-    writer.release();
-  });
+  const { writer, outbox } = await heldOutbox(t, 20, 1 << 20);
   await t.step('outbox.offer("first") while the writer is held back', () => outbox.offer("first"));
   await t.eventually('the writer loop starts writing "first\\n"', () => writer.pending > 0, {
     expected: "your writer loop to call writer.write()",
@@ -375,13 +358,7 @@ suite.test("Outbox counts bytes, not characters, and writes what waits in one ba
 });
 
 suite.test("Outbox: abort() throws the queue away; a failed write stops it quietly", async (t) => {
-  const { Outbox } = await loadServer(t);
-  const writer = new HeldWriter();
-  const outbox = await t.step("new Outbox(writer, 1000)", () => new Outbox(writer, 1000));
-  t.defer(() => {
-    outbox.abort();
-    writer.release();
-  });
+  const { Outbox, writer, outbox } = await heldOutbox(t, 1000);
   await t.step('outbox.offer("first")', () => outbox.offer("first"));
   await t.eventually('the writer loop starts writing "first\\n"', () => writer.pending > 0, {
     expected: "a write to start",
@@ -533,7 +510,14 @@ suite.test("ChatRoom.broadcast drops a full member after its loop, and skips nob
 
 // ── handleClient on one connection ──────────────────────────────────────────
 
-suite.test("handleClient serves one connection: join, talk, errors, /quit", async (t) => {
+const HANDLE_CALL = "handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 })";
+
+/**
+ * A room with one member, zed (what it was sent so far taken), and
+ * `serveOne(label)`: connects a grader client `label` and runs your
+ * handleClient on the accepted end, as a step awaited later.
+ */
+async function roomWithZed(t: Grader) {
   const { ChatRoom, handleClient } = await loadServer(t);
   const room = new ChatRoom();
   const zed = new Recorder("zed");
@@ -541,23 +525,32 @@ suite.test("handleClient serves one connection: join, talk, errors, /quit", asyn
   zed.take();
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   t.defer(() => listener.close());
-  const accepted = listener.accept();
-  const alice = await t.connect(listener.addr, "alice");
-  const conn = await accepted;
-  const { done: handling } = await running(
-    t,
-    "handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 })",
-    () => handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 }),
-    5000,
-  );
-  t.defer(() => {
-    try {
-      conn.close();
-    } catch { /* closed by handleClient */ }
-    return handling.catch(() => {});
-  });
+  const serveOne = async (label: string, options: { resettable?: boolean } = {}) => {
+    const accepted = listener.accept();
+    const client = await t.connect(listener.addr, label, options);
+    const conn = await accepted;
+    const { done: handling } = await running(
+      t,
+      HANDLE_CALL,
+      () => handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 }),
+      5000,
+    );
+    t.defer(() => {
+      try {
+        conn.close();
+      } catch { /* closed by handleClient */ }
+      return handling.catch(() => {});
+    });
+    return { client, handling };
+  };
+  return { room, zed, serveOne };
+}
+
+suite.test("handleClient serves one connection: join, talk, errors, /quit", async (t) => {
+  const { room, zed, serveOne } = await roomWithZed(t);
+  const { client: alice, handling } = await serveOne("alice");
   const expectReply = (line: string, step: string, note?: string) =>
-    withNote(() => alice.expect(line, { step }), note ?? "replies go to this client only");
+    alice.expect(line, { step, note: note ?? "replies go to this client only" });
   await alice.send("hello?\n");
   await expectReply(
     say.joinFirst,
@@ -589,10 +582,11 @@ suite.test("handleClient serves one connection: join, talk, errors, /quit", asyn
   );
   await alice.send("/quit\n");
   await expectReply(say.bye, "alice sends /quit");
-  await withNote(
-    () => alice.expectEnd({ cleanly: true, step: "the server closes alice's connection" }),
-    "after `* bye`, handleClient closes the connection (FIN)",
-  );
+  await alice.expectEnd({
+    cleanly: true,
+    step: "the server closes alice's connection",
+    note: "after `* bye`, handleClient closes the connection (FIN)",
+  });
   await t.step("handleClient returns after /quit", () => handling);
   t.expectEqual(
     zed.take(),
@@ -604,47 +598,25 @@ suite.test("handleClient serves one connection: join, talk, errors, /quit", asyn
 });
 
 suite.test("handleClient ends quietly when its client resets or closes", async (t) => {
-  const { ChatRoom, handleClient } = await loadServer(t);
-  const room = new ChatRoom();
-  const zed = new Recorder("zed");
-  room.join(zed, "zed");
-  zed.take();
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  t.defer(() => listener.close());
+  const { room, zed, serveOne } = await roomWithZed(t);
   for (const how of ["reset", "close"] as const) {
-    const accepted = listener.accept();
-    const client = await t.connect(listener.addr, how === "reset" ? "carol" : "dave", {
+    const { client, handling } = await serveOne(how === "reset" ? "carol" : "dave", {
       resettable: how === "reset",
     });
-    const conn = await accepted;
     const name = client.label;
-    const call = "handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 })";
-    const { done: handling } = await running(
-      t,
-      call,
-      () => handleClient(room, conn, { maxLineBytes: 100, maxQueuedBytes: 10000 }),
-      5000,
-    );
-    t.defer(() => {
-      try {
-        conn.close();
-      } catch { /* closed by handleClient */ }
-      return handling.catch(() => {});
-    });
     await client.send(`/nick ${name}\n`);
     await client.expect(say.welcome(name), { step: `${name} sends /nick ${name}` });
     if (how === "reset") await client.reset();
     else await client.close();
-    await withNote(
-      () =>
-        t.step(
-          `${call} returns after ${name} ${
-            how === "reset" ? "resets the connection (RST)" : "closes it (EOF)"
-          }`,
-          () => handling,
-        ),
-      "a client that vanishes is an ordinary end, not an error: isConnectionGone(error) " +
-        "recognises a reset; leave the room, end the outbox, close, and return normally",
+    await t.step(
+      `${HANDLE_CALL} returns after ${name} ${
+        how === "reset" ? "resets the connection (RST)" : "closes it (EOF)"
+      }`,
+      () => handling,
+      {
+        note: "a client that vanishes is an ordinary end, not an error: isConnectionGone(error) " +
+          "recognises a reset; leave the room, end the outbox, close, and return normally",
+      },
     );
     t.expectEqual(
       zed.take(),
@@ -666,23 +638,21 @@ suite.test("three clients chat: each message reaches the two others in order, ne
   await chat(bob, "héllo 世界, typed one byte at a time", [alice, carol], "bytes");
   await carol.send("one\ntwo\nthree\n");
   for (const other of [alice, bob]) {
-    await withNote(
-      () =>
-        other.expect(
-          say.message("carol", "one") + say.message("carol", "two") + say.message("carol", "three"),
-          { step: `${other.label} receives carol's three lines (sent in one write)` },
-        ),
-      "three lines in one write are three messages, in order",
+    await other.expect(
+      say.message("carol", "one") + say.message("carol", "two") + say.message("carol", "three"),
+      {
+        step: `${other.label} receives carol's three lines (sent in one write)`,
+        note: "three lines in one write are three messages, in order",
+      },
     );
   }
   await chat(alice, "and the last word", [bob, carol]);
   await chat(bob, "no, mine", [alice, carol]);
   await t.step("server.close()", () => server.close());
-  await withNote(
-    () => t.step("server.close() a second time", () => server.close()),
-    "close() may be called again (a program's shutdown path and its clean-up often both call " +
-      "it): once closing has begun, a later call has nothing to do and resolves",
-  );
+  await t.step("server.close() a second time", () => server.close(), {
+    note: "close() may be called again (a program's shutdown path and its clean-up often both " +
+      "call it): once closing has begun, a later call has nothing to do and resolves",
+  });
   t.expectEqual(
     server.room.names,
     [],
@@ -691,11 +661,12 @@ suite.test("three clients chat: each message reaches the two others in order, ne
       "on its way out: await the handlers' promises (Promise.allSettled) in close()",
   );
   for (const probe of [alice, bob, carol]) {
-    await withNote(
-      () => probe.expectEnd({ step: `${probe.label}'s connection ends after server.close()` }),
-      "close() closes every client's connection, and sends nothing more: a read that fails " +
-        "because the server closed the connection is a normal end, not a line that was too long",
-    );
+    await probe.expectEnd({
+      step: `${probe.label}'s connection ends after server.close()`,
+      note: "close() closes every client's connection, and sends nothing more: a read that " +
+        "fails because the server closed the connection is a normal end, not a line that was " +
+        "too long",
+    });
   }
 });
 
@@ -715,54 +686,47 @@ suite.test("/nick: names are checked, renames are announced", async (t) => {
   ];
   for (const [line, reply] of attempts) {
     await carol.send(`${line}\n`);
-    await withNote(
-      () => carol.expect(reply, { step: `carol (not joined yet) sends ${JSON.stringify(line)}` }),
-      "names are 1 to 16 letters, digits, _ or -, and unique; text before joining is refused",
-    );
+    await carol.expect(reply, {
+      step: `carol (not joined yet) sends ${JSON.stringify(line)}`,
+      note: "names are 1 to 16 letters, digits, _ or -, and unique; text before joining is refused",
+    });
   }
   await carol.send("/nick  carol \n");
-  await withNote(
-    () =>
-      carol.expect(say.welcome("carol"), { step: 'carol sends "/nick  carol " (spaces around)' }),
-    "the spaces around a name are not part of it: trim them",
-  );
+  await carol.expect(say.welcome("carol"), {
+    step: 'carol sends "/nick  carol " (spaces around)',
+    note: "the spaces around a name are not part of it: trim them",
+  });
   for (const other of [alice, bob]) {
-    await withNote(
-      () => other.expect(say.joined("carol"), { step: `${other.label} is told that carol joined` }),
-      "nothing carol sent before joining reaches anyone",
-    );
+    await other.expect(say.joined("carol"), {
+      step: `${other.label} is told that carol joined`,
+      note: "nothing carol sent before joining reaches anyone",
+    });
   }
   await bob.send("/nick robert\n", { split: "bytes" });
-  await withNote(
-    () => bob.expect(say.youAreNow("robert"), { step: "bob sends /nick robert" }),
-    "the renamed client gets `* you are now NEW`",
-  );
+  await bob.expect(say.youAreNow("robert"), {
+    step: "bob sends /nick robert",
+    note: "the renamed client gets `* you are now NEW`",
+  });
   for (const other of [alice, carol]) {
-    await withNote(
-      () =>
-        other.expect(say.renamed("bob", "robert"), {
-          step: `${other.label} is told that bob is now robert`,
-        }),
-      "the others get `* OLD is now NEW`",
-    );
+    await other.expect(say.renamed("bob", "robert"), {
+      step: `${other.label} is told that bob is now robert`,
+      note: "the others get `* OLD is now NEW`",
+    });
   }
   await alice.send("/nick robert\n");
   await alice.expect(say.nameTaken("robert"), { step: "alice asks for robert's new name" });
   await bob.send("thanks\n");
   for (const other of [alice, carol]) {
-    await withNote(
-      () =>
-        other.expect(say.message("robert", "thanks"), {
-          step: `${other.label} receives robert's "thanks"`,
-        }),
-      "messages carry the sender's current name",
-    );
+    await other.expect(say.message("robert", "thanks"), {
+      step: `${other.label} receives robert's "thanks"`,
+      note: "messages carry the sender's current name",
+    });
   }
   await carol.send("/nick bob\n");
-  await withNote(
-    () => carol.expect(say.youAreNow("bob"), { step: "carol takes the name bob, now free" }),
-    "a name is free again once its owner renamed",
-  );
+  await carol.expect(say.youAreNow("bob"), {
+    step: "carol takes the name bob, now free",
+    note: "a name is free again once its owner renamed",
+  });
 });
 
 suite.test("/quit: a bye and a clean close; the others are told and chat on", async (t) => {
@@ -772,22 +736,21 @@ suite.test("/quit: a bye and a clean close; the others are told and chat on", as
   const carol = await join(t, server, "carol", [alice, bob]);
   await bob.send("last words\n/quit see you\n");
   for (const other of [alice, carol]) {
-    await withNote(
-      () =>
-        other.expect(say.message("bob", "last words") + say.left("bob"), {
-          step: `${other.label} receives bob's last words, then that bob left`,
-        }),
-      "a line sent just before /quit is still delivered; then the others get `* NAME left`",
-    );
+    await other.expect(say.message("bob", "last words") + say.left("bob"), {
+      step: `${other.label} receives bob's last words, then that bob left`,
+      note: "a line sent just before /quit is still delivered; then the others get `* NAME left`",
+    });
   }
-  await withNote(
-    () => bob.expect(say.bye, { step: 'bob sends "/quit see you" and receives * bye' }),
-    "/quit gets `* bye`, then the server closes the connection; words after `/quit ` are ignored",
-  );
-  await withNote(
-    () => bob.expectEnd({ cleanly: true, step: "the server closes bob's connection (FIN)" }),
-    "close the connection after writing `* bye`: await the outbox's end(), then close",
-  );
+  await bob.expect(say.bye, {
+    step: 'bob sends "/quit see you" and receives * bye',
+    note: "/quit gets `* bye`, then the server closes the connection; words after `/quit ` are " +
+      "ignored",
+  });
+  await bob.expectEnd({
+    cleanly: true,
+    step: "the server closes bob's connection (FIN)",
+    note: "close the connection after writing `* bye`: await the outbox's end(), then close",
+  });
   await chat(alice, "still here", [carol]);
   await join(t, server, "bob", [alice, carol]);
 });
@@ -805,19 +768,19 @@ suite.test("a client that vanishes (reset or EOF) is removed; the others are tol
   }
   await carol.reset();
   for (const other of [alice, bob]) {
-    await withNote(
-      () => other.expect(say.left("carol"), { step: `${other.label} is told that carol left` }),
-      "a read that fails with ConnectionReset means the client is gone: remove it and tell the " +
-        "others, like an EOF",
-    );
+    await other.expect(say.left("carol"), {
+      step: `${other.label} is told that carol left`,
+      note: "a read that fails with ConnectionReset means the client is gone: remove it and tell " +
+        "the others, like an EOF",
+    });
   }
   const dave = await join(t, server, "dave", [alice, bob]);
   await dave.close(); // EOF, without /quit
   for (const other of [alice, bob]) {
-    await withNote(
-      () => other.expect(say.left("dave"), { step: `${other.label} is told that dave left` }),
-      "read() returning null (EOF) means the client is gone: remove it and tell the others",
-    );
+    await other.expect(say.left("dave"), {
+      step: `${other.label} is told that dave left`,
+      note: "read() returning null (EOF) means the client is gone: remove it and tell the others",
+    });
   }
   await t.reset(server.addr, "mallory");
   await t.reset(server.addr, "trudy", "/nick tru");
@@ -845,18 +808,15 @@ suite.test("invalid UTF-8 gets a reply and goes no further; split characters arr
   ];
   for (const line of badLines) {
     await alice.send(line);
-    await withNote(
-      () =>
-        alice.expect(say.invalidUtf8, {
-          step: `alice sends ${showBytes(line)} (not UTF-8)`,
-        }),
-      "decode each complete line with new TextDecoder('utf-8', { fatal: true }): invalid " +
+    await alice.expect(say.invalidUtf8, {
+      step: `alice sends ${showBytes(line)} (not UTF-8)`,
+      note: "decode each complete line with new TextDecoder('utf-8', { fatal: true }): invalid " +
         "bytes throw, and the client gets `! invalid UTF-8, line ignored`",
-    );
+    });
   }
-  await withNote(
-    () => chat(alice, "ok: 世界 ✓ ß", [bob], "bytes"),
+  await t.noted(
     "an invalid line is not sent on: bob's next line is alice's next valid message",
+    () => chat(alice, "ok: 世界 ✓ ß", [bob], "bytes"),
   );
 });
 
@@ -867,26 +827,23 @@ suite.test("an oversized line gets a reply, then the server closes that connecti
   const bob = await join(t, server, "bob", [alice]);
   await chat(alice, "x".repeat(max), [bob]);
   await alice.send("y".repeat(3 * max)); // no newline: the server must not wait for one
-  await withNote(
-    () =>
-      alice.expect(say.tooLong(max), { step: `alice sends ${3 * max} bytes without a newline` }),
-    "readLines throws LineTooLongError as soon as a line is too long: reply " +
+  await alice.expect(say.tooLong(max), {
+    step: `alice sends ${3 * max} bytes without a newline`,
+    note: "readLines throws LineTooLongError as soon as a line is too long: reply " +
       "`! line too long (max N bytes), bye`, then close",
-  );
+  });
   await alice.expectEnd({ step: "the server closes alice's connection" });
-  await withNote(
-    () => bob.expect(say.left("alice"), { step: "bob is told that alice left" }),
-    "the others see an ordinary leave",
-  );
+  await bob.expect(say.left("alice"), {
+    step: "bob is told that alice left",
+    note: "the others see an ordinary leave",
+  });
   const carol = await join(t, server, "carol", [bob]);
   await chat(bob, "carry on", [carol]);
 });
 
 suite.test("the server's options: its default address, a port it is given, two servers at once", async (t) => {
   const { startChatServer } = await loadServer(t);
-  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = free.addr.port;
-  free.close();
+  const port = freePort("tcp");
   const first = await t.step(
     `startChatServer({ port: ${port} }) (no hostname: the default)`,
     () => startChatServer({ port }),
@@ -902,10 +859,10 @@ suite.test("the server's options: its default address, a port it is given, two s
   // The same names on both servers: each server has its own room.
   const alice1 = await join(t, first, "alice", []);
   const bob1 = await join(t, first, "bob", [alice1]);
-  const alice2 = await withNote(
-    () => join(t, second, "alice", []),
+  const alice2 = await t.noted(
     "two servers in one program have a room each: a name taken on one is free on the other " +
       "(make the room inside startChatServer, not once for the module)",
+    () => join(t, second, "alice", []),
     "before",
   );
   await chat(alice1, "on the first server", [bob1]);
@@ -935,59 +892,50 @@ suite.test("a server told to listen on ::1 is reached there", async (t) => {
   await chat(alice, "over IPv6", [bob]);
 }, { requires: ["ipv6"] });
 
-suite.test("the server keeps accepting after a client resets in the accept queue", async (t) => {
+/**
+ * Starts your server as `step` says (on 127.0.0.1 port 0, with `options`),
+ * its listener behind the grader's gate, paused; returns once its accept
+ * loop waits in accept().
+ */
+async function gatedServer(
+  t: Grader,
+  step: string,
+  options: ServerLesson.ChatServerOptions = {},
+): Promise<{ server: ChatServer; gate: ListenerGate }> {
   const { startChatServer } = await loadServer(t);
   const { value: server, gate } = await t.step(
-    'startChatServer({ hostname: "127.0.0.1", port: 0 }), its listener behind the grader\'s gate',
-    () => gateListen(() => startChatServer({ hostname: "127.0.0.1", port: 0 }), "paused"),
+    step,
+    () =>
+      gateListen(() => startChatServer({ hostname: "127.0.0.1", port: 0, ...options }), "paused"),
   );
   t.defer(async () => {
     gate.open();
     await server.close();
   });
-  // The server is in accept(), but the gate keeps the call from reaching the kernel while
-  // mallory connects and resets, and bob connects: both wait in the queue.
   await t.eventually("your server calls accept()", () => gate.waiting === 1, {
     expected: "your accept loop to wait in listener.accept() once the server has started",
     actual: () => `accept() called ${gate.accepts} time(s), ${gate.waiting} pending`,
   });
+  return { server, gate };
+}
+
+suite.test("the server keeps accepting after a client resets in the accept queue", async (t) => {
+  const { server, gate } = await gatedServer(
+    t,
+    'startChatServer({ hostname: "127.0.0.1", port: 0 }), its listener behind the grader\'s gate',
+  );
+  // The server is in accept(), but the gate keeps the call from reaching the kernel while
+  // mallory connects and resets, and bob connects: both wait in the queue.
   await t.reset(server.addr, "mallory", "/nick mallory\n");
   const bob = await t.connect(server.addr, "bob");
   await bob.send("/nick bob\n");
   gate.open(); // accept() meets mallory first: it throws NotConnected
-  await withNote(
-    () =>
-      bob.expect(say.welcome("bob"), { step: "bob, queued behind mallory's reset, is welcomed" }),
-    "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
+  await bob.expect(say.welcome("bob"), {
+    step: "bob, queued behind mallory's reset, is welcomed",
+    note: "a client that resets while it waits in the queue makes accept() throw (NotConnected): " +
       "that is the client's end, not the server's; accept the next one",
-  );
-});
-
-/** The pauses the doc asks for after `failures` accept() calls fail in one episode. */
-function backoff(failures: number): number[] {
-  return Array.from({ length: failures }, (_, i) => Math.min(10 * 2 ** i, 1000));
-}
-
-/** Captures the LogTape records of the workbook's loggers for the rest of the check. */
-async function captureLogs(t: Grader): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["workbook"], lowestLevel: "debug", sinks: ["capture"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
   });
-  t.defer(() => reset());
-  return records;
-}
-
-function showRecords(records: LogRecord[]): string {
-  return records.length === 0 ? "no log records" : records
-    .map((r) => `${r.level}: ${r.message.map((part, i) => i % 2 ? String(part) : part).join("")}`)
-    .join("\n          ");
-}
+});
 
 const BACKOFF_NOTE = "out of descriptors, accept() fails (EMFILE) while the client stays queued " +
   "in the kernel, so retrying at once only spins and floods the log, and giving up leaves the " +
@@ -1000,40 +948,21 @@ const LOG_ONCE_NOTE = "log one warning when accepting runs out of descriptors, n
   "episode is over, so the next one gets its own warning";
 
 suite.test("out of descriptors, the server backs off, warns once, and recovers", async (t) => {
-  const { startChatServer } = await loadServer(t);
   const records = await captureLogs(t);
   const loud = () => records.filter((r) => r.level !== "debug" && r.level !== "info");
-  const asked: number[] = [];
-  const acceptsDuring: number[] = []; // accept() calls made while each pause was running
-  const seen: { accepts: () => number } = { accepts: () => 0 };
-  const pause = (ms: number) => {
-    asked.push(ms);
-    const index = acceptsDuring.push(0) - 1;
-    const before = seen.accepts();
-    t.transcript.record("grader", "note", { detail: `your server calls pause(${ms})` });
-    return new Promise<void>((resolve) =>
-      setTimeout(() => {
-        acceptsDuring[index] = seen.accepts() - before;
-        resolve();
-      }, 1)
-    );
-  };
-  const { value: server, gate } = await t.step(
+  const seen: { gate?: ListenerGate } = {}; // the gate, once the server has started
+  const { pause, calls } = recordPauses(t, { snapshot: () => seen.gate?.accepts ?? 0 });
+  /** accept() calls made while this pause was still running (0: it waited). */
+  const acceptsDuring = (call: (typeof calls)[number]) =>
+    call.after === undefined ? 0 : call.after - call.before;
+  const { server, gate } = await gatedServer(
+    t,
     'startChatServer({ hostname: "127.0.0.1", port: 0, pause }) with the grader\'s pause',
-    () => gateListen(() => startChatServer({ hostname: "127.0.0.1", port: 0, pause }), "paused"),
+    { pause },
   );
-  seen.accepts = () => gate.accepts;
-  t.defer(async () => {
-    gate.open();
-    await server.close();
-  });
-  await t.eventually("your server calls accept()", () => gate.waiting === 1, {
-    expected: "your accept loop to wait in listener.accept() once the server has started",
-    actual: () => `accept() called ${gate.accepts} time(s), ${gate.waiting} pending`,
-  });
+  seen.gate = gate;
   const episode = async (failures: number, name: string, which: string) => {
-    asked.length = 0;
-    acceptsDuring.length = 0;
+    calls.length = 0;
     const logged = loud().length;
     const before = gate.accepts;
     gate.failNext(failures);
@@ -1043,16 +972,14 @@ suite.test("out of descriptors, the server backs off, warns once, and recovers",
     const probe = await t.connect(server.addr, name);
     await probe.send(`/nick ${name}\n`);
     gate.open();
-    await withNote(
-      () =>
-        probe.expect(say.welcome(name), {
-          step: `${name} is welcomed after ${failures} accept() calls failed with EMFILE ` +
-            `(${which} shortage)`,
-          timeoutMs: 4000,
-        }),
-      BACKOFF_NOTE,
-    );
-    const expected = backoff(failures);
+    await probe.expect(say.welcome(name), {
+      step: `${name} is welcomed after ${failures} accept() calls failed with EMFILE ` +
+        `(${which} shortage)`,
+      timeoutMs: 4000,
+      note: BACKOFF_NOTE,
+    });
+    const expected = expectedBackoff(failures);
+    const asked = calls.map((call) => call.ms);
     t.check(asked.length === failures && asked.every((ms, i) => ms === expected[i]), {
       step:
         `the pauses your server asked for in the ${which} shortage (${failures} failed accepts)`,
@@ -1062,18 +989,18 @@ suite.test("out of descriptors, the server backs off, warns once, and recovers",
         : `pause(${asked.join("), pause(")})`,
       note: BACKOFF_NOTE,
     });
-    const eager = acceptsDuring.findIndex((n) => n > 0);
+    const eager = calls.findIndex((call) => acceptsDuring(call) > 0);
     t.check(eager < 0, {
       step: `accept() calls made while a pause of the ${which} shortage was running`,
       expected: "none: await the pause, then accept again",
-      actual: eager < 0 ? "none" : `${acceptsDuring[eager]} during pause(${asked[eager]})`,
+      actual: eager < 0 ? "none" : `${acceptsDuring(calls[eager])} during pause(${asked[eager]})`,
       note: BACKOFF_NOTE,
     });
     const warned = loud().slice(logged);
     t.check(warned.length === 1 && warned[0].level !== "info", {
       step: `what your server logged while ${failures} accept() calls failed (${which} shortage)`,
       expected: "one warning, for the whole shortage",
-      actual: showRecords(warned),
+      actual: showLogs(warned),
       note: LOG_ONCE_NOTE,
     });
     return probe;
@@ -1093,39 +1020,27 @@ suite.test("out of descriptors, the server backs off, warns once, and recovers",
 });
 
 suite.test("out of descriptors, the server's default pause is a real timer", async (t) => {
-  const { startChatServer } = await loadServer(t);
   await captureLogs(t); // the warning stays out of the report
-  const { value: server, gate } = await t.step(
+  const { server, gate } = await gatedServer(
+    t,
     'startChatServer({ hostname: "127.0.0.1", port: 0 })',
-    () => gateListen(() => startChatServer({ hostname: "127.0.0.1", port: 0 }), "paused"),
   );
-  t.defer(async () => {
-    gate.open();
-    await server.close();
-  });
-  await t.eventually("your server calls accept()", () => gate.waiting === 1, {
-    expected: "your accept loop to wait in listener.accept() once the server has started",
-    actual: () => `accept() called ${gate.accepts} time(s), ${gate.waiting} pending`,
-  });
   const first = gate.accepts - 1;
   gate.failNext(3);
   const alice = await t.connect(server.addr, "alice");
   await alice.send("/nick alice\n");
   gate.open();
-  await withNote(
-    () =>
-      alice.expect(say.welcome("alice"), {
-        step: "alice is welcomed after 3 accept() calls failed with EMFILE",
-        timeoutMs: 4000,
-      }),
-    BACKOFF_NOTE,
-  );
+  await alice.expect(say.welcome("alice"), {
+    step: "alice is welcomed after 3 accept() calls failed with EMFILE",
+    timeoutMs: 4000,
+    note: BACKOFF_NOTE,
+  });
   const times = gate.callTimes.slice(first, first + 4);
   const gaps = times.slice(1).map((time, i) => time - times[i]);
   // Timers never fire early, so these are lower bounds however busy the machine is.
-  t.check(gaps.length === 3 && gaps.every((gap, i) => gap >= backoff(3)[i] - 1), {
+  t.check(gaps.length === 3 && gaps.every((gap, i) => gap >= expectedBackoff(3)[i] - 1), {
     step: "the time between your server's accept() calls after each EMFILE",
-    expected: `at least ${backoff(3).join(", ")} ms`,
+    expected: `at least ${expectedBackoff(3).join(", ")} ms`,
     actual: gaps.map((gap) => `${gap.toFixed(1)} ms`).join(", ") || "no retry",
     note: "without options.pause, wait with a timer (the given sleep(ms)): options.pause ?? sleep",
   });
@@ -1193,18 +1108,15 @@ suite.test("a client that stops reading is dropped; the others never wait for it
     sent += text.length + 1;
     while (true) {
       const line = decoder.decode(
-        await withNote(
-          () =>
-            bob.readUntil("\n", {
-              step: `bob receives alice's message #${i}`,
-              timeoutMs: 5000,
-              maxBytes: 128 * 1024,
-            }),
-          `one client that does not read must not stall the others: bob waited for alice's ` +
-            `message #${i} while ${(sent / 1e6).toFixed(1)} MB went to slow unread. Queue ` +
-            `lines per client (offer) and let each client's own writer loop wait for its ` +
+        await bob.readUntil("\n", {
+          step: `bob receives alice's message #${i}`,
+          timeoutMs: 5000,
+          maxBytes: 128 * 1024,
+          note: `one client that does not read must not stall the others: bob waited for ` +
+            `alice's message #${i} while ${(sent / 1e6).toFixed(1)} MB went to slow unread. ` +
+            `Queue lines per client (offer) and let each client's own writer loop wait for its ` +
             `socket; never await a client's write in the broadcast loop`,
-        ),
+        }),
       );
       if (line === say.dropped("slow")) {
         dropped = true;
@@ -1227,15 +1139,16 @@ suite.test("a client that stops reading is dropped; the others never wait for it
     note: "bound each client's outbox: offer() returns false past maxQueuedBytes, and the room " +
       "drops that client; without the option, the limit is DEFAULT_MAX_QUEUED_BYTES",
   });
-  await withNote(
-    () => alice.expect(say.dropped("slow"), { step: "alice is told that slow was dropped" }),
-    "the sender is told too",
-  );
+  await alice.expect(say.dropped("slow"), {
+    step: "alice is told that slow was dropped",
+    note: "the sender is told too",
+  });
   slow.startReading();
-  await withNote(
-    () => slow.readToEnd({ step: "the server closes slow's connection", timeoutMs: 10_000 }),
-    "dropping a client hangs up on it: close its connection",
-  );
+  await slow.readToEnd({
+    step: "the server closes slow's connection",
+    timeoutMs: 10_000,
+    note: "dropping a client hangs up on it: close its connection",
+  });
   await chat(bob, "that was slow", [alice]);
   t.expectEqual(server.room.names, ["alice", "bob"], "server.room.names after the drop");
 }, { timeoutMs: 45_000 });
@@ -1261,23 +1174,53 @@ class Printed {
   }
 }
 
-suite.test("your client prints what arrives while it waits for input, and sends what is typed", async (t) => {
+/**
+ * Runs your runChatClient as a step awaited later, against a grader server
+ * (on `options.hostname`, default 127.0.0.1): joining as `nick`, reading the
+ * `typed` input (or `options.input`), printing to `printed`. Returns once it
+ * has connected, with `conn`, the grader's end of its connection.
+ */
+async function clientOnGraderServer(
+  t: Grader,
+  nick: string,
+  options: { hostname?: string; input?: AsyncIterable<string>; maxLineBytes?: number } = {},
+) {
   const { runChatClient } = await loadClient(t);
-  const accepted = deferred<Probe>();
-  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
+  const { hostname, input, maxLineBytes } = options;
+  const accepted = Promise.withResolvers<Probe>();
+  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)), { hostname });
   const typed = new TypedInput();
   const printed = new Printed();
+  const call = `runChatClient({ ${hostname === undefined ? "" : `hostname: "${hostname}", `}` +
+    `port: ${server.addr.port}, nick: "${nick}"` +
+    `${maxLineBytes === undefined ? "" : `, maxLineBytes: ${maxLineBytes}`}, … })`;
   const { done: client } = await running(
     t,
-    `runChatClient({ port: ${server.addr.port}, nick: "alice", … })`,
-    () => runChatClient({ ...server.addr, nick: "alice", input: typed, print: printed.print }),
+    call,
+    () =>
+      runChatClient({
+        ...server.addr,
+        nick,
+        input: input ?? typed,
+        print: printed.print,
+        ...("maxLineBytes" in options ? { maxLineBytes } : {}),
+      }),
     10_000,
   );
-  const conn = await whileRunning(client, "your client connects", accepted.promise);
-  await withNote(
-    () => conn.expect("/nick alice\n", { step: "your client's first line" }),
-    "the client joins first: its first line is `/nick NAME`",
+  const conn = await whileStillRunning(
+    client,
+    `your client connects${hostname === undefined ? "" : ` to [${hostname}]`}`,
+    accepted.promise,
   );
+  return { client, conn, typed, printed };
+}
+
+suite.test("your client prints what arrives while it waits for input, and sends what is typed", async (t) => {
+  const { client, conn, typed, printed } = await clientOnGraderServer(t, "alice");
+  await conn.expect("/nick alice\n", {
+    step: "your client's first line",
+    note: "the client joins first: its first line is `/nick NAME`",
+  });
   await conn.send(say.welcome("alice") + say.message("bob", "héllo 世界"), { split: "bytes" });
   await printed.expect(
     t,
@@ -1304,30 +1247,18 @@ suite.test("your client prints what arrives while it waits for input, and sends 
 });
 
 suite.test("your client stops when the server goes away, without waiting for input", async (t) => {
-  const { runChatClient } = await loadClient(t);
-  const accepted = deferred<Probe>();
-  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
-  const typed = new TypedInput();
-  const printed = new Printed();
-  const { done: client } = await running(
-    t,
-    `runChatClient({ port: ${server.addr.port}, nick: "alice", … })`,
-    () => runChatClient({ ...server.addr, nick: "alice", input: typed, print: printed.print }),
-    10_000,
-  );
-  const conn = await whileRunning(client, "your client connects", accepted.promise);
+  const { client, conn, typed, printed } = await clientOnGraderServer(t, "alice");
   await conn.expect("/nick alice\n", { step: "your client's first line" });
   await conn.send(say.welcome("alice"));
   await printed.expect(t, ["* welcome alice"], "the welcome is printed");
   await conn.closeWrite(); // the server goes away; the user types nothing
-  const end = await withNote(
-    () =>
-      t.step("runChatClient returns although nothing is typed", () => client, { timeoutMs: 2000 }),
-    "race the next typed line against the end of the receive loop: when the server closes, " +
-      "the client is over even if the user never types again. Call input.return() without " +
-      "awaiting it: on real stdin it settles only after the read still pending (the user's " +
-      "next line)",
-  );
+  const end = await t.step("runChatClient returns although nothing is typed", () => client, {
+    timeoutMs: 2000,
+    note: "race the next typed line against the end of the receive loop: when the server " +
+      "closes, the client is over even if the user never types again. Call input.return() " +
+      "without awaiting it: on real stdin it settles only after the read still pending (the " +
+      "user's next line)",
+  });
   t.expectEqual(end, "server closed", "runChatClient's result");
   await conn.expectEnd({ step: "your client closes its connection" });
   t.check(typed.returned, {
@@ -1338,25 +1269,14 @@ suite.test("your client stops when the server goes away, without waiting for inp
 });
 
 suite.test("when input ends (Ctrl-D), your client says /quit and waits for the server", async (t) => {
-  const { runChatClient } = await loadClient(t);
-  const accepted = deferred<Probe>();
-  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
-  const typed = new TypedInput();
-  const printed = new Printed();
-  const { done: client } = await running(
-    t,
-    `runChatClient({ port: ${server.addr.port}, nick: "bob", … })`,
-    () => runChatClient({ ...server.addr, nick: "bob", input: typed, print: printed.print }),
-    10_000,
-  );
-  const conn = await whileRunning(client, "your client connects", accepted.promise);
+  const { client, conn, typed } = await clientOnGraderServer(t, "bob");
   await conn.expect("/nick bob\n", { step: "your client's first line" });
   typed.type("bye for now");
   typed.end();
-  await withNote(
-    () => conn.expect("bye for now\n/quit\n", { step: "the last typed line, then /quit" }),
-    "the end of input means the same as typing /quit",
-  );
+  await conn.expect("bye for now\n/quit\n", {
+    step: "the last typed line, then /quit",
+    note: "the end of input means the same as typing /quit",
+  });
   await conn.send(say.bye);
   await conn.closeWrite();
   t.expectEqual(await t.step("runChatClient returns", () => client), "quit", "its result");
@@ -1367,7 +1287,7 @@ suite.test("when input ends (Ctrl-D), your client says /quit and waits for the s
 async function resettableServer(t: Grader, options: { read?: boolean } = {}) {
   const sockets: net.Socket[] = [];
   let received = "";
-  const accepted = deferred<net.Socket>();
+  const accepted = Promise.withResolvers<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on("error", () => {});
     if (options.read === false) socket.pause();
@@ -1399,7 +1319,7 @@ suite.test("your client ends quietly when the server resets the connection", asy
       runChatClient({ port: server.addr.port, nick: "alice", input: typed, print: printed.print }),
     10_000,
   );
-  const socket = await whileRunning(client, "your client connects", server.accepted);
+  const socket = await whileStillRunning(client, "your client connects", server.accepted);
   await t.eventually(
     "the server receives /nick alice",
     () => server.received() === "/nick alice\n",
@@ -1409,11 +1329,10 @@ suite.test("your client ends quietly when the server resets the connection", asy
     },
   );
   socket.resetAndDestroy();
-  const end = await withNote(
-    () => t.step("runChatClient returns after the server's reset", () => client),
-    "a reset is one of the ways a connection ends (isConnectionGone): the receive loop ends " +
-      'quietly, and the client returns "server closed"',
-  );
+  const end = await t.step("runChatClient returns after the server's reset", () => client, {
+    note: "a reset is one of the ways a connection ends (isConnectionGone): the receive loop " +
+      'ends quietly, and the client returns "server closed"',
+  });
   t.expectEqual(end, "server closed", "runChatClient's result after a reset");
 });
 
@@ -1428,22 +1347,21 @@ suite.test('your client returns "server closed" when its write fails', async (t)
     () => runChatClient({ ...server.addr, nick: "alice", input: typed, print: () => {} }),
     10_000,
   );
-  const socket = await whileRunning(client, "your client connects", server.accepted);
+  const socket = await whileStillRunning(client, "your client connects", server.accepted);
   await t.eventually("your client waits for input", () => typed.waiting, {
     expected: "your client to ask its input for a line",
     actual: () => `it asked ${typed.reads} time(s) and is not waiting`,
   });
   typed.type("x".repeat(16 * 1024 * 1024)); // more than any socket buffer takes
   socket.resetAndDestroy(); // while your client is still writing that line
-  const end = await withNote(
-    () =>
-      t.step(
-        "runChatClient returns after the server reset the connection while a 16 MB line was " +
-          "being written",
-        () => client,
-      ),
-    "a write that fails because the connection is gone (a reset, a broken pipe) means the " +
-      'server went away: catch it, and return "server closed"',
+  const end = await t.step(
+    "runChatClient returns after the server reset the connection while a 16 MB line was " +
+      "being written",
+    () => client,
+    {
+      note: "a write that fails because the connection is gone (a reset, a broken pipe) means " +
+        'the server went away: catch it, and return "server closed"',
+    },
   );
   t.expectEqual(end, "server closed", "runChatClient's result after its write failed");
 });
@@ -1477,31 +1395,16 @@ suite.test("your client passes an error of its input through, and closes its con
 });
 
 suite.test("your client's options: maxLineBytes, its default, and an input without return()", async (t) => {
-  const { runChatClient } = await loadClient(t);
   for (const max of [16, undefined]) {
     const limit = max ?? 64 * 1024;
-    const accepted = deferred<Probe>();
-    const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)));
-    const printed = new Printed();
     // An input without return(): the iterator protocol makes it optional.
     const input: AsyncIterable<string> = {
       [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => {}) }),
     };
-    const options = max === undefined ? "" : `, maxLineBytes: ${max}`;
-    const { done: client } = await running(
-      t,
-      `runChatClient({ port: ${server.addr.port}, nick: "alice"${options}, … })`,
-      () =>
-        runChatClient({
-          ...server.addr,
-          nick: "alice",
-          input,
-          print: printed.print,
-          maxLineBytes: max,
-        }),
-      10_000,
-    );
-    const conn = await whileRunning(client, "your client connects", accepted.promise);
+    const { client, conn, printed } = await clientOnGraderServer(t, "alice", {
+      input,
+      maxLineBytes: max,
+    });
     await conn.expect("/nick alice\n", { step: "your client's first line" });
     const fits = "a".repeat(limit);
     await conn.send(`${fits}\n`);
@@ -1511,14 +1414,13 @@ suite.test("your client's options: maxLineBytes, its default, and an input witho
       `a line of exactly ${limit} bytes (maxLineBytes ${max ?? "not given: 64 KiB"}) is printed`,
     );
     await conn.send(`${"b".repeat(limit + 1)}\n`);
-    const end = await withNote(
-      () =>
-        t.step(
-          `runChatClient returns after a line of ${limit + 1} bytes (the connection stays open)`,
-          () => client,
-        ),
-      "a line over maxLineBytes (64 KiB unless given) ends the receive loop quietly, and the " +
-        "client with it",
+    const end = await t.step(
+      `runChatClient returns after a line of ${limit + 1} bytes (the connection stays open)`,
+      () => client,
+      {
+        note: "a line over maxLineBytes (64 KiB unless given) ends the receive loop quietly, " +
+          "and the client with it",
+      },
     );
     t.expectEqual(end, "server closed", "runChatClient's result after a line over its limit");
     t.expectEqual(printed.lines.length, 1, "how many lines your client printed");
@@ -1527,21 +1429,11 @@ suite.test("your client's options: maxLineBytes, its default, and an input witho
 });
 
 suite.test("your client reaches a server on ::1", async (t) => {
-  const { runChatClient } = await loadClient(t);
-  const accepted = deferred<Probe>();
-  const server = t.serve((conn) => Promise.resolve(accepted.resolve(conn)), { hostname: "::1" });
-  const typed = new TypedInput();
-  const { done: client } = await running(
-    t,
-    `runChatClient({ hostname: "::1", port: ${server.addr.port}, nick: "alice", … })`,
-    () => runChatClient({ ...server.addr, nick: "alice", input: typed, print: () => {} }),
-    10_000,
-  );
-  const conn = await whileRunning(client, "your client connects to [::1]", accepted.promise);
-  await withNote(
-    () => conn.expect("/nick alice\n", { step: "your client's first line, over IPv6" }),
-    "connect to options.hostname when it is given (127.0.0.1 only by default)",
-  );
+  const { client, conn, typed } = await clientOnGraderServer(t, "alice", { hostname: "::1" });
+  await conn.expect("/nick alice\n", {
+    step: "your client's first line, over IPv6",
+    note: "connect to options.hostname when it is given (127.0.0.1 only by default)",
+  });
   typed.end();
   await conn.expect("/quit\n", { step: "the end of input sends /quit" });
   await conn.close();
@@ -1593,10 +1485,10 @@ suite.test("your clients on your server: join, talk, leave", async (t) => {
     return { typed, printed, done };
   };
   const alice = await start("alice");
-  await whileRunning(alice.done, "alice joins", zed.expect(say.joined("alice")));
+  await whileStillRunning(alice.done, "alice joins", zed.expect(say.joined("alice")));
   await alice.printed.expect(t, [bare(say.welcome("alice"))], "alice prints her welcome");
   const bob = await start("bob");
-  await whileRunning(bob.done, "bob joins", zed.expect(say.joined("bob")));
+  await whileStillRunning(bob.done, "bob joins", zed.expect(say.joined("bob")));
   await bob.printed.expect(t, [bare(say.welcome("bob"))], "bob prints his welcome");
   await alice.printed.expect(t, [bare(say.joined("bob"))], "alice prints that bob joined");
   alice.typed.type("hi bob");
