@@ -146,6 +146,9 @@ async function gradeBuilt(
   }
 }
 
+/** When each known-bad variant's first failure reached the report, in ms (streamed). */
+const firstFailures: number[] = [];
+
 /** Jobs for every lesson: solution, pristine starter, each bad case, each good case. */
 async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   const jobs: (() => Promise<Outcome>)[] = [];
@@ -189,6 +192,7 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
     jobs.push(() =>
       timed(`${lesson.id} rejects bad/${badCase.name}`, async () => {
         const result = await gradeBuilt(lesson, () => materializeCase(badCase), { failFast: true });
+        if (result.firstFailureMs !== undefined) firstFailures.push(result.firstFailureMs);
         const failed = result.checks.filter((c) => !c.ok);
         const report = [
           result.problem ?? "",
@@ -373,6 +377,15 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
   await Promise.all([pool(jobs, options.jobs ?? 5, print), pokes]);
   const passed = outcomes.filter((o) => o.ok).length;
   const failed = outcomes.length - passed;
+  if (firstFailures.length) {
+    const sorted = [...firstFailures].sort((a, b) => a - b);
+    const at = (q: number) => (sorted[Math.floor(q * (sorted.length - 1))] / 1000).toFixed(2);
+    console.log(paint(
+      "gray",
+      `time to first failure over ${sorted.length} known-bad variants: median ${at(0.5)} s, ` +
+        `90th percentile ${at(0.9)} s, worst ${at(1)} s (graded ${options.jobs ?? 5} at a time)`,
+    ));
+  }
   console.log(
     paint("gray", `self-check took ${((performance.now() - started) / 1000).toFixed(1)} s`),
   );
