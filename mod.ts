@@ -16,9 +16,7 @@
  */
 export {
   type BatteryProfile,
-  DEFAULT_LESSON_BUDGET_MS,
   docPath,
-  findLesson,
   getLesson,
   type Lesson,
   type LessonPermissions,
@@ -33,15 +31,12 @@ export {
   readProcNet,
 } from "./workbook/toolkit/procnet.ts";
 export {
-  LOG_ROOT,
   type LogLevel,
   type ProgramLogger,
   programLogger,
-  resetLogging,
   setupLogging,
 } from "./workbook/toolkit/log.ts";
 export {
-  DEFAULT_HOST,
   isLoopbackHost,
   parseProgramArgs,
   type ProgramArgs,
