@@ -452,7 +452,7 @@ export const lessons: readonly Lesson[] = [
  *
  * @example
  * ```ts
- * import { findLesson } from "workbook";
+ * import { findLesson } from "./catalogue.ts";
  *
  * console.log(findLesson("3")?.slug); // "03-tcp-server"
  * ```

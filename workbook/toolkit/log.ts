@@ -63,7 +63,7 @@ export interface ProgramLogger {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { LOG_ROOT, programLogger } from "workbook";
+ * import { LOG_ROOT, programLogger } from "./log.ts";
  *
  * assert.deepEqual(programLogger("server").category, [LOG_ROOT, "server"]);
  * ```
@@ -97,7 +97,7 @@ export function programLogger(...category: string[]): ProgramLogger {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { programLogger, resetLogging, setupLogging } from "workbook";
+ * import { programLogger, resetLogging, setupLogging } from "./log.ts";
  *
  * await setupLogging("info");
  * const log = programLogger("demo");
@@ -131,7 +131,7 @@ export async function setupLogging(level: LogLevel = "info"): Promise<void> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { programLogger, resetLogging, setupLogging } from "workbook";
+ * import { programLogger, resetLogging, setupLogging } from "./log.ts";
  *
  * await setupLogging("debug");
  * assert.equal(programLogger("demo").isEnabledFor("debug"), true);

@@ -107,7 +107,7 @@ export function isLoopbackHost(host: string): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { DEFAULT_HOST } from "workbook";
+ * import { DEFAULT_HOST } from "./program.ts";
  *
  * const listener = Deno.listen({ hostname: DEFAULT_HOST, port: 0 });
  * assert.equal(listener.addr.hostname, "127.0.0.1");
