@@ -31,7 +31,7 @@ import { readEnv } from "./target.ts";
  */
 export const FREEZE_AFTER_MS = 2000;
 
-const TICK_MS = 20;
+const TICK_MS = 100;
 
 /**
  * The watch of one suite process: started once, told when each check starts
