@@ -368,7 +368,7 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
     jobs: 1,
     onOutcome: (o) =>
       print({
-        name: `poke ${o.name}`,
+        name: o.name,
         ok: o.ok,
         detail: o.skipped ? `skipped: ${o.detail}` : o.detail,
         ms: o.ms,
