@@ -22,7 +22,7 @@ import { docPath, getLesson, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT, resolveTarget } from "../harness/target.ts";
 import { hintText, loadHints, nextHint } from "../hints.ts";
 import { type CaseKind, listCases, materializeCase } from "./variants.ts";
-import { generateStarters } from "./starters.ts";
+import { startersBeside } from "./starters.ts";
 import { benchFailures, renderFailureTimings, runBench } from "./bench.ts";
 import { diffLines } from "./diff.ts";
 import { type Check, gradeLesson, type GradeResult } from "./grade.ts";
@@ -154,12 +154,7 @@ async function gradeAndReport(
 
 /** True while every learner file of the lesson is still the generated starter. */
 async function isUntouched(lesson: Lesson): Promise<boolean> {
-  for (const [name, text] of await generateStarters(lesson)) {
-    const current = await Deno.readTextFile(`${PROJECT_ROOT}/lessons/${lesson.slug}/${name}`)
-      .catch(() => undefined);
-    if (current !== text) return false;
-  }
-  return true;
+  return (await startersBeside(lesson)).every((f) => f.current === f.starter);
 }
 
 async function watch(lesson: Lesson, grade: () => Promise<unknown>): Promise<never> {
@@ -212,13 +207,9 @@ async function hint(lesson: Lesson): Promise<void> {
 }
 
 async function reset(lesson: Lesson, yes: boolean): Promise<void> {
-  const starters = await generateStarters(lesson);
   const dir = `${PROJECT_ROOT}/lessons/${lesson.slug}`;
-  const changed: string[] = [];
-  for (const [name, text] of starters) {
-    const current = await Deno.readTextFile(`${dir}/${name}`).catch(() => undefined);
-    if (current !== text) changed.push(name);
-  }
+  const files = (await startersBeside(lesson)).filter((f) => f.current !== f.starter);
+  const changed = files.map((f) => f.name);
   const progress = await loadProgress();
   const hasProgress = progress.lessons[lesson.id] !== undefined;
   if (changed.length === 0 && !hasProgress) {
@@ -240,7 +231,7 @@ async function reset(lesson: Lesson, yes: boolean): Promise<void> {
   }
   if (changed.length) {
     const backup = await backupFiles(dir, changed, `${lesson.slug}`);
-    for (const name of changed) await Deno.writeTextFile(`${dir}/${name}`, starters.get(name)!);
+    for (const f of files) await Deno.writeTextFile(`${dir}/${f.name}`, f.starter);
     console.log(`your files are in ${backup.slice(PROJECT_ROOT.length + 1)}/`);
     console.log(`restored ${changed.map((n) => `lessons/${lesson.slug}/${n}`).join(", ")}`);
   }
@@ -270,11 +261,10 @@ async function sync(): Promise<void> {
     if (!await Deno.stat(solutions).then(() => true, () => false)) continue;
     const dir = `${PROJECT_ROOT}/lessons/${lesson.slug}`;
     await Deno.mkdir(dir, { recursive: true });
-    for (const [name, text] of await generateStarters(lesson)) {
-      const current = await Deno.readTextFile(`${dir}/${name}`).catch(() => undefined);
-      if (current === text) continue;
-      await Deno.writeTextFile(`${dir}/${name}`, text);
-      console.log(`wrote lessons/${lesson.slug}/${name}`);
+    for (const f of await startersBeside(lesson)) {
+      if (f.current === f.starter) continue;
+      await Deno.writeTextFile(`${dir}/${f.name}`, f.starter);
+      console.log(`wrote lessons/${lesson.slug}/${f.name}`);
       changed++;
     }
   }

@@ -12,7 +12,7 @@
 import { docPath, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
 import { listCases, materializeCase } from "./variants.ts";
-import { generateStarters, materializeStarter } from "./starters.ts";
+import { materializeStarter, startersBeside } from "./starters.ts";
 import { gradeLesson, type GradeResult } from "./grade.ts";
 import { generatedDrift } from "./generated.ts";
 import { hintProblems, hintsPath, loadHints } from "../hints.ts";
@@ -111,15 +111,9 @@ async function layoutProblems(lesson: Lesson): Promise<string[]> {
 }
 
 async function starterDrift(lesson: Lesson): Promise<string[]> {
-  const drift: string[] = [];
-  for (const [name, text] of await generateStarters(lesson)) {
-    const path = `lessons/${lesson.slug}/${name}`;
-    const actual = await Deno.readTextFile(`${PROJECT_ROOT}/${path}`).catch(() => undefined);
-    if (actual !== text) {
-      drift.push(actual === undefined ? `${path} is missing` : `${path} differs`);
-    }
-  }
-  return drift;
+  return (await startersBeside(lesson)).filter((f) => f.current !== f.starter).map((f) =>
+    `lessons/${lesson.slug}/${f.name} ${f.current === undefined ? "is missing" : "differs"}`
+  );
 }
 
 function describeChecks(result: GradeResult): string {

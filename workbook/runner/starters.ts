@@ -39,3 +39,28 @@ export async function generateStarters(lesson: Lesson): Promise<Map<string, stri
   }
   return out;
 }
+
+/** One learner file in `lessons/`, beside the starter generated for it. */
+export interface StarterBeside {
+  /** File name inside `lessons/<slug>/`. */
+  name: string;
+  /** The generated starter text. */
+  starter: string;
+  /** The file as it is now; undefined when it is missing. */
+  current: string | undefined;
+}
+
+/**
+ * Each learner file of `lesson` in `lessons/`, with the starter it would be:
+ * the one comparison behind sync, reset, "untouched" progress and the
+ * self-check's drift line.
+ */
+export async function startersBeside(lesson: Lesson): Promise<StarterBeside[]> {
+  const dir = `${PROJECT_ROOT}/lessons/${lesson.slug}`;
+  const out: StarterBeside[] = [];
+  for (const [name, starter] of await generateStarters(lesson)) {
+    const current = await Deno.readTextFile(`${dir}/${name}`).catch(() => undefined);
+    out.push({ name, starter, current });
+  }
+  return out;
+}
