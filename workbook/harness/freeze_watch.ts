@@ -29,7 +29,7 @@ import { readEnv } from "./target.ts";
  * assert.ok(FREEZE_AFTER_MS > FROZEN_LOOP_MS);
  * ```
  */
-export const FREEZE_AFTER_MS = 2000;
+export const FREEZE_AFTER_MS = 1200;
 
 const TICK_MS = 100;
 

@@ -8,6 +8,14 @@
  * which is not the same as a slow peer. The result says `"frozen"` then, so a
  * caller can tell the learner so instead of "nothing happened in time".
  *
+ * A deadline counts the time the program could run, not the wall clock: while
+ * any wait is pending, a ticker notes how late the event loop gets to its
+ * timers ({@linkcode stalledMs}), and a deadline that comes due is put off by
+ * the stall it saw (up to three times the deadline in all). On a quiet machine
+ * that is nothing, so a hang is reported after the deadline itself; on a
+ * machine so loaded that the program barely runs, learner code still gets
+ * about the whole deadline to answer.
+ *
  * Every wait of the harness (a step's deadline, `eventually`, clean-ups, the
  * probes' reads) is built on {@linkcode waitFor} or {@linkcode waitUntil};
  * they clear their timers and listeners however they end, so a test that used
@@ -16,6 +24,7 @@
  *
  * @module
  */
+import process from "node:process";
 
 /**
  * How late a deadline timer may fire before the wait calls the event loop frozen, in ms.
@@ -34,6 +43,105 @@
  * ```
  */
 export const FROZEN_LOOP_MS = 1000;
+
+/** How often the stall ticker looks at the clock while a wait is pending, in ms. */
+const STALL_TICK_MS = 20;
+/** Lateness of one tick that is just timer granularity, in ms. */
+const STALL_SLACK_MS = 2;
+/** A deadline stretches to at most this many times itself, however loaded the machine. */
+const MAX_STRETCH = 3;
+let stalled = 0;
+let stallUsers = 0;
+let stallTicker: ReturnType<typeof setInterval> | undefined;
+
+/**
+ * Milliseconds the event loop reached its timers late while the process was
+ * not using the CPU — it was waiting for one, on a machine busy with others —
+ * summed over the ticks taken while some wait was pending. Lateness from the
+ * program's own synchronous work is not a stall. Only differences of it mean
+ * anything.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stalledMs, waitFor } from "./wait.ts";
+ *
+ * const before = stalledMs();
+ * const waiting = waitFor(new Promise(() => {}), { timeoutMs: 200 });
+ * await new Promise((resolve) => setTimeout(resolve, 30));
+ * const start = Date.now();
+ * while (Date.now() - start < 120) {
+ *   // the program's own work holds the event loop for 120 ms: late timers, but no stall
+ * }
+ * assert.equal((await waiting).status, "timeout");
+ * assert.ok(stalledMs() - before < 60);
+ * ```
+ */
+export function stalledMs(): number {
+  return stalled;
+}
+
+/**
+ * A deadline for a loop that polls by itself: like {@linkcode waitFor}'s, it
+ * counts only the time the program could run. Call `done()` when the loop ends.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runDeadline } from "./wait.ts";
+ *
+ * const deadline = runDeadline(30);
+ * let looks = 0;
+ * try {
+ *   while (!deadline.passed()) {
+ *     looks++;
+ *     await new Promise((resolve) => setTimeout(resolve, 5));
+ *   }
+ * } finally {
+ *   deadline.done();
+ * }
+ * assert.ok(looks >= 3);
+ * ```
+ */
+export function runDeadline(timeoutMs: number): { passed(): boolean; done(): void } {
+  const release = holdStallTicker();
+  const start = performance.now();
+  const stalledAtStart = stalled;
+  return {
+    passed: () => {
+      const stretch = Math.min(stalled - stalledAtStart, (MAX_STRETCH - 1) * timeoutMs);
+      return performance.now() - start - stretch >= timeoutMs;
+    },
+    done: release,
+  };
+}
+
+/**
+ * Keeps the stall ticker running until the returned function is called. A
+ * tick that comes late while the process used the CPU was this program's own
+ * work (its code, or the harness's), and does not count: only lateness the
+ * process spent waiting for a CPU is a stall.
+ */
+function holdStallTicker(): () => void {
+  if (stallUsers++ === 0) {
+    let last = performance.now();
+    let cpu = process.cpuUsage();
+    stallTicker = setInterval(() => {
+      const now = performance.now();
+      const used = process.cpuUsage(cpu);
+      cpu = process.cpuUsage();
+      const late = now - last - STALL_TICK_MS - STALL_SLACK_MS;
+      stalled += Math.max(0, late - (used.user + used.system) / 1000);
+      last = now;
+    }, STALL_TICK_MS);
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--stallUsers === 0) clearInterval(stallTicker);
+  };
+}
 
 /** How a wait ended. */
 export type Waited<T> =
@@ -80,24 +188,40 @@ function deadline<T>(
   const { timeoutMs, signal } = options;
   if (signal?.aborted) return Promise.resolve({ status: "aborted", reason: signal.reason });
   return new Promise<Waited<T>>((resolve, reject) => {
-    const started = performance.now();
     let over = false;
     let undo: (() => void) | void = undefined;
+    const release = holdStallTicker();
+    let counted = stalled;
+    let budget = (MAX_STRETCH - 1) * timeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = (result: Waited<T> | { error: unknown }) => {
       if (over) return;
       over = true;
       clearTimeout(timer);
+      release();
       signal?.removeEventListener("abort", onAbort);
       undo?.();
       if ("error" in result) reject(result.error);
       else resolve(result);
     };
     const onAbort = () => finish({ status: "aborted", reason: signal!.reason });
-    const timer = setTimeout(() => {
-      lastLook?.();
-      const lateMs = performance.now() - started - timeoutMs;
-      finish(lateMs > FROZEN_LOOP_MS ? { status: "frozen", lateMs } : { status: "timeout" });
-    }, timeoutMs);
+    const arm = (ms: number) => {
+      const armed = performance.now();
+      timer = setTimeout(() => {
+        lastLook?.();
+        if (over) return;
+        const lateMs = performance.now() - armed - ms;
+        if (lateMs > FROZEN_LOOP_MS) return finish({ status: "frozen", lateMs });
+        // The time the program could not run does not count: learner code gets it back, up to
+        // MAX_STRETCH times the deadline in all.
+        const owed = Math.min(stalled - counted, budget);
+        counted = stalled;
+        budget -= owed;
+        if (owed >= 1) arm(owed);
+        else finish({ status: "timeout" });
+      }, ms);
+    };
+    arm(timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
     undo = start(finish);
     if (over) undo?.();

@@ -146,3 +146,41 @@ Deno.test("nextTurn lets timers due now run, which a resolved promise does not",
   order.push("turn");
   assert.deepEqual(order, ["microtask", "timer", "turn"]);
 });
+
+Deno.test("a deadline does not count the time the process waited for a CPU", async () => {
+  // A child waits 400 ms for nothing; this test stops it (SIGSTOP) for 300 ms of that, as a
+  // machine too busy to run it would. Its deadline comes that much later; its own work would not.
+  const child = new Deno.Command("deno", {
+    args: [
+      "eval",
+      `import { waitFor } from "${new URL("./wait.ts", import.meta.url).href}";
+       const started = performance.now();
+       const waiting = waitFor(new Promise(() => {}), { timeoutMs: 400 });
+       console.log("waiting");
+       const { status } = await waiting;
+       console.log(JSON.stringify({ status, ms: performance.now() - started }));`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let said = "";
+  while (!said.includes("waiting\n")) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    said += value;
+  }
+  await nextTurn(50);
+  child.kill("SIGSTOP");
+  await nextTurn(300);
+  child.kill("SIGCONT");
+  while (true) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    said += value;
+  }
+  await child.status;
+  const result = JSON.parse(said.split("\n").filter(Boolean).at(-1)!);
+  assert.equal(result.status, "timeout");
+  assert.ok(result.ms >= 400 + 200, `the deadline came after ${result.ms} ms: the stop counted`);
+});
