@@ -30,6 +30,8 @@ export interface RegisterEvent {
   type: "register";
   /** The check's name. */
   check: string;
+  /** Its place in the suite, from 0 (a shard registers only some of them). */
+  index?: number;
   /** Why it is skipped here, if it is. */
   skip?: string;
 }

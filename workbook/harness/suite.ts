@@ -21,7 +21,7 @@ import { emit, onEmit } from "./events.ts";
 import type { GradeFailure } from "./failure.ts";
 import { FreezeWatch } from "./freeze_watch.ts";
 import { Grader } from "./grader.ts";
-import { readEnv } from "./target.ts";
+import { readEnv, SHARD_ENV } from "./target.ts";
 
 /**
  * Default time budget of one test, in ms. A CPU loop in learner code is stopped here.
@@ -124,6 +124,17 @@ function ipv6Missing(): string | undefined {
   }
 }
 
+function readShard(): { index: number; of: number } | undefined {
+  const text = readEnv(SHARD_ENV);
+  const match = text?.match(/^(\d+)\/(\d+)$/);
+  if (!text) return undefined;
+  const [index, of] = match ? [Number(match[1]), Number(match[2])] : [NaN, NaN];
+  if (!(of >= 1 && index < of)) {
+    throw new Error(`${SHARD_ENV}="${text}": expected "I/N" with I < N`);
+  }
+  return { index, of };
+}
+
 /**
  * The suite of lesson `id` (`"03"`).
  *
@@ -157,12 +168,16 @@ export function lessonSuite(id: string): LessonSuite {
   const lesson = getLesson(id);
   // Open libc now, before any test, for every lesson that may use it.
   if (lesson.permissions.ffi && !platformSkip(lesson)) requirementMissing("ffi");
+  const shard = readShard();
+  let count = 0;
   return {
     lesson,
     test(name, fn, options = {}) {
+      const index = count++;
+      if (shard && index % shard.of !== shard.index) return;
       const skip = options.skip ?? platformSkip(lesson) ??
         (options.requires ?? []).map(requirementMissing).find((why) => why !== undefined);
-      emit({ type: "register", check: name, ...(skip !== undefined ? { skip } : {}) });
+      emit({ type: "register", check: name, index, ...(skip !== undefined ? { skip } : {}) });
       Deno.test({
         name,
         ignore: skip !== undefined,

@@ -5,10 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { EVENTS_ENV, parseEvents, type ResultEvent } from "./events.ts";
-import { PROJECT_ROOT } from "./target.ts";
+import { PROJECT_ROOT, SHARD_ENV } from "./target.ts";
 
 /** Runs `body` (the checks of a lesson 01 suite, as source) in a child `deno test`. */
-async function runSuite(body: string): Promise<{ events: ReturnType<typeof parseEvents> }> {
+async function runSuite(
+  body: string,
+  env: Record<string, string> = {},
+): Promise<{ events: ReturnType<typeof parseEvents> }> {
   const dir = await Deno.makeTempDir({ prefix: "suite-test-" });
   try {
     const file = `${dir}/suite_test.ts`;
@@ -20,7 +23,7 @@ async function runSuite(body: string): Promise<{ events: ReturnType<typeof parse
     );
     await new Deno.Command("deno", {
       args: ["test", "-A", "--no-check", `--config=${PROJECT_ROOT}/deno.json`, file],
-      env: { [EVENTS_ENV]: events, NO_COLOR: "1" },
+      env: { [EVENTS_ENV]: events, NO_COLOR: "1", ...env },
       stdout: "null",
       stderr: "null",
     }).output();
@@ -42,8 +45,8 @@ suite.test("skipped here", async () => {}, { skip: "not on this machine" });`);
   assert.deepEqual(
     events.filter((e) => e.type === "register"),
     [
-      { type: "register", check: "spins" },
-      { type: "register", check: "skipped here", skip: "not on this machine" },
+      { type: "register", check: "spins", index: 0 },
+      { type: "register", check: "skipped here", index: 1, skip: "not on this machine" },
     ],
   );
   assert.ok(
@@ -58,4 +61,20 @@ suite.test("skipped here", async () => {}, { skip: "not on this machine" });`);
   assert.match(early.report ?? "", /^step: a loop that never awaits$/m);
   // … then the check's own verdict: the step finished, late, and nothing failed.
   assert.deepEqual(results.at(-1)?.ok, true);
+});
+
+Deno.test("a shard registers and runs only its own share of the checks, with their places", async () => {
+  const body = ["a", "b", "c", "d", "e"]
+    .map((name) => `suite.test("${name}", async () => {});`).join("\n");
+  const { events } = await runSuite(body, { [SHARD_ENV]: "1/2" });
+  assert.deepEqual(
+    events.filter((e) => e.type === "register"),
+    [{ type: "register", check: "b", index: 1 }, { type: "register", check: "d", index: 3 }],
+  );
+  assert.deepEqual(
+    events.filter((e): e is ResultEvent => e.type === "result").map((e) => [e.check, e.ok]),
+    [["b", true], ["d", true]],
+  );
+  const broken = await runSuite(body, { [SHARD_ENV]: "2/2" });
+  assert.deepEqual(broken.events, [], "a shard that does not exist registers nothing");
 });

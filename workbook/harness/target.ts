@@ -183,3 +183,19 @@ export function scratchDir(): string {
 export function socketSlot(scratch: string, n: number): string {
   return `${scratch}/sock-${n}.sock`;
 }
+
+/**
+ * The environment variable that gives this process one shard of the suite:
+ * `"1/2"` runs the checks whose place in the suite is 1 modulo 2. The runner
+ * grades a lesson in a few processes at once, so a check late in the suite
+ * does not wait for every check before it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SHARD_ENV } from "./target.ts";
+ *
+ * assert.equal(SHARD_ENV, "WORKBOOK_SHARD");
+ * ```
+ */
+export const SHARD_ENV = "WORKBOOK_SHARD";

@@ -8,7 +8,7 @@
 import { DEFAULT_LESSON_BUDGET_MS, type Lesson } from "../catalogue.ts";
 import { EventFollower, type GradeEvent, type ResultEvent } from "../harness/events.ts";
 import type { FailureKind } from "../harness/failure.ts";
-import { PROJECT_ROOT, resolveTarget } from "../harness/target.ts";
+import { PROJECT_ROOT, resolveTarget, SHARD_ENV } from "../harness/target.ts";
 import { parseJunit } from "./junit.ts";
 import { gradingFlags } from "./permissions.ts";
 
@@ -77,6 +77,12 @@ export interface GradeOptions {
   target?: string;
   /** Stop at the first failing check (the self-check uses it for known-bad variants). */
   failFast?: boolean;
+  /**
+   * How many `deno test` processes share the suite's checks (default
+   * {@linkcode GRADING_SHARDS}; 1 with `failFast`). The self-check grades many
+   * variants at once and asks for 1.
+   */
+  shards?: number;
   /** Show the suite's own output and debug logs. */
   verbose?: boolean;
   /** Overall deadline in ms (default: the lesson's budget). */
@@ -112,12 +118,100 @@ export async function gradeLesson(
   const target = resolveTarget(options.target ?? "lessons");
   await Deno.mkdir(`${WORK_DIR}/tmp`, { recursive: true });
   const run = await Deno.makeTempDir({ dir: `${WORK_DIR}/tmp`, prefix: `grade-${lesson.id}-` });
+  // --fail-fast stops one process at its first failure; that is the self-check's way, one shard.
+  const count = options.failFast ? 1 : Math.max(1, options.shards ?? GRADING_SHARDS);
+  const shards = await Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) => startShard(lesson, target, run, i, count, options, started),
+    ),
+  );
+  const deadlineMs = options.deadlineMs ?? lesson.budgetMs ?? DEFAULT_LESSON_BUDGET_MS;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    for (const shard of shards) shard.kill();
+  }, deadlineMs);
+  // Follow the channels while the suite runs, so a failure shows as soon as it is known.
+  let done = false;
+  const exited = Promise.all(shards.map((shard) => shard.exited));
+  exited.finally(() => done = true);
+  while (!done) {
+    for (const shard of shards) await shard.channel.poll();
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
+  }
+  const ended = await exited;
+  clearTimeout(timer);
+  const output = ended.map((e) => e.output).join(count > 1 ? "\n" : "");
+  const placed: { index: number; check: Check }[] = [];
+  let problem: string | undefined;
+  for (const [i, shard] of shards.entries()) {
+    await shard.channel.poll();
+    const { status, xml, output: said } = ended[i];
+    const checks = shard.channel.finish(xml ? parseJunit(xml) : []);
+    placed.push(...checks);
+    if (problem || timedOut) continue;
+    if (!xml) {
+      problem = `the suite did not run (exit code ${status.code}):\n${tail(said, 40)}`;
+    } else if (!status.success && checks.every((c) => c.check.ok)) {
+      // Every test passed, yet deno test failed: an error outside any test.
+      problem = `the suite failed outside its checks:\n${tail(said, 30)}`;
+    }
+  }
+  await Deno.remove(run, { recursive: true }).catch(() => {});
+  await Promise.all(shards.map((shard) => shard.cleanup()));
+
+  const checks = placed.sort((a, b) => a.index - b.index).map((p) => p.check);
+  if (timedOut) {
+    const last = shards.map((shard) => shard.channel.lastStep).find((step) => step);
+    problem = `grading stopped after ${deadlineMs / 1000} s, the lesson's deadline` +
+      (last ? `; the last step started was "${last.step}" in "${last.check}"` : "") +
+      ". Learner code that never returns or loops without awaiting keeps the suite from finishing.";
+  } else if (!problem && checks.length === 0) {
+    problem = `the suite ran no checks:\n${tail(output, 20)}`;
+  }
+  const summary = summarize(checks);
+  const failures = shards.map((shard) => shard.channel.firstFailureMs)
+    .filter((ms): ms is number => ms !== undefined);
+  return {
+    lesson,
+    target,
+    checks,
+    summary,
+    passed: !problem && summary.counted > 0 && summary.failing === 0,
+    problem,
+    durationMs: performance.now() - started,
+    firstFailureMs: failures.length ? Math.min(...failures) : undefined,
+    output,
+  };
+}
+
+/** How many `deno test` processes grade one lesson by default: a late check need not wait. */
+export const GRADING_SHARDS = 2;
+
+/** One `deno test` process grading one shard of a suite. */
+interface Shard {
+  channel: Channel;
+  exited: Promise<{ status: Deno.CommandStatus; output: string; xml?: string }>;
+  kill(): void;
+  cleanup(): Promise<void>;
+}
+
+async function startShard(
+  lesson: Lesson,
+  target: string,
+  run: string,
+  index: number,
+  of: number,
+  options: GradeOptions,
+  started: number,
+): Promise<Shard> {
   // Unix socket paths are limited to ~108 bytes, so the scratch directory lives in /tmp.
   const scratch = lesson.permissions.tmp
     ? await Deno.makeTempDir({ dir: "/tmp", prefix: "socket-workbook-" })
-    : `${run}/scratch`;
-  const junit = `${run}/junit.xml`;
-  const events = `${run}/events.jsonl`;
+    : `${run}/scratch-${index}`;
+  const junit = `${run}/junit-${index}.xml`;
+  const events = `${run}/events-${index}.jsonl`;
   await Deno.writeTextFile(events, "");
   const suite = `tests/${lesson.slug}_test.ts`;
   const args = [
@@ -143,6 +237,7 @@ export async function gradeLesson(
       WORKBOOK_TARGET: target,
       WORKBOOK_EVENTS: events,
       WORKBOOK_SCRATCH: scratch,
+      ...(of > 1 ? { [SHARD_ENV]: `${index}/${of}` } : {}),
       ...(options.verbose ? { WORKBOOK_VERBOSE: "1" } : {}),
       NO_COLOR: "1",
       RUST_BACKTRACE: "0",
@@ -151,62 +246,29 @@ export async function gradeLesson(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const deadlineMs = options.deadlineMs ?? lesson.budgetMs ?? DEFAULT_LESSON_BUDGET_MS;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, deadlineMs);
   const channel = new Channel(events, options.onCheck, started);
   // deno test's dot reporter prints one mark per test as it ends: the verdict of each check,
   // leaks included, as soon as deno test has it.
   const stdoutText = followLines(child.stdout, (line) => channel.mark(line));
-  const exited = Promise.all([child.status, stdoutText, new Response(child.stderr).text()]);
-  // Follow the channel while the suite runs, so a failure shows as soon as it is known.
-  let done = false;
-  exited.finally(() => done = true);
-  while (!done) {
-    await channel.poll();
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
-  }
-  const [status, stdout, stderr] = await exited;
-  clearTimeout(timer);
-  await channel.poll();
-  const output = stdout + stderr;
-  const xml = await Deno.readTextFile(junit).catch(() => undefined);
-  await Deno.remove(run, { recursive: true }).catch(() => {});
-  if (lesson.permissions.tmp) await Deno.remove(scratch, { recursive: true }).catch(() => {});
-
-  const checks = channel.finish(xml ? parseJunit(xml) : []);
-  let problem: string | undefined;
-  if (timedOut) {
-    const last = channel.lastStep;
-    problem = `grading stopped after ${deadlineMs / 1000} s, the lesson's deadline` +
-      (last ? `; the last step started was "${last.step}" in "${last.check}"` : "") +
-      ". Learner code that never returns or loops without awaiting keeps the suite from finishing.";
-  } else if (!xml) {
-    problem = `the suite did not run (exit code ${status.code}):\n${tail(output, 40)}`;
-  } else if (checks.length === 0) {
-    problem = `the suite ran no checks:\n${tail(output, 20)}`;
-  } else if (!status.success && checks.every((c) => c.ok)) {
-    // Every test passed, yet deno test failed: an error outside any test.
-    problem = `the suite failed outside its checks:\n${tail(output, 30)}`;
-  }
-  const summary = summarize(checks);
+  const exited = Promise.all([child.status, stdoutText, new Response(child.stderr).text()])
+    .then(async ([status, stdout, stderr]) => ({
+      status,
+      output: stdout + stderr,
+      xml: await Deno.readTextFile(junit).catch(() => undefined),
+    }));
   return {
-    lesson,
-    target,
-    checks,
-    summary,
-    passed: !problem && summary.counted > 0 && summary.failing === 0,
-    problem,
-    durationMs: performance.now() - started,
-    firstFailureMs: channel.firstFailureMs,
-    output,
+    channel,
+    exited,
+    kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    },
+    async cleanup() {
+      if (lesson.permissions.tmp) await Deno.remove(scratch, { recursive: true }).catch(() => {});
+    },
   };
 }
 
@@ -233,7 +295,7 @@ class Channel {
   readonly #follower: EventFollower;
   readonly #onCheck?: (check: Check, when: { final: boolean; details?: boolean }) => void;
   readonly #started: number;
-  readonly #registered: { check: string; skip?: string }[] = [];
+  readonly #registered: { check: string; index?: number; skip?: string }[] = [];
   readonly #results = new Map<string, ResultEvent>();
   /** Marks of deno test's dot reporter not yet matched with the events (`.`, `!`, `,`). */
   readonly #marks: string[] = [];
@@ -294,38 +356,39 @@ class Channel {
   }
 
   /**
-   * The checks, in suite order. deno test's verdict adds what the harness
+   * The checks with their places in the suite. deno test's verdict adds what the harness
    * cannot see from inside a check: resources left open after it passed, and a
    * check stopped by its whole budget (its own verdict never came).
    */
-  finish(cases: ReturnType<typeof parseJunit>): Check[] {
+  finish(cases: ReturnType<typeof parseJunit>): { index: number; check: Check }[] {
     // Steps of Deno's t.step appear as "test > step"; the workbook's checks are whole tests.
     const verdicts = new Map(cases.map((c) => [c.name, c]));
-    const checks: Check[] = [];
-    for (const { check: name, skip } of this.#registered) {
+    const placed: { index: number; check: Check }[] = [];
+    for (const [position, { check: name, index, skip }] of this.#registered.entries()) {
+      const place = (check: Check) => placed.push({ index: index ?? position, check });
       if (skip !== undefined) {
-        checks.push({ name, ok: true, skipped: true, skip });
+        place({ name, ok: true, skipped: true, skip });
         continue;
       }
       const result = this.#results.get(name);
       const verdict = verdicts.get(name);
       if (!result && !verdict) continue; // never ran: grading stopped first
       if (result && !result.ok) {
-        checks.push(fromResult(result));
+        place(fromResult(result));
         continue;
       }
       if (verdict?.failure === undefined) {
         const check = { name, ok: true, skipped: false };
         if (!this.#streamed.has(name)) this.#stream(check);
-        checks.push(check);
+        place(check);
         continue;
       }
       const check: Check = result ? leakCheck(name, verdict.failure) : this.#stoppedByBudget(name);
       if (!this.#streamed.has(name)) this.#stream(check);
       else if (this.#detailsLater.has(name)) this.#onCheck?.(check, { final: true, details: true });
-      checks.push(check);
+      place(check);
     }
-    return checks;
+    return placed;
   }
 
   #stoppedByBudget(name: string): Check {

@@ -13,6 +13,7 @@ export const HARNESS_ENV = [
   "WORKBOOK_EVENTS",
   "WORKBOOK_SCRATCH",
   "WORKBOOK_VERBOSE",
+  "WORKBOOK_SHARD",
 ];
 
 /** Where a grading run may read and write. */
