@@ -7,8 +7,7 @@
  */
 import { type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
-import { listCases, materializeCase } from "./variants.ts";
-import { gradeLesson } from "./grade.ts";
+import { listCases } from "./variants.ts";
 
 async function timeCommand(args: string[]): Promise<{ ms: number; ok: boolean }> {
   const start = performance.now();
@@ -85,13 +84,15 @@ export interface FailureTiming {
 }
 
 /**
- * Grades every known-bad variant of `chosen` in full (as a learner's run,
- * not fail-fast), `jobs` at a time, and reports time to first failure (when
- * the streamed report shows it) and total grading time: median and worst.
+ * Grades every known-bad variant of `chosen` the way a learner grades a
+ * lesson they just edited — `deno task lesson N --bad NAME`, whose type check
+ * is cold (the variant lies in a fresh directory) — `jobs` at a time, and
+ * times, from the command's start, the first failing check on its output and
+ * the command's end.
  */
 export async function benchFailures(
   chosen: Lesson[],
-  jobs = 2,
+  jobs = 1,
   onEach?: (timing: FailureTiming) => void,
 ): Promise<FailureTiming[]> {
   const cases = (await Promise.all(chosen.map((l) => listCases(l, "bad")))).flat();
@@ -100,27 +101,49 @@ export async function benchFailures(
   const worker = async () => {
     while (next < cases.length) {
       const variant = cases[next++];
-      let dir: string | undefined;
       try {
-        dir = await materializeCase(variant);
-        const result = await gradeLesson(variant.lesson, { target: dir });
         const timing = {
           lesson: variant.lesson.id,
           name: variant.name,
-          firstFailureMs: result.firstFailureMs,
-          totalMs: result.durationMs,
+          ...await timeFirstFailure(variant.lesson, variant.name),
         };
         timings.push(timing);
         onEach?.(timing);
       } catch (error) {
         console.error(`${variant.lesson.id}/${variant.name}: ${error}`);
-      } finally {
-        if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
     }
   };
   await Promise.all(Array.from({ length: jobs }, worker));
   return timings.sort((a, b) => a.lesson.localeCompare(b.lesson) || a.name.localeCompare(b.name));
+}
+
+/** Runs the learner's command on one known-bad variant; times its first ✗ line and its end. */
+async function timeFirstFailure(
+  lesson: Lesson,
+  name: string,
+): Promise<{ firstFailureMs?: number; totalMs: number }> {
+  const start = performance.now();
+  const child = new Deno.Command("deno", {
+    args: ["task", "-q", "lesson", lesson.id, "--bad", name],
+    cwd: PROJECT_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let firstFailureMs: number | undefined;
+  let pending = "";
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    if (firstFailureMs === undefined && lines.some((line) => /^\s*✗ /.test(line))) {
+      firstFailureMs = performance.now() - start;
+    }
+  }
+  await child.status;
+  return { firstFailureMs, totalMs: performance.now() - start };
 }
 
 /** The table of {@linkcode benchFailures}: per lesson and overall, median and worst. */

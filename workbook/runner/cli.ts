@@ -106,14 +106,16 @@ async function gradeAndReport(
     const learner = resolveTarget(target) === resolveTarget("lessons");
     const root = resolveTarget(target);
     console.log(renderHeader(lesson, root));
-    const typeErrors = await typeCheckLesson(lesson, root);
-    if (typeErrors.length) console.log(renderTypeErrors(typeErrors));
+    // The type check (a second or two of CPU after each edit) runs beside the suite; its errors
+    // are shown first, and the checks that finished meanwhile right after them.
+    const typeChecked = typeCheckLesson(lesson, root);
     const hints = await loadHints(lesson);
     let progress = await loadProgress();
     let first: Check | undefined;
+    let held: (() => void)[] | undefined = [];
     // Each check is printed the moment its verdict is known; the first failure in full,
     // with the next unread hint for that very check.
-    const onCheck = (check: Check, when: { final: boolean; details?: boolean }) => {
+    const show = (check: Check, when: { final: boolean; details?: boolean }) => {
       if (when.details) {
         // The first failure was a leak, shown when deno test marked it; here is what it found.
         if (first?.name === check.name) {
@@ -130,7 +132,17 @@ async function gradeAndReport(
       console.log(renderFailure(check, hint, lesson.id));
       if (hint && learner) progress = afterHints(progress, lesson.id, [hint.key]);
     };
-    const result = await gradeLesson(lesson, { target, verbose: options.verbose, onCheck });
+    const onCheck = (check: Check, when: { final: boolean; details?: boolean }) =>
+      held ? held.push(() => show(check, when)) : show(check, when);
+    const grading = gradeLesson(lesson, { target, verbose: options.verbose, onCheck });
+    const typeErrors = await typeChecked.catch(async (error) => {
+      await grading.catch(() => {});
+      throw error;
+    });
+    if (typeErrors.length) console.log(renderTypeErrors(typeErrors));
+    for (const shown of held) shown();
+    held = undefined;
+    const result = await grading;
     if (options.verbose) console.log(result.output);
     if (learner) {
       const grade: LastGrade = {
