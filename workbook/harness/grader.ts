@@ -360,7 +360,7 @@ export class Grader {
     } & NoteOptions,
   ): Promise<void> {
     if (condition()) return;
-    const timeoutMs = details.timeoutMs ?? 2000;
+    const timeoutMs = details.timeoutMs ?? STEP_MS;
     const waited = await waitUntil(() => condition() || undefined, {
       timeoutMs,
       everyMs: details.everyMs ?? 5,
