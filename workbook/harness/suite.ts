@@ -170,67 +170,97 @@ export function lessonSuite(id: string): LessonSuite {
   if (lesson.permissions.ffi && !platformSkip(lesson)) requirementMissing("ffi");
   const shard = readShard();
   let count = 0;
+  let batch: Entry[] = [];
   return {
     lesson,
     test(name, fn, options = {}) {
-      const index = count++;
-      if (shard && index % shard.of !== shard.index) return;
-      const skip = options.skip ?? platformSkip(lesson) ??
-        (options.requires ?? []).map(requirementMissing).find((why) => why !== undefined);
-      emit({ type: "register", check: name, index, ...(skip !== undefined ? { skip } : {}) });
-      Deno.test({
-        name,
-        ignore: skip !== undefined,
-        timeout: options.timeoutMs ?? TEST_MS,
-        sanitizeOps: true,
-        sanitizeResources: true,
-        async fn() {
-          const t = new Grader(lesson, name);
-          freezeWatch?.checkStarted(name);
-          const started = performance.now();
-          current = t;
-          let failure: GradeFailure | undefined;
-          const verdict = (failed: GradeFailure | undefined) =>
-            emit(
-              failed
-                ? {
-                  type: "result",
-                  check: name,
-                  ok: false,
-                  kind: failed.details.kind,
-                  step: failed.details.step,
-                  report: failed.message,
-                  ms: Math.round(performance.now() - started),
-                }
-                : {
-                  type: "result",
-                  check: name,
-                  ok: true,
-                  ms: Math.round(performance.now() - started),
-                },
-            );
-          try {
-            await fn(t);
-            t.throwIfInterrupted();
-          } catch (error) {
-            // A background task that failed first is the cause; what the check saw next follows.
-            failure = t.backgroundFailure ?? t.explain(error, "the test");
-            // The verdict is known now and the clean-ups cannot change it: tell the runner before
-            // they wait (a server whose close() hangs would hold the report for seconds).
-            verdict(failure);
-          } finally {
-            // A background task still running after the clean-ups fails the check itself.
-            const late = await t.cleanup();
-            if (!failure && late) verdict(late);
-            failure ??= late;
-            if (current === t) current = undefined;
-            freezeWatch?.checkEnded();
-          }
-          if (!failure) verdict(undefined);
-          if (failure) throw failure;
-        },
-      });
-      if (skip) console.log(`skipped "${name}": ${skip}`);
+      // Checks are registered together once the suite module has run (a microtask later), in
+      // the order runOrder() gives: that is the order deno test runs them in.
+      if (batch.length === 0) {
+        queueMicrotask(() => {
+          for (const entry of runOrder(batch.splice(0), shard)) register(lesson, entry);
+        });
+      }
+      batch.push({ index: count++, name, fn, options });
     },
   };
+}
+
+/** One check as the suite gave it, with its place in the suite. */
+interface Entry {
+  index: number;
+  name: string;
+  fn: (t: Grader) => Promise<void>;
+  options: TestOptions;
+}
+
+/**
+ * The checks this process runs, in the order it runs them: the quick ones in
+ * suite order, then the long ones (a budget over {@linkcode TEST_MS}: volume,
+ * load, many clients), so a learner's first failure does not wait behind a
+ * stress test. With a shard, every `of`-th check of that order, from `index`.
+ */
+function runOrder(entries: Entry[], shard?: { index: number; of: number }): Entry[] {
+  const long = (entry: Entry) => (entry.options.timeoutMs ?? TEST_MS) > TEST_MS;
+  const ordered = [...entries.filter((e) => !long(e)), ...entries.filter(long)];
+  return shard ? ordered.filter((_, i) => i % shard.of === shard.index) : ordered;
+}
+
+function register(lesson: Lesson, { index, name, fn, options }: Entry): void {
+  const skip = options.skip ?? platformSkip(lesson) ??
+    (options.requires ?? []).map(requirementMissing).find((why) => why !== undefined);
+  emit({ type: "register", check: name, index, ...(skip !== undefined ? { skip } : {}) });
+  Deno.test({
+    name,
+    ignore: skip !== undefined,
+    timeout: options.timeoutMs ?? TEST_MS,
+    sanitizeOps: true,
+    sanitizeResources: true,
+    async fn() {
+      const t = new Grader(lesson, name);
+      freezeWatch?.checkStarted(name);
+      const started = performance.now();
+      current = t;
+      let failure: GradeFailure | undefined;
+      const verdict = (failed: GradeFailure | undefined) =>
+        emit(
+          failed
+            ? {
+              type: "result",
+              check: name,
+              ok: false,
+              kind: failed.details.kind,
+              step: failed.details.step,
+              report: failed.message,
+              ms: Math.round(performance.now() - started),
+            }
+            : {
+              type: "result",
+              check: name,
+              ok: true,
+              ms: Math.round(performance.now() - started),
+            },
+        );
+      try {
+        await fn(t);
+        t.throwIfInterrupted();
+      } catch (error) {
+        // A background task that failed first is the cause; what the check saw next follows.
+        failure = t.backgroundFailure ?? t.explain(error, "the test");
+        // The verdict is known now and the clean-ups cannot change it: tell the runner before
+        // they wait (a server whose close() hangs would hold the report for seconds).
+        verdict(failure);
+      } finally {
+        // A background task still running after the clean-ups fails the check itself.
+        const late = await t.cleanup();
+        if (!failure && late) verdict(late);
+        failure ??= late;
+        if (current === t) current = undefined;
+        freezeWatch?.checkEnded();
+      }
+      if (!failure) verdict(undefined);
+      if (failure) throw failure;
+    },
+  });
+  if (skip) console.log(`skipped "${name}": ${skip}`);
 }

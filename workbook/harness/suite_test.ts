@@ -78,3 +78,27 @@ Deno.test("a shard registers and runs only its own share of the checks, with the
   const broken = await runSuite(body, { [SHARD_ENV]: "2/2" });
   assert.deepEqual(broken.events, [], "a shard that does not exist registers nothing");
 });
+
+Deno.test("long checks (a budget over TEST_MS) run after the quick ones, and shards share them", async () => {
+  const body = `
+suite.test("load", async () => {}, { timeoutMs: 60_000 });
+suite.test("a", async () => {});
+suite.test("volume", async () => {}, { timeoutMs: 20_000 });
+suite.test("b", async () => {});
+suite.test("c", async () => {});`;
+  const ran = (events: ReturnType<typeof parseEvents>) =>
+    events.filter((e): e is ResultEvent => e.type === "result").map((e) => e.check);
+  const whole = await runSuite(body);
+  assert.deepEqual(ran(whole.events), ["a", "b", "c", "load", "volume"]);
+  assert.deepEqual(
+    whole.events.filter((e) => e.type === "register").map((e) => [e.check, e.index]),
+    [["a", 1], ["b", 3], ["c", 4], ["load", 0], ["volume", 2]],
+    "each check keeps its place in the suite",
+  );
+  assert.deepEqual(ran((await runSuite(body, { [SHARD_ENV]: "0/2" })).events), [
+    "a",
+    "c",
+    "volume",
+  ]);
+  assert.deepEqual(ran((await runSuite(body, { [SHARD_ENV]: "1/2" })).events), ["b", "load"]);
+});
