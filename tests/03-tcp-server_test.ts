@@ -742,6 +742,17 @@ for (const kind of ["serial", "concurrent"] as const) {
         detail: `the next ${failures} accept() calls fail: Too many open files (os error 24)`,
       });
       g.open();
+      // A server that pauses on a timer of its own, or gives up, is known at once, not after
+      // its own pauses have run.
+      await t.eventually(
+        `your server's first pause, once accept() failed with EMFILE (${which} episode)`,
+        () => calls.length > 0,
+        {
+          expected: "a call of options.pause",
+          actual: () => `no call of options.pause; accept() was called ${g.accepts} time(s) in all`,
+          note: BACKOFF_NOTE,
+        },
+      );
       await probe.expect(ack(`${label} waits out the shortage\n`), {
         step: `${label}'s reply, after ${failures} accept() calls failed with EMFILE (${which})`,
         timeoutMs: 4000,

@@ -25,6 +25,7 @@ import {
   ResettableConn,
   showBytes,
   showLogs,
+  STEP_MS,
   TypedInput,
   waitFor,
   whileRunning,
@@ -370,7 +371,7 @@ suite.test("Outbox: abort() throws the queue away; a failed write stops it quiet
     outbox.abort();
   });
   writer.release();
-  await t.step("outbox.done settles after abort()", () => outbox.done, { timeoutMs: 2000 });
+  await t.step("outbox.done settles after abort()", () => outbox.done);
   t.expectEqual(
     writer.text,
     "first\n",
@@ -399,7 +400,6 @@ suite.test("Outbox: abort() throws the queue away; a failed write stops it quiet
   await t.step(
     "outbox.done settles (resolves, not rejects) after the write failed",
     () => failing.done,
-    { timeoutMs: 2000 },
   );
   const afterFailure = await t.step(
     'offer("still there?") after the failed write',
@@ -972,6 +972,18 @@ suite.test("out of descriptors, the server backs off, warns once, and recovers",
     const probe = await t.connect(server.addr, name);
     await probe.send(`/nick ${name}\n`);
     gate.open();
+    // A server that pauses on a timer of its own, or gives up, is known at once, not after its
+    // own pauses have run.
+    await t.eventually(
+      `your server's first pause, once accept() failed with EMFILE (${which} shortage)`,
+      () => calls.length > 0,
+      {
+        expected: "a call of options.pause",
+        actual: () =>
+          `no call of options.pause; accept() was called ${gate.accepts - before} time(s)`,
+        note: BACKOFF_NOTE,
+      },
+    );
     await probe.expect(say.welcome(name), {
       step: `${name} is welcomed after ${failures} accept() calls failed with EMFILE ` +
         `(${which} shortage)`,
@@ -1032,7 +1044,8 @@ suite.test("out of descriptors, the server's default pause is a real timer", asy
   gate.open();
   await alice.expect(say.welcome("alice"), {
     step: "alice is welcomed after 3 accept() calls failed with EMFILE",
-    timeoutMs: 4000,
+    // The three real pauses, then a step.
+    timeoutMs: expectedBackoff(3).reduce((a, b) => a + b) + STEP_MS,
     note: BACKOFF_NOTE,
   });
   const times = gate.callTimes.slice(first, first + 4);
@@ -1110,7 +1123,6 @@ suite.test("a client that stops reading is dropped; the others never wait for it
       const line = decoder.decode(
         await bob.readUntil("\n", {
           step: `bob receives alice's message #${i}`,
-          timeoutMs: 5000,
           maxBytes: 128 * 1024,
           note: `one client that does not read must not stall the others: bob waited for ` +
             `alice's message #${i} while ${(sent / 1e6).toFixed(1)} MB went to slow unread. ` +
@@ -1253,7 +1265,6 @@ suite.test("your client stops when the server goes away, without waiting for inp
   await printed.expect(t, ["* welcome alice"], "the welcome is printed");
   await conn.closeWrite(); // the server goes away; the user types nothing
   const end = await t.step("runChatClient returns although nothing is typed", () => client, {
-    timeoutMs: 2000,
     note: "race the next typed line against the end of the receive loop: when the server " +
       "closes, the client is over even if the user never types again. Call input.return() " +
       "without awaiting it: on real stdin it settles only after the read still pending (the " +
