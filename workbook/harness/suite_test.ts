@@ -79,7 +79,7 @@ Deno.test("a shard registers and runs only its own share of the checks, with the
   assert.deepEqual(broken.events, [], "a shard that does not exist registers nothing");
 });
 
-Deno.test("long checks (a budget over TEST_MS) run after the quick ones, and shards share them", async () => {
+Deno.test("long checks (a budget of LONG_CHECK_MS or more) run after the others, and shards share them", async () => {
   const body = `
 suite.test("load", async () => {}, { timeoutMs: 60_000 });
 suite.test("a", async () => {});
