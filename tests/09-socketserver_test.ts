@@ -25,6 +25,8 @@ import {
   nextTurn,
   type Probe,
   recordPauses,
+  runDeadline,
+  STEP_MS,
   waitFor,
   waitUntil,
   whileRunning,
@@ -873,7 +875,7 @@ suite.test("a request accepted as shutdown() began is closed unhandled", async (
     "X's handler events",
     "X arrived once the server was stopping: it must not be handled (no setup, no handle)",
   );
-  const report = await t.step("shutdown() resolves", () => stopping, { timeoutMs: 3000 });
+  const report = await t.step("shutdown() resolves", () => stopping);
   t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
 });
 
@@ -909,32 +911,36 @@ suite.test("inFlight counts the requests being handled, and goes back to 0", asy
 /** Connects until refused: shutdown() may close the listener a moment after it is called. */
 async function expectRefused(t: Grader, addr: Deno.NetAddr): Promise<void> {
   const step = "a new client connects after shutdown() began";
-  const deadline = performance.now() + 2000;
-  while (true) {
-    let conn: Deno.Conn;
-    try {
-      conn = await Deno.connect({ hostname: addr.hostname, port: addr.port });
-    } catch (error) {
-      // Refused, or reset by a listener closing under the handshake: either way, not accepted.
-      if (
-        error instanceof Deno.errors.ConnectionRefused ||
-        error instanceof Deno.errors.ConnectionReset
-      ) {
-        t.transcript.record("late client", "note", { detail: `${error.name}, as it should be` });
-        return;
+  const deadline = runDeadline(STEP_MS);
+  try {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await Deno.connect({ hostname: addr.hostname, port: addr.port });
+      } catch (error) {
+        // Refused, or reset by a listener closing under the handshake: either way, not accepted.
+        if (
+          error instanceof Deno.errors.ConnectionRefused ||
+          error instanceof Deno.errors.ConnectionReset
+        ) {
+          t.transcript.record("late client", "note", { detail: `${error.name}, as it should be` });
+          return;
+        }
+        t.fail({ step, expected: "ConnectionRefused", actual: describeError(error) });
       }
-      t.fail({ step, expected: "ConnectionRefused", actual: describeError(error) });
+      conn.close();
+      if (deadline.passed()) {
+        t.fail({
+          step,
+          expected: "the connection to be refused: a stopping server accepts no one",
+          actual: `it was still accepted ${STEP_MS} ms after shutdown() was called`,
+          note: "shutdown() first stops accepting: stopAccepting() closes the listener",
+        });
+      }
+      await nextTurn(10);
     }
-    conn.close();
-    if (performance.now() > deadline) {
-      t.fail({
-        step,
-        expected: "the connection to be refused: a stopping server accepts no one",
-        actual: "it was still accepted 2 s after shutdown() was called",
-        note: "shutdown() first stops accepting: stopAccepting() closes the listener",
-      });
-    }
-    await nextTurn(10);
+  } finally {
+    deadline.done();
   }
 }
 
@@ -1006,7 +1012,8 @@ for (const kind of ["TcpServer", "ConcurrentTcpServer"] as const) {
       "shutdown({ deadlineMs: 100 }) while the handlers wait for bytes that never come",
       () => served.shutdown({ deadlineMs: 100 }).finally(() => journal.note("shutdown resolved")),
       {
-        timeoutMs: 3000,
+        // The deadline, the wait for what it cut, then a step.
+        timeoutMs: 2 * 100 + STEP_MS,
         note:
           "after the deadline shutdown() closes the requests still running and stops waiting: " +
           "it must resolve even when a handler would never end",
@@ -1082,7 +1089,7 @@ suite.test("handleError logs a client that vanished and a request cut by shutdow
   const report = await t.step(
     "shutdown({ deadlineMs: 50 }) while A's handler waits for bytes",
     () => served.shutdown({ deadlineMs: 50 }),
-    { timeoutMs: 3000 },
+    { timeoutMs: 2 * 50 + STEP_MS },
   );
   t.expectEqual(report, { outcome: "cut", cut: 1 }, "shutdown()'s report");
   expectWarningOnly("the log records after shutdown cut A's request", aPort);
@@ -1195,15 +1202,15 @@ class DatagramClient {
     this.#t.transcript.record(this.#label, "sent", { bytes });
   }
 
-  /** The next datagram, within 2 s. */
+  /** The next datagram, within a step. */
   async next(step: string): Promise<string> {
     return decoder.decode(await this.nextBytes(step));
   }
 
-  /** The bytes of the next datagram, within 2 s. */
+  /** The bytes of the next datagram, within a step. */
   async nextBytes(step: string): Promise<Uint8Array> {
     const waited = await waitUntil(() => this.#queue.shift(), {
-      timeoutMs: 2000,
+      timeoutMs: STEP_MS,
       signal: this.#t.signal,
       wakeOn: this.#arrivals,
     });
@@ -1211,7 +1218,7 @@ class DatagramClient {
     this.#t.throwIfInterrupted();
     this.#t.fail({
       step,
-      expected: "a datagram within 2000 ms",
+      expected: `a datagram within ${STEP_MS} ms`,
       actual: "none arrived",
       kind: "timeout",
     });
@@ -1367,7 +1374,7 @@ suite.test("UdpServer: shutdown past its deadline still closes the socket", asyn
     "shutdown({ deadlineMs: 50 }) while a UDP handler never ends",
     () => served.shutdown({ deadlineMs: 50 }),
     {
-      timeoutMs: 3000,
+      timeoutMs: 2 * 50 + STEP_MS,
       note:
         "after the deadline, cut what is left, wait up to deadlineMs more, then close() and resolve",
     },

@@ -21,6 +21,7 @@ import {
   nextTurn,
   type Probe,
   showBytes,
+  STEP_MS,
   waitUntil,
 } from "../workbook/harness/mod.ts";
 import { clientInThread, FreezeGuard } from "../workbook/harness/freeze_guard.ts";
@@ -207,7 +208,7 @@ async function waitWhileServing(
     timeoutMs?: number;
   },
 ): Promise<void> {
-  const timeoutMs = options.timeoutMs ?? 2000;
+  const timeoutMs = options.timeoutMs ?? STEP_MS;
   const waited = await waitUntil(() => {
     if (options.guard?.rescued) failFrozen(t, options.guard, step, "your loop", options.stats);
     if (condition()) return true;

@@ -16,11 +16,13 @@ import {
   type BackgroundOutcome,
   captureLogs,
   describeError,
+  expectedBackoff,
   GradeFailure,
   type Grader,
   isGradeFailure,
   lessonSuite,
   nextTurn,
+  STEP_MS,
   waitUntil,
 } from "../workbook/harness/mod.ts";
 import type * as Lesson from "../solutions/11-select-poll-epoll/multiplex.ts";
@@ -45,6 +47,8 @@ import {
 
 const suite = lessonSuite("11");
 const load = (t: Grader) => t.load<typeof Lesson>();
+/** A step that moves tens or hundreds of KiB through the learner's loop: this process's own work. */
+const VOLUME_MS = 2 * STEP_MS;
 
 type Kind = Lesson.EchoKind;
 type EchoServer = Lesson.EchoServer;
@@ -375,7 +379,7 @@ for (const kind of KINDS) {
       await client.send(payload, { split: { seed: i + 1, maxChunk: 400 } });
       await client.expect(payload, {
         step: `the echo of ${client.label}'s ${payload.length} bytes`,
-        timeoutMs: 5000,
+        timeoutMs: VOLUME_MS,
         note: kind === "epoll-et"
           ? "edge-triggered accept: one EPOLLIN edge on the listener can stand for many " +
             "queued connections; accept until EAGAIN (acceptOne() returns null)"
@@ -438,7 +442,7 @@ for (const kind of KINDS) {
     await client.send(burst, { step: "send 64 KiB in one write" });
     await client.expect(burst, {
       step: "the echo of the whole 64 KiB burst",
-      timeoutMs: 5000,
+      timeoutMs: VOLUME_MS,
       note: kind === "epoll-et"
         ? ET_NOTE
         : "with 1 KiB reads, the rest of the burst waits in the kernel: the fd stays readable " +
@@ -458,7 +462,7 @@ for (const kind of KINDS) {
     const { HIGH_WATER_BYTES } = await load(t);
     const held = await waitUntil(
       () => server.pendingOutputBytes() >= HIGH_WATER_BYTES || undefined,
-      { timeoutMs: 3000, everyMs: 5, signal: t.signal },
+      { timeoutMs: VOLUME_MS, everyMs: 5, signal: t.signal },
     );
     if (held.status === "aborted") throw held.reason; // the loop crashed: stop waiting now
     if (server.pendingOutputBytes() >= HIGH_WATER_BYTES) {
@@ -517,7 +521,7 @@ for (const kind of KINDS) {
       expected: "the listener, the wake-up pipe's two ends and both clients (and an epoll fd)",
       actual: list(held),
     });
-    await t.step("server.close()", () => closeServer(server), { timeoutMs: 3000 });
+    await t.step("server.close()", () => closeServer(server));
     const stillOpen = held.filter(isFdOpen);
     t.check(stillOpen.length === 0, {
       step: "look at each fd the server held, after close()",
@@ -647,7 +651,7 @@ for (const kind of KINDS) {
       client.startReading();
       await client.expect(payload, {
         step: "the echo of all 240 KiB, read only after the client's EOF",
-        timeoutMs: 5000,
+        timeoutMs: VOLUME_MS,
         note: "EOF means the client will send nothing more, not that you are done: keep the " +
           "client until its queued echo is flushed (client.done: eof AND nothing pending), then " +
           "close",
@@ -737,7 +741,6 @@ suite.test(
     const high = await t.connect(server.addr, "client past the wall");
     await high.expectEnd({
       step: "your server closes the connection it got an fd >= 1024 for",
-      timeoutMs: 3000,
       note: "an fd_set has 1024 bits: check each accepted fd against FD_SETSIZE, close the ones " +
         "past it at once (count them in state.refused) and go on serving the others",
     });
@@ -1483,7 +1486,8 @@ for (const kind of KINDS) {
       await b.send("B after the episode\n");
       await b.expect("B after the episode\n", {
         step: "B is accepted and served once accept4 works again",
-        timeoutMs: 5000,
+        // The pause under way (at most the longest), then a step.
+        timeoutMs: Math.max(...expectedBackoff(16)) + STEP_MS,
         note: "when state.acceptPaused turns false (your loop is woken), put the listener back " +
           "in your wait and accept: the queued client is still there",
       });

@@ -1880,7 +1880,6 @@ suite.test(
         expected: "10 failed accept calls, then the queued client accepted (2 accepted in all)",
         actual: () =>
           `${double.failed} failed accept call(s), ${server.accepted} accepted; ${acceptorState()}`,
-        timeoutMs: 4000,
         note: PAUSE_NOTE,
       },
     );
