@@ -79,8 +79,7 @@ export interface GradeOptions {
   failFast?: boolean;
   /**
    * How many `deno test` processes share the suite's checks (default
-   * {@linkcode GRADING_SHARDS}; 1 with `failFast`). The self-check grades many
-   * variants at once and asks for 1.
+   * {@linkcode GRADING_SHARDS}; always 1 with `failFast`).
    */
   shards?: number;
   /** Show the suite's own output and debug logs. */
