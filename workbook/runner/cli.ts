@@ -106,16 +106,18 @@ async function gradeAndReport(
     const learner = resolveTarget(target) === resolveTarget("lessons");
     const root = resolveTarget(target);
     console.log(renderHeader(lesson, root));
-    // The type check (a second or two of CPU after each edit) runs beside the suite; its errors
-    // are shown first, and the checks that finished meanwhile right after them.
+    // The type check (about two seconds of CPU after each edit, nothing when the files did not
+    // change) runs beside the suite, so it delays no verdict. Its errors are shown the moment
+    // they are known: before any check when it is done first, else where the checks have got to.
     const typeChecked = typeCheckLesson(lesson, root);
     const hints = await loadHints(lesson);
     let progress = await loadProgress();
     let first: Check | undefined;
-    let held: (() => void)[] | undefined = [];
+    let shownChecks = 0;
     // Each check is printed the moment its verdict is known; the first failure in full,
     // with the next unread hint for that very check.
-    const show = (check: Check, when: { final: boolean; details?: boolean }) => {
+    const onCheck = (check: Check, when: { final: boolean; details?: boolean }) => {
+      shownChecks++;
       if (when.details) {
         // The first failure was a leak, shown when deno test marked it; here is what it found.
         if (first?.name === check.name) {
@@ -132,17 +134,32 @@ async function gradeAndReport(
       console.log(renderFailure(check, hint, lesson.id));
       if (hint && learner) progress = afterHints(progress, lesson.id, [hint.key]);
     };
-    const onCheck = (check: Check, when: { final: boolean; details?: boolean }) =>
-      held ? held.push(() => show(check, when)) : show(check, when);
+    // The cached answer comes at once: then the errors come before any check.
+    const cached = await Promise.race([
+      typeChecked,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20)),
+    ]);
+    if (cached?.length) console.log(renderTypeErrors(cached));
     const grading = gradeLesson(lesson, { target, verbose: options.verbose, onCheck });
     const typeErrors = await typeChecked.catch(async (error) => {
       await grading.catch(() => {});
       throw error;
     });
-    if (typeErrors.length) console.log(renderTypeErrors(typeErrors));
-    for (const shown of held) shown();
-    held = undefined;
+    if (!cached && typeErrors.length) {
+      if (shownChecks > 0) {
+        console.log(paint("bold", "\n  while those checks ran, the type check found:"));
+      }
+      console.log(renderTypeErrors(typeErrors));
+    }
     const result = await grading;
+    if (typeErrors.length && shownChecks > 0) {
+      console.log(
+        paint(
+          "red",
+          `fix the ${typeErrors.length} type error(s) shown above first: they often explain failing checks`,
+        ),
+      );
+    }
     if (options.verbose) console.log(result.output);
     if (learner) {
       const grade: LastGrade = {
