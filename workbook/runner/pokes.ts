@@ -30,7 +30,9 @@
  *   starts the reference program on port 0 (the battery's {@linkcode RunningProgram}), and
  *   the lines after it are promised in its log: they must appear in that order, other lines
  *   between them allowed, in the last 200 lines it printed by the time the block ends and
- *   the program is stopped (SIGTERM, as Ctrl-C). Every other `deno task run` (a client, or anything on a taken port) runs the
+ *   the program is stopped (SIGTERM, as Ctrl-C). After the last command the runner waits
+ *   (within the timeout) for every promised line before the first `stopped` one: a program
+ *   prints on its own schedule; `stopped` lines come with the stop. Every other `deno task run` (a client, or anything on a taken port) runs the
  *   reference too: the runner adds `--solution`.
  * - **Other commands ending in `&`** run in the background until the block ends; their
  *   promised lines are checked like a program's log. The next command waits until a
@@ -506,6 +508,17 @@ async function until(check: () => boolean | Promise<boolean>, ms: number): Promi
   }
 }
 
+/** The promised lines printed before a stop: those up to the first `stopped` line. */
+function beforeStop(expected: string[]): string[] {
+  const stop = expected.findIndex((line) => /\bstopped\b/.test(line));
+  return stop < 0 ? expected : expected.slice(0, stop);
+}
+
+/** What a background job has printed so far. */
+function jobLines(job: Job): string[] {
+  return job.kind === "program" ? job.program.tail(200) : job.shell.lines;
+}
+
 /** A background command of a block: a started reference program, or a shell. */
 type Job =
   | { kind: "program"; step: PokeStep; program: RunningProgram }
@@ -646,6 +659,18 @@ export async function runPoke(
           `  it printed:\n${indent(outputLines(result.output))}`;
         break;
       }
+    }
+    // A background command prints on its own schedule (a watch looks every 100 ms): its
+    // promised lines get the block's timeout to arrive before everything is stopped. Lines
+    // from `stopped` on are printed by the stop itself: they are checked after it.
+    if (!failure) {
+      await until(
+        () =>
+          jobs.every((job) =>
+            missingInOrder(beforeStop(job.step.expected.map(local)), jobLines(job)) === undefined
+          ),
+        block.timeoutMs,
+      );
     }
   } catch (error) {
     failure = `${block.doc}:${block.line}: ${error instanceof Error ? error.message : error}`;

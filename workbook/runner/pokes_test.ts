@@ -156,6 +156,30 @@ Deno.test("runPoke reports a command that runs out of time", async () => {
   assert.match(outcome.detail, /did not finish within 1 s/);
 });
 
+Deno.test({
+  name: "runPoke waits for a background command's late lines, not for the ones its stop prints",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // The first line printed 300 ms after the block's last command ended: a watch's next look.
+    const doc = `${fence}sh poke timeout=5\n` +
+      `$ trap 'echo stopped; exit' TERM; sleep 0.3; echo late; while :; do sleep 0.05; done &\n` +
+      `...\nlate\nstopped\n$ true\n${fence}\n`;
+    const [block] = parsePokes(doc, "d.md");
+    const outcome = await runPoke(block, { hasTool: () => Promise.resolve(true) });
+    assert.equal(outcome.ok, true, outcome.detail);
+    // `stopped` comes with the stop: the runner did not wait its 5 s timeout for it.
+    assert.ok(outcome.ms < 4000, `took ${outcome.ms} ms`);
+
+    const never = `${fence}sh poke timeout=1\n$ sleep 0.1; echo other; sleep 9 &\n...\n` +
+      `never\n$ true\n${fence}\n`;
+    const missing = await runPoke(parsePokes(never, "d.md")[0], {
+      hasTool: () => Promise.resolve(true),
+    });
+    assert.equal(missing.ok, false);
+    assert.match(missing.detail, /promises `never` in its output[^]*other/);
+  },
+});
+
 Deno.test("runPoke skips a block whose tool is missing, naming what to install", async () => {
   const [block] = parsePokes(
     `${fence}sh poke\n$ printf 'hi\\n' | nc -N 127.0.0.1 9000\nhi\n${fence}\n`,
