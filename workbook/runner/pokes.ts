@@ -86,6 +86,7 @@ export interface PokeBlock {
   timeoutMs: number;
   /** Tools the block needs (named in it, or listed with `needs=`). */
   needs: string[];
+  /** Its commands, in order, each with the output it promises. */
   steps: PokeStep[];
   /** Set when the block cannot be read; the block then fails with it. */
   problem?: string;
@@ -93,11 +94,15 @@ export interface PokeBlock {
 
 /** What running one block came to. */
 export interface PokeOutcome {
+  /** `poke DOC:LINE`, with the programs the block starts. */
   name: string;
+  /** Every promise held (or the block was skipped). */
   ok: boolean;
   /** Not run: a tool is missing, or not Linux. `ok` is true then. */
   skipped?: boolean;
+  /** Why it failed or was skipped, or how many commands ran. */
   detail: string;
+  /** How long the block took. */
   ms: number;
 }
 
@@ -370,7 +375,9 @@ function withSolution(command: string): string {
 
 /** A finished shell command: what it printed, and whether it ran out of time. */
 export interface ShellResult {
+  /** What it printed, stdout and stderr together. */
   output: string;
+  /** It was stopped at its timeout. */
   timedOut: boolean;
 }
 
