@@ -337,7 +337,8 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
         "--allow-net=127.0.0.1",
         "--allow-ffi",
         "--allow-env",
-        "--allow-run=deno",
+        // The pokes runner's tests run background shells as a poke does.
+        "--allow-run=deno,bash,setsid",
         "workbook/",
       ]);
       const summary = output.match(/(ok|FAILED) \| (\d+) passed.*$/m)?.[0];
