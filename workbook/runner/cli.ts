@@ -107,17 +107,22 @@ async function gradeAndReport(
     const root = resolveTarget(target);
     console.log(renderHeader(lesson, root));
     // The type check (about two seconds of CPU after each edit, nothing when the files did not
-    // change) runs beside the suite, so it delays no verdict. Its errors are shown the moment
-    // they are known: before any check when it is done first, else where the checks have got to.
+    // change) runs beside the suite at a lower priority, so it delays no verdict. Passing checks
+    // wait for it: its errors come first unless a failing check is known before it ends (that
+    // failure is printed at once, the errors when they are known).
     const typeChecked = typeCheckLesson(lesson, root);
     const hints = await loadHints(lesson);
     let progress = await loadProgress();
     let first: Check | undefined;
     let shownChecks = 0;
-    // Each check is printed the moment its verdict is known; the first failure in full,
-    // with the next unread hint for that very check.
+    let typeCheckDone = false;
+    const held: (() => void)[] = [];
+    const flush = () => {
+      for (const show of held.splice(0)) show();
+    };
+    // Each check is printed the moment its verdict is known (passing ones once the type check
+    // is done); the first failure in full, with the next unread hint for that very check.
     const onCheck = (check: Check, when: { final: boolean; details?: boolean }) => {
-      shownChecks++;
       if (when.details) {
         // The first failure was a leak, shown when deno test marked it; here is what it found.
         if (first?.name === check.name) {
@@ -126,7 +131,16 @@ async function gradeAndReport(
         }
         return;
       }
-      console.log(renderCheckLine(check));
+      const show = () => {
+        shownChecks++;
+        console.log(renderCheckLine(check));
+      };
+      if (!typeCheckDone && !first && check.ok) {
+        held.push(show);
+        return;
+      }
+      flush();
+      show();
       if (check.ok || first) return;
       first = check;
       const shown = progress.lessons[lesson.id]?.hintsShown ?? [];
@@ -134,23 +148,19 @@ async function gradeAndReport(
       console.log(renderFailure(check, hint, lesson.id));
       if (hint && learner) progress = afterHints(progress, lesson.id, [hint.key]);
     };
-    // The cached answer comes at once: then the errors come before any check.
-    const cached = await Promise.race([
-      typeChecked,
-      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20)),
-    ]);
-    if (cached?.length) console.log(renderTypeErrors(cached));
     const grading = gradeLesson(lesson, { target, verbose: options.verbose, onCheck });
     const typeErrors = await typeChecked.catch(async (error) => {
       await grading.catch(() => {});
       throw error;
     });
-    if (!cached && typeErrors.length) {
+    typeCheckDone = true;
+    if (typeErrors.length) {
       if (shownChecks > 0) {
         console.log(paint("bold", "\n  while those checks ran, the type check found:"));
       }
       console.log(renderTypeErrors(typeErrors));
     }
+    flush();
     const result = await grading;
     if (typeErrors.length && shownChecks > 0) {
       console.log(
