@@ -1489,8 +1489,8 @@ for (const kind of KINDS) {
       await b.send("B after the episode\n");
       await b.expect("B after the episode\n", {
         step: "B is accepted and served once accept4 works again",
-        // The pause under way (at most the longest), then a step.
-        timeoutMs: Math.max(...expectedBackoff(16)) + STEP_MS,
+        // The pause under way (state.pauseAccepting's, one per failed accept4), then a step.
+        timeoutMs: Math.max(...expectedBackoff(Math.max(failed, 1))) + STEP_MS,
         note: "when state.acceptPaused turns false (your loop is woken), put the listener back " +
           "in your wait and accept: the queued client is still there",
       });

@@ -27,18 +27,18 @@ import { frozenText, nextTurn, runDeadline, waitUntil } from "./wait.ts";
 /**
  * Default time budget of one step, in milliseconds of time the program could
  * run (wait.ts): on a quiet machine, loopback replies take a few ms, so a
- * step that heard nothing in a second is stuck; on a loaded one the budget
- * stretches by the time the program waited for the CPU.
+ * step that heard nothing in half a second is stuck; on a loaded one the
+ * budget stretches by the time the program waited for the CPU.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { STEP_MS } from "./probe.ts";
  *
- * assert.equal(STEP_MS, 1000);
+ * assert.equal(STEP_MS, 500);
  * ```
  */
-export const STEP_MS = 1000;
+export const STEP_MS = 500;
 
 /** An address the grader can connect to. */
 export type ConnectAddress = { hostname: string; port: number } | { path: string };
