@@ -101,7 +101,7 @@ export function parseCheckOutput(output: string): TypeError[] {
  * beside the suite's processes on a small machine it would hold back their
  * verdicts, so it takes the CPU they leave.
  */
-const TYPE_CHECK_NICENESS = 10;
+const TYPE_CHECK_NICENESS = 19;
 
 /** Lowers the type check's priority; without the permission it runs as it is. */
 function yieldTo(pid: number): void {
