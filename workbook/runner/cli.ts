@@ -45,6 +45,7 @@ import {
   renderTypeErrors,
 } from "./report.ts";
 import { typeCheckLesson } from "./typecheck.ts";
+import { TypeFirst } from "./type_first.ts";
 import { GENERATED } from "./generated.ts";
 import { selfCheck } from "./selfcheck.ts";
 import { renderSoak, soak } from "./soak.ts";
@@ -115,11 +116,7 @@ async function gradeAndReport(
     let progress = await loadProgress();
     let first: Check | undefined;
     let shownChecks = 0;
-    let typeCheckDone = false;
-    const held: (() => void)[] = [];
-    const flush = () => {
-      for (const show of held.splice(0)) show();
-    };
+    const order = new TypeFirst();
     // Each check is printed the moment its verdict is known (passing ones once the type check
     // is done); the first failure in full, with the next unread hint for that very check.
     const onCheck = (check: Check, when: { final: boolean; details?: boolean }) => {
@@ -131,16 +128,10 @@ async function gradeAndReport(
         }
         return;
       }
-      const show = () => {
+      order.check(check.ok, () => {
         shownChecks++;
         console.log(renderCheckLine(check));
-      };
-      if (!typeCheckDone && !first && check.ok) {
-        held.push(show);
-        return;
-      }
-      flush();
-      show();
+      });
       if (check.ok || first) return;
       first = check;
       const shown = progress.lessons[lesson.id]?.hintsShown ?? [];
@@ -153,14 +144,13 @@ async function gradeAndReport(
       await grading.catch(() => {});
       throw error;
     });
-    typeCheckDone = true;
-    if (typeErrors.length) {
+    order.typeChecked(() => {
+      if (!typeErrors.length) return;
       if (shownChecks > 0) {
         console.log(paint("bold", "\n  while those checks ran, the type check found:"));
       }
       console.log(renderTypeErrors(typeErrors));
-    }
-    flush();
+    });
     const result = await grading;
     if (typeErrors.length && shownChecks > 0) {
       console.log(
