@@ -32,8 +32,9 @@
  *   between them allowed, in the last 200 lines it printed by the time the block ends and
  *   the program is stopped (SIGTERM, as Ctrl-C). After the last command the runner waits
  *   (within the timeout) for every promised line before the first `stopped` one: a program
- *   prints on its own schedule; `stopped` lines come with the stop. Every other `deno task run` (a client, or anything on a taken port) runs the
- *   reference too: the runner adds `--solution`.
+ *   prints on its own schedule; `stopped` lines come with the stop. Every other
+ *   `deno task run` (a client, or anything on a taken port) runs the reference too: the
+ *   runner adds `--solution`.
  * - **Other commands ending in `&`** run in the background until the block ends; their
  *   promised lines are checked like a program's log. The next command waits until a
  *   listening `nc -l` listens, or until a background command shows its first promised line
@@ -689,7 +690,7 @@ export async function runPoke(
     for (const job of jobs) if (job.kind === "shell") await job.shell.stop();
     if (scratch) await runShell(`rm -rf '${scratch}'`, 5000);
     for (const job of jobs) {
-      const lines = job.kind === "program" ? job.program.tail(200) : job.shell.lines;
+      const lines = jobLines(job);
       options.onOutput?.(job.step, job.step.command, lines.map(normalize));
     }
   }
@@ -697,7 +698,7 @@ export async function runPoke(
   if (!failure) {
     for (const job of jobs) {
       const expected = job.step.expected.map(local);
-      const lines = job.kind === "program" ? job.program.tail(200) : job.shell.lines;
+      const lines = jobLines(job);
       const missingLine = missingInOrder(expected, lines);
       if (missingLine !== undefined) {
         failure = `${at(job.step)}: the doc promises \`${missingLine}\` ${
