@@ -384,6 +384,19 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
   console.log(
     paint("gray", `self-check took ${((performance.now() - started) / 1000).toFixed(1)} s`),
   );
+  // A long run's failures scroll far up; the last lines name them again, so a log's tail
+  // (all CI keeps of it) says what failed and why.
+  const failures = outcomes.filter((o) => !o.ok);
+  if (failures.length) {
+    console.log(paint("bold", "failed:"));
+    for (const o of failures) {
+      console.log(`${paint("red", "✗")} ${o.name}`);
+      const lines = (o.detail ?? "").split("\n");
+      const shown = lines.slice(0, 12).map((l) => `    ${l}`);
+      if (lines.length > 12) shown.push(`    … ${lines.length - 12} more lines above`);
+      console.log(shown.join("\n"));
+    }
+  }
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }
