@@ -24,7 +24,7 @@ import {
   toBytes,
   whileRunning,
 } from "../workbook/harness/mod.ts";
-import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
+import { type Datagram, openUdpProbe, UdpProbe } from "../workbook/harness/udp_probe.ts";
 import { UdpProxy } from "../workbook/harness/udp_proxy.ts";
 import type * as Lesson from "../solutions/07-udp/udp.ts";
 
@@ -263,6 +263,31 @@ suite.test("ConnectedUdpSocket sends to its peer and ignores datagrams from anyo
   const second = await t.step("conn.receive() again", () => conn.receive());
   t.expectEqual(decoder.decode(second), "second reply", "what the second conn.receive() returned");
   t.expectEqual(conn.ignored, 1, "conn.ignored", "count each datagram you drop for its sender");
+  // The other half of an address: a peer on another host with the stranger's very port number.
+  // The grader never sends to 127.0.0.2; it only names it as the peer.
+  const far = { hostname: "127.0.0.2", port: stranger.addr.port };
+  const other = new ConnectedUdpSocket(far);
+  t.defer(() => other.close());
+  let outcome: { data: Uint8Array } | { error: unknown } | undefined;
+  other.receive().then((data) => outcome = { data }, (error) => outcome = { error });
+  await stranger.send("same port, other host", other.localAddr);
+  const step = `a ConnectedUdpSocket whose peer is ${addressText(far)} gets a datagram from ` +
+    `${addressText(stranger.addr)}: same port number, other host`;
+  await t.eventually(step, () => other.ignored >= 1 || outcome !== undefined, {
+    expected: "conn.ignored to count it",
+    actual: () => `conn.ignored is ${other.ignored}`,
+  });
+  t.check(outcome === undefined && other.ignored === 1, {
+    step,
+    expected: "receive() still waiting for the peer, and conn.ignored 1",
+    actual: outcome === undefined
+      ? `conn.ignored ${other.ignored}`
+      : "data" in outcome
+      ? `receive() returned ${showBytes(outcome.data)} from the stranger`
+      : `receive() failed: ${outcome.error}`,
+    note: "a sender is a hostname AND a port: a socket on another host may have the peer's port " +
+      "number. Compare both",
+  });
 });
 
 suite.test("receiveWithin gives up after its time, and a datagram that comes later is not lost", async (t) => {
@@ -403,10 +428,8 @@ suite.test("request ids run up to MAX_REQUEST_ID and then start again", async (t
     );
     const expected = seen.size === 0
       ? `id ${MAX_REQUEST_ID} (nextId)`
-      : `an id from 1 to ${MAX_REQUEST_ID} that is not ${MAX_REQUEST_ID} again`;
-    const ok = seen.size === 0
-      ? request.id === MAX_REQUEST_ID
-      : request.id >= 0 && request.id < MAX_REQUEST_ID;
+      : `id 1: after ${MAX_REQUEST_ID} the ids start again at 1 (0 is never a request's id)`;
+    const ok = seen.size === 0 ? request.id === MAX_REQUEST_ID : request.id === 1;
     t.check(ok, {
       step: `the id of request "${ask}"`,
       expected,
@@ -531,9 +554,15 @@ suite.test("request gives up after maxTries with a RequestTimeoutError", async (
 suite.test("request ignores a stale reply with another id and returns the right one", async (t) => {
   const { ReliableClient } = await load(t);
   const server = openUdpProbe(t, "server");
-  const client = new ReliableClient({ server: server.addr, timeoutMs: 500, maxTries: 5 });
+  // One try of 5 s: the right reply always comes within it, so nothing is ever sent twice.
+  const client = new ReliableClient({ server: server.addr, timeoutMs: 5000, maxTries: 1 });
   t.defer(() => client.close());
-  const first = t.step('client.request("one")', () => client.request(bytes("one")));
+  const keepWaiting = "keep waiting for what is left of this try's timeoutMs (5000 ms here, " +
+    "with maxTries 1): a stale or junk datagram is no reason to send again or to give up";
+  const first = t.step(
+    'client.request("one") (timeoutMs 5000, maxTries 1)',
+    () => client.request(bytes("one")),
+  );
   const one = await whileRunning(first, () => nextRequest(server, 'the grader waits for "one"'));
   // Not a message at all, then two copies of the answer, as a network that duplicates makes.
   await server.send("garbage: no id, no newline", one.from);
@@ -541,7 +570,7 @@ suite.test("request ignores a stale reply with another id and returns the right 
   await server.send(encodeMessage(one.id, "reply to one"), one.from);
   const answer = await t.noted(
     "the server's first datagram was no message at all: when decodeMessage returns undefined, " +
-      "skip the datagram like a stale reply and keep waiting",
+      `skip the datagram like a stale reply and ${keepWaiting}`,
     () => first,
   );
   t.expectEqual(decoder.decode(answer), "reply to one", 'what client.request("one") returned');
@@ -551,7 +580,13 @@ suite.test("request ignores a stale reply with another id and returns the right 
     () => nextRequest(server, 'the grader waits for "two"', new Set([one.id])),
   );
   await server.send(encodeMessage(two.id, "reply to two"), two.from);
-  const reply = decoder.decode(await second);
+  const reply = decoder.decode(
+    await t.noted(
+      `a stale reply (the duplicate answer to request ${one.id}) came first: skip it and ` +
+        keepWaiting,
+      () => second,
+    ),
+  );
   t.check(reply === "reply to two", {
     step: 'what client.request("two") returned',
     expected: '"reply to two"',
@@ -565,6 +600,14 @@ suite.test("request ignores a stale reply with another id and returns the right 
     step: "client.stats.staleReplies",
     expected: "at least 1 (the duplicate answer to the first request)",
     actual: String(client.stats.staleReplies),
+  });
+  t.check(server.received.length === 2 && client.stats.retransmissions === 0, {
+    step: "what the grader received from your client for the two requests",
+    expected: "one copy of each (2 datagrams), and client.stats.retransmissions 0",
+    actual: `${server.received.length} datagram(s), client.stats.retransmissions ` +
+      String(client.stats.retransmissions),
+    note:
+      `both replies came well within timeoutMs: skip a stale or junk datagram and ${keepWaiting}`,
   });
 });
 
@@ -911,6 +954,83 @@ suite.test("two request servers at once, one on a port it was given: each has it
   );
   checkRuns(t, second.count, "to the second server", "");
 });
+
+suite.test("a reply too long for one datagram is not sent, and the server goes on", async (t) => {
+  const { startReliableServer, MAX_UDP_PAYLOAD } = await load(t);
+  const counting = countingHandler();
+  const big = MAX_UDP_PAYLOAD + 5_000;
+  const server = await t.step(
+    `startReliableServer({ handler }) with a handler that returns ${big} bytes for "too big"`,
+    () =>
+      startReliableServer({
+        handler: (payload, request) =>
+          decoder.decode(payload) === "too big"
+            ? new Uint8Array(big).fill(0x21)
+            : counting.handler(payload, request),
+      }),
+  );
+  t.defer(() => server.close());
+  const a = openUdpProbe(t, "A");
+  await a.send(encodeMessage(1, "too big"), server.addr);
+  await ask(
+    a,
+    server.addr,
+    2,
+    "after the big one",
+    (got) =>
+      decoder.decode(got.bytes.subarray(0, 2)) === "1\n"
+        ? `a reply of ${got.bytes.length} bytes to request 1 arrived: the grader expected none, ` +
+          `since ${big} bytes cannot go in one datagram`
+        : undefined,
+  ).catch((error) => {
+    if (error instanceof GradeFailure && error.details.kind === "timeout") {
+      error.details.note = `the reply to request 1 (${big} bytes) is longer than a datagram can ` +
+        "be, so its send fails. Await each send inside the handling of its datagram, where a " +
+        "failure is caught and logged like a handler's: a send nobody awaits rejects with " +
+        "nobody listening, and takes the whole program down";
+      error.message = error.render();
+    }
+    throw error;
+  });
+  checkRuns(t, counting.count, "after the big one", "");
+  await t.step("server.close() after the failed send", () => server.close());
+});
+
+suite.test("both servers bind the hostname they are given: ::1 too", async (t) => {
+  const { startEchoServer, startReliableServer } = await load(t);
+  const a = new UdpProbe("A6", { transcript: t.transcript, signal: t.signal }, {
+    hostname: "::1",
+  });
+  t.defer(() => a.close());
+  const note = "bind options.hostname (127.0.0.1 only when none is given)";
+  const echo = await t.step(
+    'startEchoServer({ hostname: "::1" })',
+    () => startEchoServer({ hostname: "::1" }),
+  );
+  t.defer(() => echo.close());
+  t.check(echo.addr.hostname === "::1" && echo.addr.port > 0, {
+    step: 'startEchoServer({ hostname: "::1" }).addr',
+    expected: "an address on ::1, the IPv6 loopback, with the port the kernel picked",
+    actual: JSON.stringify(echo.addr),
+    note,
+  });
+  await a.send("over IPv6", echo.addr);
+  await a.expectNext("over IPv6", { step: `A6 sends "over IPv6" to ${addressText(echo.addr)}` });
+  const counting = countingHandler();
+  const server = await t.step(
+    'startReliableServer({ handler, hostname: "::1" })',
+    () => startReliableServer({ handler: counting.handler, hostname: "::1" }),
+  );
+  t.defer(() => server.close());
+  t.check(server.addr.hostname === "::1" && server.addr.port > 0, {
+    step: 'startReliableServer({ handler, hostname: "::1" }).addr',
+    expected: "an address on ::1, the IPv6 loopback, with the port the kernel picked",
+    actual: JSON.stringify(server.addr),
+    note,
+  });
+  await ask(a, server.addr, 1, "over IPv6");
+  checkRuns(t, counting.count, "over IPv6", "");
+}, { requires: ["ipv6"] });
 
 suite.test("close() resolves only after a handler still running has finished", async (t) => {
   const { startReliableServer } = await load(t);

@@ -1068,6 +1068,27 @@ suite.test("handleError logs a client that vanished and a request cut by shutdow
       actual: showRecords(records),
       note,
     });
+    // "With just the error's text": a warning carries no error object (a sink would print its stack).
+    const objects = warnings.flatMap((r) =>
+      Object.entries(r.properties).filter(([, value]) =>
+        (typeof value === "object" && value !== null) || typeof value === "function" ||
+        (typeof value === "string" && value.includes("\n"))
+      )
+    );
+    t.check(objects.length === 0, {
+      step: `${step}: the values of the warning`,
+      expected: "one line of text: every value of the record a string, number or boolean",
+      actual: objects.map(([key, value]) =>
+        `${key}: ${
+          value instanceof Error
+            ? `the error object (${value.name}: ${value.message})`
+            : inspect(value, { depth: 0 })
+        }`
+      ).join(", "),
+      note: "an expected ending is logged with just the error's text (String(error) or its " +
+        "message), not the error object: a sink prints an object's whole stack, and a warning " +
+        "is one line",
+    });
   };
   // R's handler is reading when R resets: its read fails with ConnectionReset.
   const r = await t.connect(served.server.addr, "R", { resettable: true });
@@ -1247,6 +1268,8 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
       events.push(`${text} from ${from}`);
       if (text === "throw") throw new Error("thrown on purpose by the grader's UDP handler");
       if (text === "bytes") return await this.request.reply(RAW_REPLY);
+      const size = this.request.data.length;
+      if (size > 1000) return await this.request.reply(`${size} bytes`);
       await this.request.reply(text.toUpperCase());
     }
   }
@@ -1283,6 +1306,17 @@ suite.test("UdpServer answers each datagram on its own and survives a failing ha
     RAW_REPLY,
     "the datagram reply(bytes) sent",
     "reply() sends a Uint8Array as it is; only a string is encoded (as UTF-8)",
+  );
+  await me.send("d".repeat(60_000), addr);
+  const size = await me.next(
+    "the reply to a datagram of 60000 bytes (the handler replies with request.data's length)",
+  );
+  t.expectEqual(
+    size,
+    "60000 bytes",
+    "the length of request.data the handler saw",
+    "a request is the whole datagram: receive() without a buffer of your own takes one of " +
+      "65,507 bytes, the largest UDP payload; a smaller buffer cuts longer datagrams silently",
   );
   const report = await t.step("shutdown() of the idle UDP server", () => served.shutdown({}));
   t.expectEqual(report, { outcome: "drained", cut: 0 }, "shutdown()'s report");
