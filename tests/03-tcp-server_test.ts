@@ -63,12 +63,63 @@ function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
+/** What a stand-in connection does instead of the real one's read or write. */
+interface ConnStub {
+  read?: (real: Deno.Conn, buffer: Uint8Array) => Promise<number | null>;
+  write?: (real: Deno.Conn, bytes: Uint8Array) => Promise<number>;
+}
+
+/**
+ * The grader's accepted connection `real`, except for the read or write that
+ * `stub` replaces; `readable` and `writable` go through the same replacements,
+ * so code that uses the streams meets them too. Everything else (close,
+ * addresses…) is the real connection's.
+ */
+function stubConn(real: Deno.Conn, stub: ConnStub): Deno.Conn {
+  const read = (buffer: Uint8Array) => stub.read ? stub.read(real, buffer) : real.read(buffer);
+  const write = (bytes: Uint8Array) => stub.write ? stub.write(real, bytes) : real.write(bytes);
+  return new Proxy(real, {
+    get(target, property) {
+      if (property === "read") return read;
+      if (property === "write") return write;
+      if (property === "readable") {
+        return new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const buffer = new Uint8Array(4096);
+            const n = await read(buffer);
+            if (n === null) controller.close();
+            else controller.enqueue(buffer.subarray(0, n));
+          },
+        });
+      }
+      if (property === "writable") {
+        return new WritableStream<Uint8Array>({
+          async write(chunk) {
+            for (let offset = 0; offset < chunk.length;) {
+              offset += await write(chunk.subarray(offset));
+            }
+          },
+          close: () => closeQuietly(target),
+        });
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /**
  * Accepts one grader connection on a grader-side listener and hands the
  * accepted end to the learner's `handleConnection`, which runs in the
- * background. Returns the grader's end and the handler's promise.
+ * background (through `stub`, when given). Returns the grader's end, the real
+ * accepted end and the handler's promise.
  */
-async function handOver(t: Grader, label = "client") {
+async function handOver(
+  t: Grader,
+  label = "client",
+  stub?: ConnStub,
+  step = "handleConnection(conn) serves the grader's client",
+) {
   const { handleConnection } = await load(t);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
@@ -81,8 +132,8 @@ async function handOver(t: Grader, label = "client") {
     listener.close();
   }
   const ending = t.step(
-    "handleConnection(conn) serves the grader's client",
-    () => handleConnection(conn),
+    step,
+    () => handleConnection(stub ? stubConn(conn, stub) : conn),
     { timeoutMs: 5000 },
   );
   ending.catch(() => {}); // awaited below; a failure here is reported there
@@ -279,6 +330,55 @@ suite.test("handleConnection holds the line limit exactly, whole or in pieces", 
   t.expectEqual(await ending, "too-long", "what handleConnection returned");
 });
 
+/** How many bytes the grader's conn.write() takes per call in the short-write check. */
+const SHORT_WRITE = 3;
+
+const WRITE_ALL_NOTE =
+  "conn.write(bytes) may take only part of bytes and resolves to how many it " +
+  "took: write the rest too, from where the last write stopped, until the whole reply (or error " +
+  "line) is out — the way Python's sendall() does, not send()";
+
+suite.test("handleConnection writes every reply in full when write() takes only a few bytes", async (t) => {
+  // The grader's connection, except that each write() takes at most SHORT_WRITE bytes.
+  const short: ConnStub = {
+    write: (real, bytes) => real.write(bytes.subarray(0, SHORT_WRITE)),
+  };
+  const note = (label: string) =>
+    t.transcript.record("grader", "note", {
+      detail: `${label}: each conn.write() your code makes takes at most ${SHORT_WRITE} bytes`,
+    });
+  const a = await handOver(t, "A", short);
+  note("A");
+  await whileRunning(a.ending, async () => {
+    await a.client.send("hello\nworld\nlast");
+    await a.client.expect(ack("hello\nworld\n"), {
+      step: `the replies to two lines, each write() taking at most ${SHORT_WRITE} bytes`,
+      note: WRITE_ALL_NOTE,
+    });
+    await a.client.closeWrite();
+    await a.client.expect(ack("last\n"), {
+      step: `after the half-close, the reply to the last line, write() taking ${SHORT_WRITE} bytes`,
+      note: `${WRITE_ALL_NOTE}. (And at end of stream a last line without \\n is answered too.)`,
+    });
+    await a.client.expectEnd({ cleanly: true, note: CLOSE_WAIT_NOTE });
+  });
+  t.expectEqual(await a.ending, "eof", "what handleConnection returned after the client's EOF");
+  const b = await handOver(t, "B", short);
+  note("B");
+  await whileRunning(b.ending, async () => {
+    await b.client.send("x".repeat(MAX_LINE + 1));
+    await b.client.expect(LINE_TOO_LONG, {
+      step: `the error line for ${MAX_LINE + 1} bytes, write() taking at most ${SHORT_WRITE} bytes`,
+      note: `${WRITE_ALL_NOTE}. (And more than ${MAX_LINE} bytes without \\n are refused with it.)`,
+    });
+    await b.client.expectEnd({
+      step: "your side closes after the error line",
+      note: "close the connection after the error line",
+    });
+  });
+  t.expectEqual(await b.ending, "too-long", "what handleConnection returned");
+});
+
 suite.test('handleConnection returns "closed" when its own server closes the connection', async (t) => {
   const { client, conn, ending } = await handOver(t);
   await whileRunning(ending, async () => {
@@ -305,6 +405,43 @@ suite.test('handleConnection returns "closed" when its own server closes the con
       'Interrupted/BadResource is "closed" (your server closed it)',
   );
   await client.expectEnd({ step: "the client sees the connection end" });
+  // The server may close conn while the handler is not in read() (say, while it writes a reply):
+  // its next read then fails with BadResource, not Interrupted. The same ending.
+  let replied = false;
+  const closedStep = "handleConnection(conn) when conn was closed between two reads (BadResource)";
+  const second = await handOver(t, "client 2", {
+    write: async (real, bytes) => {
+      const n = await real.write(bytes);
+      replied = true;
+      return n;
+    },
+    read: (real, buffer) => {
+      if (!replied) return real.read(buffer);
+      closeQuietly(real); // what server.close() does, between two reads
+      return Promise.reject(new Deno.errors.BadResource("Bad resource ID"));
+    },
+  }, closedStep);
+  t.transcript.record("grader", "note", {
+    detail: "client 2: once a reply is written, the grader closes conn and the next read fails " +
+      "with BadResource",
+  });
+  await second.client.send("one\n");
+  await second.client.expect(ack("one\n"), { step: "the reply on client 2" });
+  const after = await t.step(
+    closedStep,
+    () => second.ending,
+    {
+      note: "a read on a connection your own server has already closed fails with BadResource: " +
+        'that is your own close too, not a bug: return "closed"',
+    },
+  );
+  t.expectEqual(
+    after,
+    "closed",
+    "what handleConnection returned when its read failed with BadResource",
+    'Interrupted and BadResource both mean "closed": your server closed the connection',
+  );
+  await second.client.expectEnd({ step: "client 2 sees the connection end" });
 });
 
 /** An error no connection ending explains: a bug, as far as handleConnection knows. */
@@ -327,24 +464,9 @@ suite.test("handleConnection lets an unknown error through, and still closes", a
   t.defer(() => closeQuietly(real));
   // The grader's connection, except that its second read fails with an error of no known kind.
   let reads = 0;
-  const read = (buffer: Uint8Array): Promise<number | null> =>
-    ++reads === 1 ? real.read(buffer) : Promise.reject(new GraderFault("the disk is on fire"));
-  const faulty = new Proxy(real, {
-    get(target, property) {
-      if (property === "read") return read;
-      if (property === "readable") {
-        return new ReadableStream<Uint8Array>({
-          async pull(controller) {
-            const buffer = new Uint8Array(4096);
-            const n = await read(buffer);
-            if (n === null) controller.close();
-            else controller.enqueue(buffer.subarray(0, n));
-          },
-        });
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const faulty = stubConn(real, {
+    read: (conn, buffer) =>
+      ++reads === 1 ? conn.read(buffer) : Promise.reject(new GraderFault("the disk is on fire")),
   });
   await client.send("one\n");
   await t.expectError(
@@ -378,6 +500,39 @@ suite.test('handleConnection returns "reset" when the client resets, and closes'
   );
   t.expectEqual(ending, "reset", "what handleConnection returned after the client's reset");
   expectClosedByLearner(t, conn, "reset");
+  // A client can vanish while the server writes, too, or its connection be aborted: the same
+  // ending, by other errors. The grader's connection fails that read or write itself.
+  const vanished = [
+    ["write", () => new Deno.errors.BrokenPipe("Broken pipe (os error 32)")],
+    ["write", () => new Deno.errors.ConnectionAborted("Connection aborted (os error 103)")],
+    ["read", () => new Deno.errors.ConnectionAborted("Connection aborted (os error 103)")],
+  ] as const;
+  for (const [op, make] of vanished) {
+    const name = make().name;
+    const fail = () => Promise.reject(make());
+    const stub: ConnStub = op === "write" ? { write: fail } : { read: fail };
+    const step = `handleConnection(conn) when conn.${op}() fails with ${name}`;
+    const lost = await handOver(t, `client ${op}: ${name}`, stub, step);
+    t.transcript.record("grader", "note", {
+      detail: `${lost.client.label}: conn.${op}() fails with ${name}, as for a client that is gone`,
+    });
+    if (op === "write") await lost.client.send("hi\n");
+    const how = await t.step(
+      step,
+      () => lost.ending,
+      {
+        note: `${name} from a ${op} means the client is gone, like ConnectionReset: catch ` +
+          'ConnectionReset, BrokenPipe and ConnectionAborted around reads and writes and return "reset"',
+      },
+    );
+    t.expectEqual(
+      how,
+      "reset",
+      `what handleConnection returned when conn.${op}() failed with ${name}`,
+      'ConnectionReset, BrokenPipe and ConnectionAborted all mean "reset": the client vanished',
+    );
+    expectClosedByLearner(t, lost.conn, `${op}: ${name}`);
+  }
 });
 
 /** Starts the learner's server of the given kind; it is closed after the test. */
@@ -603,6 +758,32 @@ for (const kind of ["serial", "concurrent"] as const) {
     });
     const a = await t.connect({ hostname: "127.0.0.1", port }, "A");
     await roundTrip(a, "on the port i asked for\n");
+    await leave(a);
+    await t.step("server.close()", () => server.close());
+  });
+}
+
+for (const kind of ["serial", "concurrent"] as const) {
+  suite.test(`the ${kind} server listens on the hostname it is given`, async (t) => {
+    const lesson = await load(t);
+    const start = kind === "serial" ? lesson.startSerialServer : lesson.startConcurrentServer;
+    // ::1, IPv6's loopback: an address other than the default that is still this machine only.
+    const options = { hostname: "::1", port: 0 };
+    const server = await t.step(
+      `start the ${kind} server with ${JSON.stringify(options)}`,
+      () => start(options),
+    );
+    t.defer(() => server.close());
+    const hostNote =
+      'listen on options.hostname when it is given ("127.0.0.1" only when it is not)';
+    t.check(server.addr?.hostname === "::1" && server.addr.port > 0, {
+      step: `the ${kind} server's addr`,
+      expected: '{"hostname":"::1", …} and the port the kernel picked',
+      actual: JSON.stringify(server.addr),
+      note: hostNote,
+    });
+    const a = await t.connect({ hostname: "::1", port: server.addr.port }, "A");
+    await roundTrip(a, "over ipv6 loopback\n", { note: hostNote });
     await leave(a);
     await t.step("server.close()", () => server.close());
   });
