@@ -18,6 +18,7 @@ import {
   type Grader,
   isGradeFailure,
   lessonSuite,
+  logText,
   nextTurn,
   type Probe,
   showBytes,
@@ -35,6 +36,7 @@ import {
   EBADF,
   ECONNRESET,
   EMFILE,
+  ENFILE,
   ENOTSOCK,
   ErrnoError,
   errnoName,
@@ -50,8 +52,11 @@ import {
   POLLIN,
   send,
   setLinger,
+  setSocketOption,
   SHUT_WR,
   shutdown,
+  SO_SNDBUF,
+  SOL_SOCKET,
   sys,
 } from "workbook/libc";
 import type * as Lesson from "../solutions/10-io-models/io_models.ts";
@@ -61,6 +66,10 @@ const load = (t: Grader) => t.load<typeof Lesson>();
 
 /** `O_APPEND` (not in the bindings: sockets never need it; the flag check below does). */
 const O_APPEND = 0o2000;
+/** `fcntl(fd, F_GETFD)`: the descriptor flags (not the status flags of F_GETFL). */
+const F_GETFD = 1;
+/** The one descriptor flag: close this descriptor when the process execs another program. */
+const FD_CLOEXEC = 1;
 const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------
@@ -102,6 +111,33 @@ function lowestFreeFd(): number {
   sys.close(readEnd);
   sys.close(writeEnd);
   return readEnd;
+}
+
+/**
+ * The descriptors of this process that are connections accepted on `listener`
+ * (their local port is the listener's): what a server still holds, or leaked.
+ */
+function acceptedOn(listener: { fd: number; port: number }): string[] {
+  const found: string[] = [];
+  for (let fd = 0; fd < 4096; fd++) {
+    if (fd === listener.fd || sys.fcntl(fd, F_GETFD).value === -1) continue;
+    let port: number;
+    try {
+      port = getsockname(fd).port;
+    } catch {
+      continue; // not an inet socket
+    }
+    if (port !== listener.port) continue;
+    let peer = "";
+    try {
+      const from = getpeername(fd);
+      peer = ` (from ${from.address}:${from.port})`;
+    } catch {
+      peer = " (no peer any more: it reset)";
+    }
+    found.push(`fd ${fd}${peer}`);
+  }
+  return found;
 }
 
 /**
@@ -476,6 +512,15 @@ suite.test(
       note: "on Linux a socket returned by accept does NOT inherit O_NONBLOCK from its " +
         "listener: the first read on it with no data would freeze the whole program. Ask for it " +
         "in the call: accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC)",
+    });
+    const fdFlags = sys.fcntl(fd!, F_GETFD).value;
+    t.check(fdFlags !== -1 && (fdFlags & FD_CLOEXEC) !== 0, {
+      step: "fcntl(F_GETFD) on the connection tryAccept returned",
+      expected: "FD_CLOEXEC set (close-on-exec) on the accepted connection",
+      actual: `descriptor flags ${fdFlags}: the connection would leak into every child process`,
+      note: "a program that starts another (Deno.Command, a shell) hands it every descriptor " +
+        "without close-on-exec: the child then holds your client's connection open. Ask for it " +
+        "in the same accept4 call, next to SOCK_NONBLOCK: SOCK_CLOEXEC",
     });
     const again = await t.step(
       "tryAccept(listener) once the queue is empty",
@@ -960,6 +1005,90 @@ suite.test(
         note: "without options.stats, count into newPollingStats() and return that",
       },
     );
+    await c.close();
+    const held = acceptedOn(listener);
+    t.check(held.length === 0, {
+      step: "the descriptors still open on your listener's port after pollingEchoServer returned",
+      expected: "none: A and C closed, B reset, so each of their connections was closed",
+      actual: `${held.length} still open: ${held.join(", ")}`,
+      note: "a connection that reset is over, but its descriptor is still yours: close(fd) it " +
+        "as well as forgetting it, or each client that resets leaks a descriptor until the " +
+        "server runs out (EMFILE)",
+    });
+  },
+  { requires: ["ffi"], timeoutMs: 8000 },
+);
+
+suite.test(
+  "pollingEchoServer yields a macrotask every round, also while data keeps coming",
+  async (t) => {
+    const { listener, stats, watch, useful, mayEnd, serving } = await startPolling(t, 1);
+    // A raw client of the grader's whose bytes are all in the kernel before your loop even
+    // accepts it: from then on every read of yours finds data, round after round.
+    const client = connectTcp("127.0.0.1", listener.port, { nonBlocking: true, timeoutMs: 1000 });
+    t.defer(() => closeFd(client));
+    setSocketOption(client, SOL_SOCKET, SO_SNDBUF, 1 << 20);
+    const payload = numberedLines(256 * 1024, "stream");
+    let sent = 0;
+    for (let i = 0; i < 1000 && sent < payload.length; i++) {
+      const n = send(client, payload.subarray(sent));
+      if (n === null) break;
+      sent += n;
+    }
+    t.transcript.record("stream", "note", {
+      detail: `the grader's raw client put ${sent} bytes in the kernel before your loop ran`,
+    });
+    const step = `a client whose ${sent} bytes are all waiting: the grader counts your rounds ` +
+      "between two turns of its own 0 ms timer while you read and echo them";
+    const received = new Uint8Array(sent);
+    let got = 0;
+    const marks = [stats.rounds];
+    const deadline = performance.now() + 3000;
+    while (got < sent) {
+      if (watch.guard.rescued) failFrozen(t, watch.guard, step, "your loop", stats);
+      if (serving.failed) throw t.explain(serving.error, step);
+      if (performance.now() > deadline) {
+        t.fail({
+          kind: "timeout",
+          step,
+          expected: `the echo of all ${sent} bytes within 3000 ms`,
+          actual: `${got} bytes came back; ${showStats(stats)}`,
+          note: ECHO_NOTE,
+        });
+      }
+      await nextTurn();
+      marks.push(stats.rounds);
+      for (let i = 0; i < 64 && got < sent; i++) {
+        const n = sys.read(client, received.subarray(got)).value;
+        if (n <= 0) break;
+        got += n;
+      }
+      t.throwIfInterrupted();
+    }
+    const perTurn = marks.slice(1).map((rounds, i) => rounds - marks[i]);
+    const most = Math.max(...perTurn);
+    t.check(most <= 4, {
+      step,
+      expected: "at most 4 of your rounds between two turns of the grader's timer: each round " +
+        "ends with a timer turn, whether it found data or not",
+      actual: `${most} rounds in one turn (rounds per turn: ${perTurn.join(", ")}); ` +
+        `${useful()} reads found data: ${showStats(stats)}`,
+      note: "yield at the end of EVERY round, not only when a round found nothing: a client " +
+        "that keeps sending would otherwise hold the whole program (timers, the other clients) " +
+        "for as long as it likes. " + YIELD_NOTE,
+    });
+    t.check(equalBytes(received, payload.subarray(0, sent)), {
+      step: "the echo of the stream",
+      expected: `the ${sent} bytes sent, in order`,
+      actual: showBytes(received, 60),
+      note: ECHO_NOTE,
+    });
+    mayEnd();
+    shutdown(client, SHUT_WR);
+    await t.step(
+      "your pollingEchoServer returns once its client has closed",
+      () => serving.promise,
+    );
   },
   { requires: ["ffi"], timeoutMs: 8000 },
 );
@@ -1020,6 +1149,60 @@ const EMFILE_NOTE = "out of descriptors (tryAccept throws an ErrnoError with EMF
   "serving the open connections, and accept as usual once accept4 no longer fails " +
   "(docs/10-io-models.md, Under attack)";
 
+/** One out-of-descriptors episode the grader's accept4 double played. */
+interface Episode {
+  errno: number;
+  /** Failing calls still to come. */
+  left: number;
+  /** performance.now() at each failing call. */
+  times: number[];
+  /** stats.rounds, stats.acceptCalls and the log's length when it began... */
+  start: { rounds: number; calls: number; log: number };
+  /** ...and at the first accept4 call after its last failure (the episode is over). */
+  end?: { rounds: number; calls: number; log: number };
+}
+
+/**
+ * The grader's double of accept4 on the learner's listener: `fail(n, errno)`
+ * makes the next `n` calls fail with `errno`, as when the process (EMFILE) or
+ * the system (ENFILE) is out of descriptors; the client stays queued.
+ */
+function failingAccepts(
+  t: Grader,
+  listenFd: number,
+  stats: Lesson.PollingStats,
+  records: { level: string }[],
+) {
+  const real = sys.accept4;
+  const episodes: Episode[] = [];
+  const mark = () => ({ rounds: stats.rounds, calls: stats.acceptCalls, log: records.length });
+  sys.accept4 = (on, addr, length, flags) => {
+    const episode = episodes.at(-1);
+    if (on === listenFd && episode && episode.left > 0) {
+      episode.left--;
+      episode.times.push(performance.now());
+      return { value: -1, errno: episode.errno };
+    }
+    if (on === listenFd && episode && !episode.end) episode.end = mark();
+    return real(on, addr, length, flags);
+  };
+  t.defer(() => sys.accept4 = real);
+  return {
+    episodes,
+    fail(left: number, errno: number): Episode {
+      const episode: Episode = { errno, left, times: [], start: mark() };
+      episodes.push(episode);
+      return episode;
+    },
+    /** The warnings (and errors) logged from the episode's start to its end. */
+    warnings(episode: Episode): number {
+      return records.slice(episode.start.log, episode.end?.log ?? records.length).filter((r) =>
+        r.level === "warning" || r.level === "error" || r.level === "fatal"
+      ).length;
+    },
+  };
+}
+
 suite.test(
   "pollingEchoServer, out of descriptors (accept4: EMFILE), pauses accepting and recovers",
   async (t) => {
@@ -1029,29 +1212,9 @@ suite.test(
     const a = await t.connect(address, "A");
     await a.send("A first\n");
     await a.expect("A first\n", { note: ECHO_NOTE });
-    // The grader's double of accept4 on your listener: the next FAILS calls fail with EMFILE.
+    const double = failingAccepts(t, listener.fd, stats, records);
     const FAILS = 6;
-    const real = sys.accept4;
-    let failing = 0;
-    let episode: { rounds: number; calls: number; logs: number } | undefined;
-    let spent = { rounds: 0, calls: 0, warnings: 0 };
-    sys.accept4 = (on, addr, length, flags) => {
-      if (on !== listener.fd || failing === 0) return real(on, addr, length, flags);
-      episode ??= { rounds: stats.rounds, calls: stats.acceptCalls, logs: records.length };
-      failing--;
-      if (failing === 0) {
-        spent = {
-          rounds: stats.rounds - episode.rounds,
-          calls: stats.acceptCalls - episode.calls,
-          warnings: records.slice(episode.logs).filter((r) =>
-            r.level === "warning" || r.level === "error"
-          ).length,
-        };
-      }
-      return { value: -1, errno: EMFILE };
-    };
-    t.defer(() => sys.accept4 = real);
-    failing = FAILS;
+    const episode = double.fail(FAILS, EMFILE);
     await a.send("A while accept4 fails\n");
     await a.expect("A while accept4 fails\n", {
       step: "A is served while accept4 fails with EMFILE",
@@ -1059,11 +1222,13 @@ suite.test(
     });
     await t.eventually(
       `your server makes the ${FAILS} accept4 calls that fail`,
-      () => failing === 0,
+      () => episode.left === 0,
       {
         expected: `${FAILS} more accept4 calls on your listener (each failing with EMFILE)`,
-        actual: () => `${FAILS - failing} so far; ${showStats(stats)}`,
+        actual: () => `${FAILS - episode.left} so far; ${showStats(stats)}`,
         note: EMFILE_NOTE,
+        // The pauses alone (10 + 20 + 40 + 80 + 160 ms) take 310 ms.
+        timeoutMs: 2000,
       },
     );
     const b = await t.connect(address, "B");
@@ -1071,19 +1236,83 @@ suite.test(
     await b.expect("B after the episode\n", {
       step: "B is accepted and served once accept4 works again",
       note: EMFILE_NOTE,
+      timeoutMs: 2000, // after the 6th failure, a pause of 320 ms
     });
+    const end = episode.end ?? { rounds: stats.rounds, calls: stats.acceptCalls };
+    const spent = {
+      rounds: end.rounds - episode.start.rounds,
+      calls: end.calls - episode.start.calls,
+    };
     t.check(spent.calls < spent.rounds, {
       step: `your loop while its ${FAILS} accept4 calls failed with EMFILE`,
       expected: "fewer accept calls than rounds: a pause between the failing calls",
       actual: `${spent.calls} accept calls in ${spent.rounds} rounds`,
       note: EMFILE_NOTE,
     });
-    t.check(spent.warnings === 1, {
+    // The pauses have a floor the grader can see without timing luck: a loop that pauses p ms
+    // cannot call accept4 again sooner. The gaps may come out longer (a busy machine), never
+    // shorter.
+    const gaps = episode.times.slice(1).map((time, i) => time - episode.times[i]);
+    const pauses = gaps.map((_, i) => Math.min(10 * 2 ** i, 1000));
+    t.check(gaps.every((gap, i) => gap >= pauses[i] - 2), {
+      step: `the time between your ${FAILS} failing accept4 calls (EMFILE, one episode)`,
+      expected: `at least the pause: ${pauses.join(", ")} ms (10 ms, doubling while it fails)`,
+      actual: gaps.map((gap) => `${gap.toFixed(1)} ms`).join(", "),
+      note: "each failure in a row doubles the pause (10, 20, 40 … up to 1000 ms): a fixed " +
+        "pause keeps hammering a kernel that has no descriptor to give. " + EMFILE_NOTE,
+    });
+    t.check(double.warnings(episode) === 1, {
       step: `the log while ${FAILS} accept4 calls failed with EMFILE (one episode)`,
       expected: "exactly one warning for the episode",
-      actual: `${spent.warnings} warnings`,
+      actual: `${double.warnings(episode)} warnings`,
       note: EMFILE_NOTE,
     });
+  },
+  { requires: ["ffi"], timeoutMs: 8000 },
+);
+
+suite.test(
+  "pollingEchoServer, out of descriptors twice (EMFILE, then ENFILE): one warning each time, and it recovers each time",
+  async (t) => {
+    const records = await captureLogs(t);
+    const { listener, stats, watch } = await startPolling(t, 3);
+    const address = { hostname: "127.0.0.1", port: listener.port };
+    const a = await t.connect(address, "A");
+    await a.send("A first\n");
+    await a.expect("A first\n", { note: ECHO_NOTE });
+    const double = failingAccepts(t, listener.fd, stats, records);
+    const episodes = [
+      { errno: EMFILE, client: "B", why: "EMFILE: this process is out of descriptors" },
+      { errno: ENFILE, client: "C", why: "ENFILE: the whole system is out of descriptors" },
+    ];
+    for (const [i, { errno, client, why }] of episodes.entries()) {
+      const episode = double.fail(2, errno);
+      const name = `episode ${i + 1}: 2 accept4 calls fail with ${why}`;
+      await waitWhileServing(t, `${name}; your loop goes on`, () => episode.end !== undefined, {
+        ...watch,
+        expected: "the 2 failing accept4 calls, then one that works again (the episode is over)",
+        actual: () => `${2 - episode.left} failing call(s) made; ${showStats(stats)}`,
+        note: EMFILE_NOTE,
+        timeoutMs: 2000,
+      });
+      t.check(double.warnings(episode) === 1, {
+        step: `the log during ${name}`,
+        expected: `exactly one warning for episode ${i + 1}` +
+          (i > 0
+            ? " (the first episode ended when an accept4 call worked: this is a new one)"
+            : ""),
+        actual: `${double.warnings(episode)} warnings`,
+        note: "warn once per episode: at its first failure. An accept4 call that does not fail " +
+          "ends the episode, so the next failure starts a new one, with its own warning and a " +
+          "pause of 10 ms again. " + EMFILE_NOTE,
+      });
+      const probe = await t.connect(address, client);
+      await probe.send(`${client} after episode ${i + 1}\n`);
+      await probe.expect(`${client} after episode ${i + 1}\n`, {
+        step: `${client} is accepted and served after episode ${i + 1} (${errnoName(errno)})`,
+        note: EMFILE_NOTE,
+      });
+    }
   },
   { requires: ["ffi"], timeoutMs: 8000 },
 );
@@ -1566,6 +1795,7 @@ for (const kind of ["serveSerial", "serveConcurrent"] as const) {
 
 for (const kind of ["serveSerial", "serveConcurrent"] as const) {
   suite.test(`${kind} logs an accept() that fails and goes on accepting`, async (t) => {
+    const records = await captureLogs(t);
     const { h, listener, serving } = await startGated(t, kind, {
       step: `${kind}(listener, handler), where the first accept() fails once (EMFILE: out of ` +
         "descriptors): your server goes on",
@@ -1602,6 +1832,16 @@ for (const kind of ["serveSerial", "serveConcurrent"] as const) {
     h.openAll();
     await a.expect("done\n", { step: "read the handler's reply on A" });
     await a.expectEnd({ step: "your server closes A after its handler" });
+    const warnings = records.filter((r) => ["warning", "error", "fatal"].includes(r.level));
+    t.check(warnings.length >= 1, {
+      step: "your server's log after its first accept() failed (EMFILE)",
+      expected: "a warning (or an error) about the failed accept()",
+      actual: records.length === 0
+        ? "nothing was logged"
+        : `only ${records.map((r) => `${r.level}: ${logText(r)}`).join("; ")}`,
+      note: "an accept() that fails is a server in trouble (out of descriptors): log it as a " +
+        "warning before accepting again, or nobody ever learns why clients waited. " + note,
+    });
     listener.close();
     await t.step(`${kind} returns after the listener is closed`, () => serving.promise);
   });
