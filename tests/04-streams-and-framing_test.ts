@@ -37,6 +37,9 @@ const DECODER_SPLITS: SplitMode[] = ["bytes", "whole", { seed: 404 }, { seed: 7 
   maxChunk: 5,
 }];
 
+/** The largest chunk sendFile may write at once: it streams the file, never holds it whole. */
+const MAX_SEND_CHUNK = 1024 * 1024;
+
 /** Budget of a step that reads while the grader sends `n` bytes, 1 byte per write at worst. */
 const readBudgetMs = (n: number) => 4000 + 20 * n;
 
@@ -512,6 +515,63 @@ suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a lon
     "lines are counted from 1; the long one is the second line",
   );
 
+  // A \r is excused only as the one byte past the limit: a \n after it ends the line. A second
+  // byte past the limit proves the line too long, whatever that byte is (a \r included).
+  const crs = toBytes("0123456789\r\r" + "\r".repeat(50) + "\n");
+  const crDecoder = new LineDecoder({ maxLineBytes: max });
+  let crPushed = 0;
+  let crThrown: unknown;
+  const crStep = `LineDecoder({ maxLineBytes: ${max} }): push ${
+    showBytes("0123456789\r\r")
+  } then 50 more \\r and a \\n, 1 byte at a time, calling nextLine() after each`;
+  const crTaken = await t.step(crStep, () => {
+    const out: string[] = [];
+    for (const byte of crs) {
+      crPushed++;
+      try {
+        crDecoder.push(Uint8Array.of(byte));
+        for (let line = crDecoder.nextLine(); line !== undefined; line = crDecoder.nextLine()) {
+          out.push(line);
+        }
+      } catch (error) {
+        if (!(error instanceof Error) || error.name !== "LineTooLongError") throw error;
+        crThrown = error;
+        break;
+      }
+    }
+    return out;
+  });
+  const crDue = max + 2;
+  t.check(crThrown !== undefined && crPushed === crDue, {
+    step: crStep,
+    expected: `a LineTooLongError when byte ${crDue} (the second \\r) arrives: ${max} bytes and ` +
+      `\\r\\r can no longer end within the limit (the first \\r is the line's ${max + 1}th byte)`,
+    actual: crThrown === undefined
+      ? `no error; nextLine() returned ${JSON.stringify(crTaken)}`
+      : `it came after ${crPushed} bytes`,
+    note: `only the one byte after ${max} may be a \\r that a \\n would turn into \\r\\n; ` +
+      `more than ${
+        max + 1
+      } bytes without a newline are too long whatever the last one is, so the ` +
+      `decoder never holds more than maxLineBytes + 1 bytes of an unfinished line`,
+  });
+  const crWhole = "01234567890\r";
+  const crWholeDecoder = new LineDecoder({ maxLineBytes: max });
+  await t.expectError(
+    `LineDecoder({ maxLineBytes: ${max} }): push ${showBytes(crWhole)} (${
+      toBytes(crWhole).length
+    } bytes) in one piece, then nextLine()`,
+    () => {
+      crWholeDecoder.push(toBytes(crWhole));
+      crWholeDecoder.nextLine();
+    },
+    {
+      name: "LineTooLongError",
+      what: `${max + 1} bytes before the \\r: a \\n after it cannot save the line`,
+      note: "a last byte \\r excuses only a pending line of exactly maxLineBytes + 1 bytes",
+    },
+  );
+
   const bytes12 = "éééééé"; // 6 characters, 12 bytes
   const last = new LineDecoder({ maxLineBytes: max });
   await t.expectError(
@@ -660,6 +720,31 @@ suite.test("LineDecoder reports invalid UTF-8 with the line number and reads on"
       'decode each complete line with new TextDecoder("utf-8", { fatal: true }) and turn its ' +
         "TypeError into an InvalidUtf8Error naming the line; the bad line is consumed, the next " +
         "one reads normally (a non-fatal decoder would hide the damage as U+FFFD)",
+    );
+  }
+
+  // A byte order mark (EF BB BF, U+FEFF) is valid UTF-8 and part of the line: every byte is kept.
+  const bom = [0xef, 0xbb, 0xbf];
+  const showMark = (line: unknown) =>
+    typeof line === "string" ? line.replaceAll("\uFEFF", "<U+FEFF>") : line;
+  const marked = Uint8Array.of(...bom, 0x41, 0x0a, ...bom, 0x42, 0x0a, 0x43, ...bom, 0x0a);
+  for (const split of ["whole", "bytes"] as SplitMode[]) {
+    const step = `LineDecoder: push ${showBytes(marked)} ${describeSplit(split)}, then finish()`;
+    const lines = await t.step(step, () => {
+      const decoder = new LineDecoder();
+      const out: string[] = [];
+      feedDecoder(splitBytes(marked, split), (c) => decoder.push(c), () => decoder.nextLine(), out);
+      const last = decoder.finish();
+      if (last !== null) out.push(last);
+      return out;
+    });
+    t.expectEqual(
+      lines.map(showMark),
+      ["\uFEFFA", "\uFEFFB", "C\uFEFF"].map(showMark),
+      `${step}: the lines (<U+FEFF> is the byte order mark)`,
+      "a line keeps every one of its bytes: a byte order mark (EF BB BF) at the start of a line " +
+        "is the character U+FEFF of that line, not something to drop. A TextDecoder drops a " +
+        "leading BOM unless it was made with ignoreBOM: true (the decoder the file gives you is)",
     );
   }
 });
@@ -1204,6 +1289,19 @@ suite.test(
       { timeoutMs: 15_000 },
     );
     t.expectEqual(sent, content.length, "the byte count sendFile returned");
+    // The caller may send more on the same connection, with sendFile again.
+    const second = toBytes("a second file on the same connection\n");
+    await Deno.writeFile(`${dir}/second.txt`, second);
+    const sentSecond = await t.step(
+      `sendFile(path of a ${second.length}-byte file, conn.writable) again, on the same connection`,
+      () => sendFile(`${dir}/second.txt`, conn.writable),
+      {
+        note: "the first sendFile must leave conn.writable as it found it: open (pipeTo() " +
+          "closes its destination when the source ends unless you pass { preventClose: true }) " +
+          "and unlocked (release a writer you took with releaseLock(), or let pipeTo() release it)",
+      },
+    );
+    t.expectEqual(sentSecond, second.length, "the byte count the second sendFile returned");
     const trailer = toBytes("\n-- end of file --\n");
     try {
       await conn.write(trailer);
@@ -1221,14 +1319,85 @@ suite.test(
       step: "read everything until the connection closes",
       timeoutMs: 15_000,
     });
-    const expected = concatBytes([content, trailer]);
+    const expected = concatBytes([content, second, trailer]);
     if (!equalBytes(received, expected)) {
       t.fail({
-        step: `compare the ${received.length} bytes received with the file and the trailer`,
+        step: `compare the ${received.length} bytes received with the two files and the trailer`,
         comparison: showDifference(expected, received),
+        note: "every byte of each file, in order, exactly once",
+      });
+    }
+  },
+  { timeoutMs: 30_000 },
+);
+
+suite.test(
+  "sendFile sends in chunks, releases the writable, and closes the file when a write fails",
+  async (t) => {
+    const { sendFile } = await load(t);
+    const dir = await t.tempDir();
+    const path = `${dir}/payload.bin`;
+    const content = pattern(3 * 1024 * 1024 + 4321, 5);
+    await Deno.writeFile(path, content);
+
+    // A writable that records each chunk it is given, as a socket's would receive them.
+    const chunks: Uint8Array[] = [];
+    const recorder = new WritableStream<Uint8Array>({
+      write(chunk) {
+        chunks.push(chunk.slice());
+      },
+    });
+    const sent = await t.step(
+      `sendFile(path of a ${content.length}-byte file, a WritableStream that records each write)`,
+      () => sendFile(path, recorder),
+      { timeoutMs: 15_000 },
+    );
+    t.expectEqual(sent, content.length, "the byte count sendFile returned");
+    const largest = Math.max(0, ...chunks.map((chunk) => chunk.length));
+    t.check(chunks.length > 1 && largest <= MAX_SEND_CHUNK, {
+      step: `the writes sendFile made for a ${content.length}-byte file`,
+      expected: `several chunks of at most ${MAX_SEND_CHUNK} bytes (1 MiB): the file streamed ` +
+        "through, never whole in memory",
+      actual: `${chunks.length} chunk(s), the largest ${largest} bytes`,
+      note: "read the file a chunk at a time (file.readable gives 64 KiB chunks, or a loop of " +
+        "file.read(buffer)) and write each chunk as it comes; reading the whole file first costs " +
+        "memory in proportion to the file, and nothing goes out until all of it is read",
+    });
+    const received = concatBytes(chunks);
+    if (!equalBytes(received, content)) {
+      t.fail({
+        step: `compare the ${received.length} bytes written with the file`,
+        comparison: showDifference(content, received),
         note: "every byte of the file, in order, exactly once",
       });
     }
+    t.check(!recorder.locked, {
+      step: "after sendFile(path, writable) returned",
+      expected: "the writable unlocked, ready for the next sender",
+      actual: "the writable is still locked: your sendFile kept a writer (or a pipe) on it",
+      note: "a writer from writable.getWriter() holds the stream until writer.releaseLock(); " +
+        "pipeTo() releases it by itself when it ends",
+    });
+    // Closed already when sendFile closed it (the check above on conn.writable reports that).
+    await recorder.close().catch(() => {});
+
+    // A connection that fails after its first chunk: the error comes out, the file is closed.
+    let writes = 0;
+    const failing = new WritableStream<Uint8Array>({
+      write() {
+        if (++writes > 1) throw new Deno.errors.ConnectionReset("the grader reset the connection");
+      },
+    });
+    await t.expectError(
+      `sendFile(path of a ${content.length}-byte file, a writable whose second write fails ` +
+        "with ConnectionReset)",
+      () => sendFile(path, failing),
+      {
+        what: "the write's error passes through sendFile",
+        note: "sendFile closes the file whatever happens: a failed write too (the resource " +
+          "check at the end of this check lists a file left open)",
+      },
+    );
   },
   { timeoutMs: 30_000 },
 );

@@ -167,9 +167,12 @@ suite.test("stateName maps the kernel's codes 01–0B to the eleven states", asy
         "indexed from 0 is off by one",
     );
   }
-  for (const code of [0, 12]) {
+  for (const code of [0, 12, -1, -11, 1.5, 10.5]) {
     const error = await t.expectError(`stateName(${code})`, () => stateName(code), {
       what: `a RangeError: ${code} is not a TCP state code`,
+      note: "the codes are the whole numbers 1 to 11; anything else, a negative number or a " +
+        "fraction too, is a RangeError (Array.prototype.at counts negative indexes from the end, " +
+        "and a fraction is no index)",
     });
     t.check(error instanceof RangeError, {
       step: `stateName(${code})`,
@@ -177,7 +180,8 @@ suite.test("stateName maps the kernel's codes 01–0B to the eleven states", asy
       actual: String(error),
     });
     const hex = `0x${code.toString(16)}`;
-    t.check(new RegExp(`\\b(${code}|${hex})\\b`, "i").test(error.message), {
+    const token = (text: string) => `(?<![\\w.-])${text.replace(/[.-]/g, "\\$&")}(?![\\w.])`;
+    t.check(new RegExp(`${token(String(code))}|${token(hex)}`, "i").test(error.message), {
       step: `stateName(${code}): the RangeError's message`,
       expected: `a message that names the code (${code} or ${hex})`,
       actual: JSON.stringify(error.message),
@@ -258,6 +262,8 @@ suite.test("decodeAddress: IPv4 bytes in host (little-endian) order, the port in
     ["0F02000A:D431", { address: "10.0.2.15", port: 54321 }],
     ["00000000:0000", { address: "0.0.0.0", port: 0 }],
     ["FFFFFFFF:FFFF", { address: "255.255.255.255", port: 65535 }],
+    // The kernel prints upper case, but hex digits are hex digits.
+    ["0100007f:1f90", { address: "127.0.0.1", port: 8080 }],
   ];
   for (const [column, expected] of cases) {
     const step = `decodeAddress("${column}")`;
@@ -281,6 +287,7 @@ suite.test("decodeAddress: IPv6 as four little-endian words, ::ffff:127.0.0.1 to
     [`${MAPPED_LOOPBACK}:0016`, { address: "::ffff:127.0.0.1", port: 22 }],
     ["000080FE00000000FF005450563412FE:0016", { address: "fe80::5054:ff:fe12:3456", port: 22 }],
     ["B80D0120000000000000010001000000:01BB", { address: "2001:db8::1:0:0:1", port: 443 }],
+    ["b80d0120000000000000010001000000:01bb", { address: "2001:db8::1:0:0:1", port: 443 }],
   ];
   for (const [column, expected] of cases) {
     const step = `decodeAddress("${column}")`;
@@ -394,6 +401,15 @@ suite.test("parseProcNetTcp reads a sample of /proc/net/tcp6", async (t) => {
     'parseProcNetTcp(<sample /proc/net/tcp>, "IPv6")',
     () => parseProcNetTcp(SAMPLE_TCP, "IPv6"),
     { what: "an Error: IPv4 lines (8-digit addresses) in a table said to be IPv6" },
+  );
+  await t.expectError(
+    'parseProcNetTcp(<sample /proc/net/tcp6>, "IPv4")',
+    () => parseProcNetTcp(SAMPLE_TCP6, "IPv4"),
+    {
+      what: "an Error: IPv6 lines (32-digit addresses) in a table said to be IPv4",
+      note: "the family fixes the width of an address: 8 hex digits for IPv4, 32 for IPv6; a " +
+        "line that does not fit the family it was given is an Error, either way round",
+    },
   );
 });
 
@@ -857,6 +873,41 @@ suite.test("waitForState gives up at its deadline with a StateTimeoutError", asy
     expected: "about 10: pause intervalMs between looks",
     actual: `${script.calls.length}: it looks again without pausing, keeping the CPU busy`,
   });
+
+  // seen: the watched end only (not the listener, its peer or another connection), at the LAST look.
+  const server = (peer: number, state: TcpStateName) =>
+    tcp4("127.0.0.1", 9000, "127.0.0.1", peer, state);
+  const looks = (watched: TcpStateName, client: TcpStateName) => [
+    tcp4("127.0.0.1", 9000, "0.0.0.0", 0, "LISTEN"),
+    server(51000, watched),
+    tcp4("127.0.0.1", 51000, "127.0.0.1", 9000, client),
+    server(52000, "TIME_WAIT"),
+  ];
+  const closing = scripted([looks("ESTABLISHED", "ESTABLISHED"), looks("FIN_WAIT2", "CLOSE_WAIT")]);
+  const step = 'waitForState({ port: 9000, peerPort: 51000 }, "CLOSE_WAIT", { timeoutMs: 100, ' +
+    "intervalMs: 5, observe }) where the watched end is ESTABLISHED at the first look, then " +
+    "FIN_WAIT2 for good, beside the listener (LISTEN), the client's end (CLOSE_WAIT) and another " +
+    "connection (TIME_WAIT)";
+  const timedOut = await t.expectError(
+    step,
+    () =>
+      waitForState({ port: 9000, peerPort: 51000 }, "CLOSE_WAIT", {
+        observe: closing.observe,
+        timeoutMs: 100,
+        intervalMs: 5,
+      }),
+    { name: "StateTimeoutError", what: "the watched end never reaches CLOSE_WAIT" },
+  );
+  // A machine too busy for a second look within 100 ms: the first look is the last one.
+  const last = closing.calls.length > 1 ? "FIN_WAIT2" : "ESTABLISHED";
+  t.expectEqual(
+    timedOut.seen,
+    [last],
+    `${step}: the error's seen, after ${closing.calls.length} look(s)`,
+    "seen lists the states of the watched end only (local port end.port, remote port " +
+      "end.peerPort) at the LAST look: not the other sockets on the port, and not every state " +
+      "the end went through",
+  );
 });
 
 suite.test("waitForState looks at least once, and never sleeps past its deadline", async (t) => {
@@ -906,6 +957,32 @@ suite.test("waitForState looks at least once, and never sleeps past its deadline
     { seen: error.seen, timeoutMs: error.timeoutMs },
     { seen: ["CLOSE_WAIT"], timeoutMs: 50 },
     "the StateTimeoutError's seen and timeoutMs",
+  );
+
+  // A pause shorter than intervalMs is still a pause: the state may arrive in the time left.
+  const late = scripted([[socket], [{ ...socket, state: "TIME_WAIT" }]]);
+  const lateStep = 'waitForState({ port: 9000 }, "TIME_WAIT", { timeoutMs: 50, intervalMs: 5000, ' +
+    "observe }) where the socket is in CLOSE_WAIT at the first look and in TIME_WAIT at the next";
+  const arrived = await t.step(
+    lateStep,
+    () =>
+      waitForState({ port: 9000 }, "TIME_WAIT", {
+        observe: late.observe,
+        timeoutMs: 50,
+        intervalMs: 5000,
+      }),
+    {
+      note: "less time left than intervalMs is no reason to give up: pause for the time left, " +
+        "then look a last time",
+      notePlacement: "before",
+    },
+  );
+  t.expectEqual(
+    { found: arrived, looks: late.calls.length },
+    { found: { ...socket, state: "TIME_WAIT" }, looks: 2 },
+    `${lateStep}: the socket returned and the number of looks`,
+    "pause for intervalMs or the time left, whichever is shorter, then look again; give up only " +
+      "when a look finds the deadline passed",
   );
 });
 
@@ -1041,6 +1118,35 @@ for (const exchange of EXCHANGES) {
     await t.step("the grader's server finishes", () => server.settled());
   });
 }
+
+suite.test("requestWithHalfClose connects to the host it is given (a server on ::1)", async (t) => {
+  const { requestWithHalfClose } = await load(t);
+  const request = new TextEncoder().encode("over IPv6\n");
+  const reply = new TextEncoder().encode("reply from [::1]\n");
+  const server = t.serve(async (conn: Probe) => {
+    await conn.expect(request, { step: "the grader's server on ::1 reads your request" });
+    await conn.expectEnd({ step: "the grader's server reads your half-close (EOF)" });
+    await conn.send(reply);
+    await conn.close();
+  }, { hostname: "::1" });
+  const got = await t.step(
+    `requestWithHalfClose({ hostname: "::1", port: ${server.addr.port} }, "over IPv6\\n")`,
+    () => requestWithHalfClose({ hostname: "::1", port: server.addr.port }, request),
+    {
+      timeoutMs: 2 * STEP_MS,
+      note: "connect to address.hostname AND address.port: Deno.connect without a hostname " +
+        "goes to 127.0.0.1, where nothing listens on this port",
+      notePlacement: "before",
+    },
+  );
+  if (!(got instanceof Uint8Array) || !equalBytes(got, reply)) {
+    t.fail({
+      step: "the reply requestWithHalfClose returned",
+      comparison: showDifference(reply, got instanceof Uint8Array ? got : new Uint8Array(0)),
+    });
+  }
+  await t.step("the grader's server finishes", () => server.settled());
+}, { requires: ["ipv6"] });
 
 suite.test("requestWithHalfClose passes a reset through and still closes its connection", async (t) => {
   const { requestWithHalfClose } = await load(t);
