@@ -327,6 +327,26 @@ suite.test("readUntil finds a two-byte delimiter cut between two reads", async (
   }
 });
 
+suite.test("readUntil finds a four-byte delimiter cut between reads at any point", async (t) => {
+  const { ReplyReader } = await load(t);
+  const delimiter = "\r\n\r\n";
+  const note = "a delimiter of d bytes can start up to d − 1 bytes before the new ones: after a " +
+    "read, search again from (delimiter length − 1) bytes before the new bytes";
+  // The header block of each reply ends in \r\n\r\n; each cut puts 1, 2 or 3 of its bytes in
+  // the first read. "Host: x\r\n" holds a \r\n that ends nothing.
+  for (const cut of [1, 2, 3]) {
+    const head = "Host: x\r\n" + delimiter.slice(0, cut);
+    const chunks = [head, delimiter.slice(cut) + "body"];
+    const reader = new ReplyReader(scriptedSource(chunks));
+    const step = `readUntil("\\r\\n\\r\\n") on reads ${chunks.map((c) => showBytes(c)).join(", ")}`;
+    const got = await t.step(step, () => reader.readUntil(delimiter), {
+      note,
+      notePlacement: "after",
+    });
+    expectBytes(t, got, "Host: x\r\n\r\n", `the bytes of ${step}`, note);
+  }
+});
+
 for (const split of ["bytes", "whole"] as const) {
   suite.test(`readUntil holds replies to maxBytes, delimiter included (sent ${describeSplit(split)})`, async (t) => {
     const { ReplyReader } = await load(t);
@@ -488,6 +508,18 @@ suite.test("readToEnd returns the kept bytes and everything until the server clo
     '"body part one, " arrived in the same read as the header: it was kept by the reader and ' +
       "must come first",
   );
+  const again = await t.step(
+    "readToEnd() once more, after the end of the stream",
+    () => reader.readToEnd(),
+  );
+  expectBytes(
+    t,
+    again,
+    "",
+    "the bytes of the second readToEnd() (the stream had ended: nothing is left)",
+    "readToEnd hands over the kept bytes: once returned, they are no longer kept. Empty what " +
+      "you keep, or the next call returns them a second time",
+  );
 });
 
 suite.test("readToEnd refuses more than maxBytes, without waiting for the end", async (t) => {
@@ -580,6 +612,82 @@ suite.test("connectTo lets errors other than a refused connection through", asyn
     note: "only Deno.errors.ConnectionRefused means 'no server there'; rethrow every other error " +
       "as it is",
   });
+  // A host this lesson may not reach: Deno refuses it with NotCapable before any packet goes out.
+  const denied = { hostname: "127.0.0.2", port: deadAddress().port };
+  const query = { name: "net", host: `${denied.hostname}:${denied.port}` } as const;
+  if (Deno.permissions.querySync(query).state !== "granted") {
+    await t.expectError(
+      `connectTo(${JSON.stringify(denied)}) without permission for that host`,
+      async () => {
+        const conn = await connectTo(denied);
+        conn.close();
+      },
+      {
+        name: "NotCapable",
+        what: "Deno's own error for a missing permission, unchanged",
+        note: "a missing permission is not 'no server there': test for " +
+          "Deno.errors.ConnectionRefused and rethrow every other error as it is",
+      },
+    );
+  }
+});
+
+suite.test("connectTo and request reach the host they are given (::1)", async (t) => {
+  const { connectTo, request } = await load(t);
+  const server = t.serve(async (conn, index) => {
+    if (index === 0) return await conn.expectEnd({ step: "wait for your connectTo's connection" });
+    await conn.expect("hello\n", { step: "read the request of request()" });
+    await conn.send("ack-HELLO\n");
+    await conn.expectEnd({ step: "wait for request() to close" });
+  }, { hostname: "::1" });
+  const address = { hostname: "::1", port: server.addr.port };
+  const note = "connect to address.hostname and address.port, both as given: leaving the " +
+    "hostname out connects to 127.0.0.1 (or whatever Deno picks), not to the server asked for";
+  const conn = await t.step(`connectTo(${JSON.stringify(address)})`, () => connectTo(address), {
+    note,
+    notePlacement: "after",
+  });
+  const remote = conn.remoteAddr;
+  conn.close();
+  t.check(remote.hostname === "::1" && remote.port === server.addr.port, {
+    step: "the connection connectTo returned",
+    expected: `a connection to [::1]:${server.addr.port}`,
+    actual: `a connection to ${remote.hostname}:${remote.port}`,
+    note,
+  });
+  const reply = await t.step(
+    `request(${JSON.stringify(address)}, "hello")`,
+    () => request(address, "hello"),
+    { note, notePlacement: "after" },
+  );
+  t.expectEqual(reply, "ack-HELLO", "the reply from the server on ::1");
+  await t.step("the grader's server finishes", () => server.settled());
+}, { requires: ["ipv6"] });
+
+suite.test("LineClient.request removes only the final \\n: spaces and \\r stay", async (t) => {
+  const { LineClient } = await load(t);
+  const replies = ["  ack-X \r\n", "\n", "\tack-Y\n"];
+  const server = t.serve(async (conn) => {
+    for (const reply of replies) {
+      await conn.readLine({ step: "read your request" });
+      await conn.send(reply);
+    }
+  });
+  const client = new LineClient(await dial(t, server));
+  for (const reply of replies) {
+    const shown = JSON.stringify(reply);
+    const text = await t.step(
+      `client.request("hi"), the server replying ${shown}`,
+      () => client.request("hi"),
+    );
+    t.expectEqual(
+      text,
+      reply.slice(0, -1),
+      `the reply to "hi" (the server sent ${shown})`,
+      "return the reply's text exactly, without only its final \\n: spaces, tabs and a \\r " +
+        "before the \\n are part of what the server said (do not trim)",
+    );
+  }
 });
 
 suite.test("LineClient.request decodes UTF-8 replies cut inside their characters", async (t) => {
