@@ -480,17 +480,18 @@ suite.test("ChatRoom.broadcast drops a full member after its loop, and skips nob
     'room.broadcast("alice> x", alice) while slow\'s queue is full',
     () => room.broadcast("alice> x", alice),
   );
-  const sorted = (lines: string[]) => [...lines].sort();
-  const expected = sorted(["alice> x", bare(say.dropped("slow"))]);
+  const expected = ["alice> x", bare(say.dropped("slow"))];
   t.expectEqual(
-    sorted(bob.take()),
+    bob.take(),
     expected,
-    "what bob was sent (bob joined right after slow)",
-    "bob must get alice's line and the notice that slow was dropped. Removing slow from the " +
-      "registry while a for…of loop walks it makes the loop skip the next member (bob): walk a " +
-      "copy ([...members]) and drop the full members after the loop",
+    "what bob was sent, in order (bob joined right after slow)",
+    "bob must get alice's line, then the notice that slow was dropped. Removing slow from the " +
+      "registry while a for…of loop walks it makes the loop skip the next member (bob); dropping " +
+      "slow inside the loop, even over a copy, sends the notice to the members after slow before " +
+      "the line itself. Walk a copy ([...members]), remember the full members, and drop them " +
+      "after the loop: then every member gets the line first",
   );
-  t.expectEqual(sorted(carol.take()), expected, "what carol was sent");
+  t.expectEqual(carol.take(), expected, "what carol was sent, in order");
   t.expectEqual(alice.take(), [bare(say.dropped("slow"))], "what alice (the sender) was sent");
   t.expectEqual(slow.take(), [], "what slow was sent", "a full queue takes nothing");
   t.expectEqual(slow.hangUps, 1, "slow.hangUp() calls", "a dropped member is hung up on, once");
@@ -627,6 +628,48 @@ suite.test("handleClient ends quietly when its client resets or closes", async (
   t.expectEqual(room.names, ["zed"], "room.names after both vanished");
 });
 
+suite.test("handleClient: a client the room dropped is out, though it keeps its name", async (t) => {
+  const { room, zed, serveOne } = await roomWithZed(t);
+  /** A member that drops alice from the room the moment it is told she joined. */
+  class Dropper extends Recorder {
+    override send(line: string): boolean {
+      const sent = super.send(line);
+      if (line === bare(say.joined("alice"))) {
+        const alice = room.members.find((member) => member.name === "alice");
+        if (alice) room.drop(alice);
+      }
+      return sent;
+    }
+  }
+  const dropper = new Dropper("dropper");
+  room.join(dropper, "dropper");
+  zed.take();
+  dropper.take();
+  const { client: alice, handling } = await serveOne("alice");
+  await alice.send("/nick alice\nhello after my drop\n");
+  await t.step(
+    `${HANDLE_CALL} returns after the room drops alice (its hang-up closes her connection)`,
+    () => handling,
+    {
+      note: "room.drop hangs up on the client: its outbox stops and its connection is closed " +
+        "under the reader; that is an ordinary end, not an error",
+    },
+  );
+  for (const member of [zed, dropper]) {
+    t.expectEqual(
+      [...member.take()].sort(),
+      [bare(say.dropped("alice")), bare(say.joined("alice"))],
+      `what ${member.label} was sent after alice sent "/nick alice" and "hello after my drop" ` +
+        "in one write, and the room dropped her as soon as she joined",
+      "the room dropped alice right after she joined, so her next line comes from a client " +
+        "that is no longer in the room: it is not a message (it gets `! join first`, which " +
+        'nobody reads). "Joined" means in the room: ask room.includes(client), not whether ' +
+        "the client has a name (a dropped client keeps its name)",
+    );
+  }
+  t.expectEqual(room.names, ["zed", "dropper"], "room.names after alice was dropped");
+});
+
 // ── the whole server ────────────────────────────────────────────────────────
 
 suite.test("three clients chat: each message reaches the two others in order, never its sender", async (t) => {
@@ -675,20 +718,29 @@ suite.test("/nick: names are checked, renames are announced", async (t) => {
   const alice = await join(t, server, "alice", []);
   const bob = await join(t, server, "bob", [alice]);
   const carol = await t.connect(server.addr, "carol");
-  const attempts: [string, string][] = [
-    ["hi all", say.joinFirst],
-    ["/nick bob", say.nameTaken("bob")],
-    ["/nick bad name!", say.badName],
-    ["/nick", say.badName],
-    ["/nick seventeen-chars-x", say.badName],
-    ["/nick two words", say.badName],
-    ["/dance", say.unknownCommand("/dance")],
+  const NAMES_NOTE = "names are 1 to 16 letters, digits, _ or -, and unique; text before joining " +
+    "is refused";
+  const COMMAND_NOTE = "a command is the line's first word, up to the first space: only `/nick` " +
+    "and `/quit` are known, as whole words (`/quit` alone or followed by a space). Any other " +
+    "word starting with `/` (`/nickcarol`, `/quitter`) is an unknown command, answered with " +
+    "that word alone, not the rest of the line; the connection stays open";
+  const attempts: [string, string, string][] = [
+    ["hi all", say.joinFirst, NAMES_NOTE],
+    ["/nick bob", say.nameTaken("bob"), NAMES_NOTE],
+    ["/nick bad name!", say.badName, NAMES_NOTE],
+    ["/nick", say.badName, NAMES_NOTE],
+    ["/nick seventeen-chars-x", say.badName, NAMES_NOTE],
+    ["/nick two words", say.badName, NAMES_NOTE],
+    ["/dance", say.unknownCommand("/dance"), COMMAND_NOTE],
+    ["/dance wildly", say.unknownCommand("/dance"), COMMAND_NOTE],
+    ["/nickcarol", say.unknownCommand("/nickcarol"), COMMAND_NOTE],
+    ["/quitter", say.unknownCommand("/quitter"), COMMAND_NOTE],
   ];
-  for (const [line, reply] of attempts) {
+  for (const [line, reply, note] of attempts) {
     await carol.send(`${line}\n`);
     await carol.expect(reply, {
       step: `carol (not joined yet) sends ${JSON.stringify(line)}`,
-      note: "names are 1 to 16 letters, digits, _ or -, and unique; text before joining is refused",
+      note,
     });
   }
   await carol.send("/nick  carol \n");
