@@ -457,17 +457,22 @@ suite.test("Scheduler: a ticker re-arms its sleep on every wake; run() idles unt
 suite.test("Scheduler: a sleeper wakes on time beside a task that never stops yielding", async (t) => {
   const { lesson, clock, scheduler } = await newScheduler(t);
   let busyTurns = 0;
-  let woke: string | undefined;
+  const woke = new Map<string, string>();
+  const wokeAfter = new Map<string, number>();
+  const sleeper = (name: string) =>
+    function* (): Coroutine<void> {
+      yield lesson.sleep(10);
+      woke.set(name, `woke at ${clock.now()}, after ${busyTurns} busy turns`);
+      wokeAfter.set(name, busyTurns);
+    };
   await t.step(
-    "spawn a sleeper (sleep 10 ms) and a busy task that yields after every 1 ms of work, " +
-      "until the sleeper woke (at most 100 turns)",
+    "spawn two sleepers A and B (sleep 10 ms each) and a busy task that yields after every " +
+      "1 ms of work, until both sleepers woke (at most 100 turns)",
     () => {
+      scheduler.spawn(sleeper("A"), "A");
+      scheduler.spawn(sleeper("B"), "B");
       scheduler.spawn(function* (): Coroutine<void> {
-        yield lesson.sleep(10);
-        woke = `woke at ${clock.now()}, after ${busyTurns} busy turns`;
-      }, "sleeper");
-      scheduler.spawn(function* (): Coroutine<void> {
-        while (woke === undefined && busyTurns < 100) {
+        while (woke.size < 2 && busyTurns < 100) {
           busyTurns++;
           clock.advance(1); // the work of one turn takes 1 ms on the clock
           yield;
@@ -476,13 +481,21 @@ suite.test("Scheduler: a sleeper wakes on time beside a task that never stops yi
     },
   );
   await runAll(t, scheduler);
-  t.check(woke !== undefined && busyTurns <= 11, {
+  const first = woke.get("A");
+  t.check(first !== undefined && (wokeAfter.get("A") ?? Infinity) <= 11, {
     step: "when the sleeper woke",
-    expected: "woke at 10 or 11, after at most 11 busy turns (one round after it was due)",
-    actual: woke ?? `it never woke (the busy task took ${busyTurns} turns)`,
+    expected: "A woke at 10 or 11, after at most 11 busy turns (one round after it was due)",
+    actual: first ?? `it never woke (the busy task took ${busyTurns} turns)`,
     note: "wake the due sleepers before EVERY round, not only when nothing is ready: a task that " +
       "keeps yielding keeps the ready queue full, and a round runs only the tasks ready when it " +
       "began",
+  });
+  t.check(woke.has("A") && wokeAfter.get("A") === wokeAfter.get("B"), {
+    step: "when the second sleeper (due at the same time) woke",
+    expected: `B woke in the same round as A: ${first ?? "(A never woke)"}`,
+    actual: woke.get("B") ?? `B never woke (the busy task took ${busyTurns} turns)`,
+    note: "waking the due sleepers moves EVERY sleeper whose wake time has come to the ready " +
+      "queue, in wake order — not one per round",
   });
 });
 
@@ -1550,8 +1563,44 @@ suite.test("Hub: close() kills every coroutine, closes every fd; clients see EOF
     expected: "3 fds: the listener and both connections",
     actual: `[${held.join(", ")}]`,
   });
-  await t.step("server.close()", () => server.close(), { timeoutMs: 3000 });
-  const stillOpen = held.filter(isFdOpen);
+  // While close() runs, the process goes on opening descriptors: a number the server closed may
+  // be handed out again at once. The grader takes the lowest free numbers from the server's lowest
+  // fd up right after calling close() (before awaiting it); they must outlive close().
+  const [pipeRead, pipeWrite] = pipe();
+  const grabbed: number[] = [];
+  t.defer(() => {
+    for (const fd of grabbed) if (isFdOpen(fd)) sys.close(fd);
+    sys.close(pipeRead);
+    sys.close(pipeWrite);
+  });
+  await t.step(
+    "server.close(), and at once (before awaiting it) the grader opens 3 descriptors of its own",
+    () => {
+      const closing = server.close();
+      const from = Math.min(...held);
+      for (let i = 0; i < held.length; i++) {
+        const fd = sys.fcntl(pipeRead, F_DUPFD, from).value;
+        if (fd >= 0) grabbed.push(fd);
+      }
+      return closing;
+    },
+    { timeoutMs: 3000 },
+  );
+  const lost = grabbed.filter((fd) => !isFdOpen(fd));
+  t.check(grabbed.length === held.length && lost.length === 0, {
+    step: "the grader's own descriptors, opened while close() ran, after close() resolved",
+    expected: `all ${held.length} still open`,
+    actual: grabbed.length === held.length
+      ? `[${lost.join(", ")}] closed by your server (of [${grabbed.join(", ")}]; it held [${
+        held.join(", ")
+      }])`
+      : `the grader could open only ${grabbed.length} (not your code: run the lesson again)`,
+    note: "close each fd exactly once: if close() closes the fds itself and the killed tasks' " +
+      "finally blocks close them again later, the second close hits a number that may by then " +
+      "belong to someone else. Let the tasks end first (await their settled), then close only " +
+      "what is still open",
+  });
+  const stillOpen = held.filter((fd) => isFdOpen(fd) && !grabbed.includes(fd));
   t.check(stillOpen.length === 0, {
     step: "each fd the server held, after close()",
     expected: "all closed",
