@@ -21,14 +21,17 @@ import {
   logText,
   nextTurn,
   type Probe,
+  requirementMissing,
   STEP_MS,
   waitFor,
 } from "../workbook/harness/mod.ts";
 import { ManualClock } from "../workbook/harness/manual_clock.ts";
-import { type Datagram, openUdpProbe, type UdpProbe } from "../workbook/harness/udp_probe.ts";
+import { type Datagram, openUdpProbe, UdpProbe } from "../workbook/harness/udp_probe.ts";
 import type * as Lesson from "../solutions/08-heartbeats/heartbeat.ts";
 
 const suite = lessonSuite("08");
+/** Whether ::1 works here: the hostname parts of two checks need it. */
+const IPV6_LOOPBACK = requirementMissing("ipv6") === undefined;
 const load = (t: Grader) => t.load<typeof Lesson>();
 const encoder = new TextEncoder();
 
@@ -295,6 +298,23 @@ suite.test("ClientRegistry keeps join order, refreshes on seen, and leaves the s
   const first = await t.step("registry.remove(A), the first in the list", () => registry.remove(a));
   t.expectEqual(first, true, "registry.remove(A) returns", "A was registered (at index 0)");
   t.expectEqual(keys(registry.list()), ["127.0.0.1:5003"], "list() after remove(A)");
+
+  // Same port, other host: a different client (the key is host *and* port).
+  const hosts = new ClientRegistry(TIMEOUT_MS);
+  const here: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: 5001 };
+  const there: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.2", port: 5001 };
+  await t.step("on a new registry: seen(127.0.0.1:5001, 0); seen(127.0.0.2:5001, 0)", () => {
+    hosts.seen(here, 0);
+    hosts.seen(there, 0);
+  });
+  const forHere = await t.step("registry.recipients(127.0.0.1:5001)", () => hosts.recipients(here));
+  t.expectEqual(
+    { list: keys(hosts.list()), recipients: keys(forHere) },
+    { list: ["127.0.0.1:5001", "127.0.0.2:5001"], recipients: ["127.0.0.2:5001"] },
+    "list() and recipients(127.0.0.1:5001) with two clients on port 5001 of two hosts",
+    "a client is its address: host and port (addressKey). Two hosts may use the same port; " +
+      "compare the whole key, not the port alone",
+  );
 });
 
 suite.test("ClientRegistry.expire removes every silent client, also two side by side", async (t) => {
@@ -511,13 +531,19 @@ suite.test("only a heartbeat lets a client in: a stranger's message reaches nobo
   const [a, b, s] = ["A", "B", "stranger"].map((label) => openUdpProbe(t, label));
   await join(t, server, [a, b]);
   const strangerNote = (receiver: UdpProbe) => (got: Datagram) =>
-    got.text.includes(STRANGER_MARK)
+    got.text === TOO_LONG_NOTICE
+      ? `${receiver.label} got the too-long notice: only a member's message too long to forward ` +
+        "earns it. The stranger's 65,500 bytes came before it joined: a datagram from a " +
+        "stranger gets no answer at all, whatever its length (drop it before anything else)"
+      : got.text.includes(STRANGER_MARK)
       ? `${receiver.label} got a message from an address that never sent a heartbeat: only ` +
         "`hb` registers a client; anything else from a stranger is dropped (no forward, no " +
         "answer) — otherwise every datagram from any port makes a member who gets everyone's " +
         "messages, and the server amplifies"
       : undefined;
   await s.send(`hello ${STRANGER_MARK}`, server.addr);
+  // Too long to forward, from a stranger: no notice either (a stranger gets no answer at all).
+  await s.send(`${STRANGER_MARK}${"x".repeat(65_500 - STRANGER_MARK.length)}`, server.addr);
   await s.send("quit", server.addr);
   await s.send(`hello again ${STRANGER_MARK}\n`, server.addr);
   await say(server, b, "members only", [a], strangerNote);
@@ -744,6 +770,38 @@ suite.test("the chat server binds the port it is given and sweeps every timeoutM
     actual: describeClients(server, clock),
     note: "options.sweepMs ?? options.timeoutMs / 4",
   });
+
+  // Where ::1 is missing (IPv6 turned off), the rest of the check still holds.
+  if (!IPV6_LOOPBACK) return;
+  const v6 = await t.step(
+    `startChatServer({ hostname: "::1", timeoutMs: ${TIMEOUT_MS}, clock: a fake clock })`,
+    () => startChatServer({ hostname: "::1", timeoutMs: TIMEOUT_MS, clock }),
+  );
+  t.defer(() => v6.close());
+  t.check(v6.addr.hostname === "::1", {
+    step: 'startChatServer({ hostname: "::1", … }).addr',
+    expected: "hostname ::1: the hostname it was given",
+    actual: JSON.stringify(v6.addr),
+    note: "bind options.hostname (default 127.0.0.1), not always 127.0.0.1",
+  });
+  const b = new UdpProbe("B on ::1", { transcript: t.transcript, signal: t.signal }, {
+    hostname: "::1",
+  });
+  t.defer(() => b.close());
+  await b.send("hb", { hostname: "::1", port: v6.addr.port });
+  const bKey = `[::1]:${b.addr.port}`;
+  await pollUntil(
+    t,
+    `B (${bKey}) is registered on the ::1 server after sending "hb"`,
+    () => keys(v6.clients()),
+    (list) => list.includes(bKey),
+    {
+      expected: `server.clients() to list ${bKey}`,
+      actual: () => describeClients(v6),
+      note: "the server receives on the address it was given; an IPv6 client's key is " +
+        "addressKey(addr), with brackets",
+    },
+  );
 });
 
 // ─── Part 1c: the chat client ───────────────────────────────────────────────
@@ -816,7 +874,7 @@ suite.test("the client passes the server's messages on and ignores other senders
   const client = await startClient(t, server, clock, heard);
   await server.expectNext("hb", { step: "your client registers with hb" });
   const first = "127.0.0.1:4242: hello there";
-  const second = "127.0.0.1:4242: ünïcödé ✓ and more";
+  const second = "127.0.0.1:4242:  ünïcödé ✓ and two spaces after  ";
   await stranger.send("127.0.0.1:6666: I am not the server\n", client.addr);
   await server.send(`${first}\n`, client.addr);
   await pollUntil(t, "onMessage is called", () => heard.length, (n) => n >= 1, {
@@ -842,7 +900,81 @@ suite.test("the client passes the server's messages on and ignores other senders
     heard,
     [first, second],
     "everything your client passed to onMessage",
-    "only the server's datagrams, each once, in order, without the trailing \\n",
+    "only the server's datagrams, each once, in order, without the trailing \\n — and " +
+      "nothing else removed: no trim(), the spaces are part of the text",
+  );
+
+  // A stranger on another host, with the server's port number: still not the server.
+  const { startChatClient } = await load(t);
+  const samePort = openUdpProbe(t, "stranger on the server's port");
+  const elsewhere = { hostname: "127.0.0.2", port: samePort.addr.port };
+  const receives = { calls: 0 };
+  const heardThere: string[] = [];
+  const there = await t.step(
+    `startChatClient({ server: ${key(elsewhere)}, serverTimeoutMs: 90, clock: a fake clock }) ` +
+      `while the stranger is on ${key(samePort.addr)}`,
+    () =>
+      whileSwapped(
+        "listenDatagram",
+        (real) =>
+          ((options: Deno.UdpListenOptions & { transport: "udp" }) => {
+            const socket = real(options);
+            const receive = (buffer?: Uint8Array) => {
+              receives.calls++;
+              return socket.receive(buffer);
+            };
+            return overriding(socket, {
+              receive,
+              // The grader may not send to 127.0.0.2: what goes there counts as sent.
+              send: (data: Uint8Array, addr: Deno.NetAddr) =>
+                addr.hostname === elsewhere.hostname
+                  ? Promise.resolve(data.length)
+                  : socket.send(data, addr),
+              [Symbol.asyncIterator]: async function* () {
+                while (true) {
+                  try {
+                    yield await receive();
+                  } catch (error) {
+                    if (
+                      error instanceof Deno.errors.BadResource ||
+                      error instanceof Deno.errors.Interrupted
+                    ) return;
+                    throw error;
+                  }
+                }
+              },
+            });
+          }) as typeof Deno.listenDatagram,
+        () =>
+          startChatClient({
+            server: elsewhere,
+            serverTimeoutMs: 90,
+            clock,
+            onMessage: (text) => void heardThere.push(text),
+          }),
+      ),
+  );
+  t.defer(() => there.close());
+  await samePort.send("127.0.0.1:6666: same port, other host\n", there.addr);
+  await pollUntil(
+    t,
+    "your client handles the stranger's datagram and receives again",
+    () => receives.calls,
+    (calls) => calls >= 2,
+    {
+      expected: "a receive() call after the stranger's datagram",
+      actual: (calls) => `${calls} receive() call(s)`,
+      note: "receive datagrams in a loop",
+    },
+  );
+  await ioTurns();
+  t.expectEqual(
+    heardThere,
+    [],
+    `what your client (server ${key(elsewhere)}) passed to onMessage after a datagram from ` +
+      key(samePort.addr),
+    "the sender had the server's port but not its host: compare the whole address, hostname " +
+      "and port, with the server's",
   );
 });
 
@@ -1271,7 +1403,17 @@ suite.test("a line longer than maxLineBytes ends the connection, before its \\n 
   });
   await c.peer.send(`${longest}L\n`);
   await endsTooLong(t, c.peer, c.running, "a line of 8,193 bytes (maxLineBytes left out)");
-  expectNoTimers(t, clock, "the three connections ended", { note: TIMERS_NOTE });
+
+  const d = await supervised(t, clock, { maxLineBytes: 16, label: "D" });
+  await echoes(d.peer, "0123456789abcde\r\n", "15 bytes, \r and \n: the \r counts, 16 bytes");
+  await d.peer.send(`${"x".repeat(16)}\r\n`);
+  await endsTooLong(
+    t,
+    d.peer,
+    d.running,
+    '16 bytes, "\\r\\n" (with its \\r the line holds 17 bytes)',
+  );
+  expectNoTimers(t, clock, "the four connections ended", { note: TIMERS_NOTE });
 });
 
 /** Bytes the never-reading peer pushes at most (lines of 1 KiB). */
@@ -1456,6 +1598,24 @@ suite.test("out of descriptors, the accept loop pauses 10 ms doubling to 1 s, lo
       ...details,
       actual: warnings.length === 0 ? "none" : warnings.join(" | "),
     });
+    // An Error object in a record gets its stack formatted, which needs a descriptor.
+    const objects = records.slice(from)
+      .filter((r) => ["warning", "error", "fatal"].includes(r.level))
+      .flatMap((r) =>
+        Object.entries(r.properties)
+          .filter(([, value]) => typeof value === "object" && value !== null)
+          .map(([name, value]) =>
+            `${name}: ${value instanceof Error ? `an ${value.name} object` : "an object"}`
+          )
+      );
+    t.check(objects.length === 0, {
+      step: `${details.step}: the values logged with it`,
+      expected: "text and numbers only: the error as String(error)",
+      actual: objects.join(", "),
+      note: "log the error's message (String(error)), not the error object: formatting an " +
+        "error's stack makes Deno read source maps, a file to open in a process with no " +
+        "descriptor left",
+    });
   };
   const { value: server, double } = await t.step(
     "startPingServer({ idleMs, pongTimeoutMs, clock }) while its next 9 accept() calls fail " +
@@ -1615,6 +1775,23 @@ suite.test("startPingServer hands its clock and deadlines to every connection, a
     note: CLOSE_AGAIN_NOTE,
   });
   expectNoTimers(t, clock, "server.close()");
+
+  if (!IPV6_LOOPBACK) return; // the rest needs ::1
+  const v6 = await t.step(
+    'startPingServer({ hostname: "::1", idleMs, pongTimeoutMs, clock })',
+    () => startPingServer({ hostname: "::1", idleMs, pongTimeoutMs, clock }),
+  );
+  t.defer(() => v6.close());
+  t.check(v6.addr.hostname === "::1", {
+    step: 'startPingServer({ hostname: "::1", … }).addr',
+    expected: "hostname ::1: the hostname it was given",
+    actual: JSON.stringify(v6.addr),
+    note: "listen on options.hostname (default 127.0.0.1), not always 127.0.0.1",
+  });
+  const v6peer = await t.connect(v6.addr, "peer on ::1");
+  await echoes(v6peer, "over IPv6\n");
+  await t.step("the ::1 server's close()", () => v6.close());
+  await v6peer.expectEnd({ step: "the ::1 server's close() closes the open connection" });
 });
 
 const CLOSE_CONN_NOTE = "close conn when answerPings ends, whichever way it ends (finally)";
@@ -1720,6 +1897,25 @@ suite.test("answerPings returns when the peer resets the connection, and closes 
     "the lines your client passed to onLine",
     "each line without its \\n or \\r\\n at the end (a \\r inside the line stays)",
   );
+
+  // The peer may be gone when the PONG goes out: the write fails with BrokenPipe.
+  const second = await connectedPair(t, "server 2");
+  closeAfterCheck(t, second.conn);
+  const broken = overriding(second.conn, {
+    write: () => Promise.reject(new Deno.errors.BrokenPipe("Broken pipe (os error 32)")),
+  });
+  const { running: answering } = await start(
+    t,
+    "answerPings(conn, onLine) on a connection whose writes fail with BrokenPipe (the peer is gone)",
+    () => answerPings(broken, () => {}),
+  );
+  await second.peer.send("PING\n");
+  await t.step("answerPings returns after its PONG failed with BrokenPipe", () => answering, {
+    note: "a peer that went away shows as ConnectionReset on a read or BrokenPipe on a write: " +
+      "both end the conversation as EOF does — answerPings returns, without an error, and " +
+      "closes conn",
+  });
+  expectClosedByAnswerPings(t, second.conn, "returned after BrokenPipe");
 });
 
 suite.test("answerPings lets an error thrown by onLine pass through, and closes conn", async (t) => {

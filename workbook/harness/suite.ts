@@ -103,9 +103,19 @@ const missing = new Map<Requirement, string | undefined>();
 /**
  * Why `need` is not met here, or undefined. Asked while tests are registered,
  * at the top level of a suite: opening libc inside a test would count as a
- * leaked resource.
+ * leaked resource. A check that needs `need` for one part only asks it too and
+ * leaves that part out where it is missing (a whole check says `requires`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { requirementMissing } from "./suite.ts";
+ *
+ * const why = requirementMissing("ipv6");
+ * assert.ok(why === undefined || why.includes("::1"));
+ * ```
  */
-function requirementMissing(need: Requirement): string | undefined {
+export function requirementMissing(need: Requirement): string | undefined {
   if (!missing.has(need)) missing.set(need, need === "ffi" ? ffiMissing() : ipv6Missing());
   return missing.get(need);
 }
