@@ -16,6 +16,8 @@ import {
   ioTurns,
   lessonSuite,
   type ListenerGate,
+  type LogRecord,
+  logText,
   type Probe,
   recordPauses,
   showLogs,
@@ -1121,3 +1123,50 @@ suite.test(`the concurrent server forgets each connection once it is served`, as
   }
   await t.step("server.close()", () => server.close());
 }, { timeoutMs: 15000 });
+
+for (const kind of ["serial", "concurrent"] as const) {
+  suite.test(`the ${kind} server logs each client's arrival and how it left`, async (t) => {
+    const records = await captureLogs(t);
+    const server = await startServer(t, kind);
+    const a = await t.connect(server.addr, "A");
+    const port = String((a.conn.localAddr as Deno.NetAddr).port);
+    await roundTrip(a, "log my comings and goings\n");
+    await leave(a);
+    /** The record's text and its values, to look for the client's port and its ending in. */
+    const said = (r: LogRecord) => {
+      const values = Object.values(r.properties ?? {}).map((value) => {
+        try {
+          return String(value);
+        } catch {
+          return "";
+        }
+      });
+      return [logText(r), ...values].join(" ");
+    };
+    const arrival = () => records.findIndex((r) => said(r).includes(port) && !/eof/i.test(said(r)));
+    const departure = () => {
+      const first = arrival();
+      return first < 0
+        ? -1
+        : records.findIndex((r, i) =>
+          i > first && said(r).includes(port) && /\beof\b/i.test(said(r))
+        );
+    };
+    // The leave record comes once handleConnection has returned, which may be just after A
+    // saw its end: wait for it.
+    await t.eventually(
+      `what your ${kind} server logged about client A (port ${port}): connect, then leave (eof)`,
+      () => departure() >= 0,
+      {
+        expected: `a record naming A (its port ${port}) when it connected, then one naming A and ` +
+          'its ending "eof" when it left',
+        actual: () => showLogs(records),
+        note: "log each connect with the client's address (conn.remoteAddr), and each disconnect " +
+          "with the address and the Ending handleConnection returned, e.g. " +
+          `"client 127.0.0.1:${port} connected", "client 127.0.0.1:${port} left (eof)": a log ` +
+          "is how its operator sees who came and how they left",
+      },
+    );
+    await t.step("server.close()", () => server.close());
+  });
+}
