@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type LogRecord, showLogs } from "./logs.ts";
 import type { Transcript } from "./transcript.ts";
 
 /** The first pause after a failed accept, in ms (the docs' ACCEPT_PAUSE_MS). */
@@ -109,4 +110,98 @@ export function recordPauses<S>(
       });
     },
   };
+}
+
+/** One episode of failed calls, as {@linkcode judgeBackoffEpisode} grades it. */
+export interface BackoffEpisode<S> {
+  /** The episode's pauses, as {@linkcode recordPauses} recorded them. */
+  calls: readonly PauseCall<S>[];
+  /** How many calls failed with EMFILE in the episode. */
+  failures: number;
+  /** Which episode, for the steps' words: "first", "second". */
+  which: string;
+  /** What the lesson calls an episode (default "episode"; lesson 6 says "shortage"). */
+  episode?: string;
+  /** The call that failed, as learner code makes it: "accept()", "getRequest()". */
+  failing: string;
+  /** The pause as learner code calls it: "pause", "options.pause", "this.pause". */
+  pause: string;
+  /** How many failing calls learner code made while `call` ran (0 when it awaited it). */
+  callsDuring(call: PauseCall<S>): number;
+  /** How many failing calls were made, in words, for a loop that never paused. */
+  callsMade(): string;
+  /** What learner code should have done instead of calling during a pause. */
+  awaitAdvice: string;
+  /** The log records (info or above) that the episode produced. */
+  logged: readonly LogRecord[];
+  /** The note under a wrong pause or a call during one. */
+  backoffNote: string;
+  /** The note under a wrong log. */
+  logOnceNote: string;
+}
+
+/**
+ * The three checks of a back-off episode, in the docs' words: the pauses asked
+ * for were {@linkcode expectedBackoff} of the failures, in order; no failing
+ * call was made while a pause ran (it was awaited); and the episode logged
+ * exactly one record, a warning (or an error). Lessons 3, 6 and 9 grade their
+ * accept loops with it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { judgeBackoffEpisode, type PauseCall } from "./backoff.ts";
+ * import type { LogRecord } from "./logs.ts";
+ *
+ * const failed: string[] = [];
+ * const t = { check: (ok: boolean, d: { step: string }) => void (ok || failed.push(d.step)) };
+ * const calls: PauseCall<number>[] = [10, 20, 20].map((ms) => ({ ms, before: 0, after: 0 }));
+ * const warning = { level: "warning", message: ["out of descriptors"] } as unknown as LogRecord;
+ * judgeBackoffEpisode(t, {
+ *   calls, failures: 3, which: "first", failing: "accept()", pause: "pause",
+ *   callsDuring: (call) => call.after! - call.before, callsMade: () => "3 accept() calls",
+ *   awaitAdvice: "await the pause", logged: [warning], backoffNote: "", logOnceNote: "",
+ * });
+ * assert.deepEqual(failed, ["the pauses your server asked for in the first episode (3 failed accept() calls)"]);
+ * ```
+ */
+export function judgeBackoffEpisode<S>(
+  t: {
+    check(condition: boolean, details: {
+      step: string;
+      expected: string;
+      actual: string;
+      note?: string;
+    }): void;
+  },
+  e: BackoffEpisode<S>,
+): void {
+  const episode = `${e.which} ${e.episode ?? "episode"}`;
+  const asked = e.calls.map((call) => call.ms);
+  const backoff = expectedBackoff(e.failures);
+  const shown = (pauses: number[]) => `${e.pause}(${pauses.join(`), ${e.pause}(`)})`;
+  t.check(asked.length === e.failures && asked.every((ms, i) => ms === backoff[i]), {
+    step:
+      `the pauses your server asked for in the ${episode} (${e.failures} failed ${e.failing} calls)`,
+    expected: shown(backoff),
+    actual: asked.length === 0 ? `no call of ${e.pause}; ${e.callsMade()}` : shown(asked),
+    note: e.backoffNote,
+  });
+  const eager = e.calls.find((call) => e.callsDuring(call) > 0);
+  t.check(eager === undefined, {
+    step: `${e.failing} calls made while a pause of the ${episode} was running`,
+    expected: `none: ${e.awaitAdvice}`,
+    actual: eager === undefined ? "none" : `${e.callsDuring(eager)} during ${shown([eager.ms])}`,
+    note: e.backoffNote,
+  });
+  const [first] = e.logged;
+  t.check(
+    e.logged.length === 1 && (first.level === "warning" || first.level === "error"),
+    {
+      step: `what your server logged while ${e.failures} ${e.failing} calls failed (${episode})`,
+      expected: `one warning, for the whole ${e.episode ?? "episode"}`,
+      actual: showLogs(e.logged),
+      note: e.logOnceNote,
+    },
+  );
 }

@@ -316,3 +316,30 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * `length` bytes of numbered text lines (`<tag> 000042 abc…789\n`, the last one
+ * cut to fit): readable in a transcript, and a lost, doubled or reordered piece
+ * shows in the line numbers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { numberedLines } from "./bytes.ts";
+ *
+ * const text = new TextDecoder().decode(numberedLines(100, "big"));
+ * assert.equal(text.length, 100);
+ * assert.ok(text.startsWith("big 000000 abcdefghijklmnopqrstuvwxyz0123456789\nbig 000001 "));
+ * ```
+ */
+export function numberedLines(length: number, tag: string): Uint8Array {
+  const out = new Uint8Array(length);
+  const filler = "abcdefghijklmnopqrstuvwxyz0123456789";
+  let at = 0;
+  for (let n = 0; at < length; n++) {
+    const line = encoder.encode(`${tag} ${String(n).padStart(6, "0")} ${filler}\n`);
+    out.set(line.subarray(0, length - at), at);
+    at += line.length;
+  }
+  return out;
+}

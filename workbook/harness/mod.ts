@@ -11,7 +11,7 @@
  *   {@linkcode Transcript}, bytes.ts
  * - waits with deadlines, gates, clocks and measures: wait.ts,
  *   listen_gate.ts, backoff.ts, freeze_guard.ts, loopback.ts, descriptors.ts,
- *   heap.ts, logs.ts, typed_input.ts
+ *   heap.ts, logs.ts, typed_input.ts, raw_client.ts
  *
  * @example
  * ```ts
@@ -58,4 +58,5 @@ export * from "./descriptors.ts";
 export * from "./typed_input.ts";
 export * from "./loopback.ts";
 export * from "./heap.ts";
+export * from "./raw_client.ts";
 export * from "./wait.ts";
