@@ -65,7 +65,65 @@ export interface ResultEvent {
 }
 
 /** Any event on the channel. */
-export type GradeEvent = RegisterEvent | StepEvent | ResultEvent;
+/**
+ * A wait of a check ended in time but used a good part of its budget (at
+ * least {@linkcode MARGIN_SHARE} of it): how close passing code came to a
+ * deadline, for the self-check's report of the tightest steps.
+ */
+export interface MarginEvent {
+  /** The kind of event. */
+  type: "margin";
+  /** The check's name. */
+  check: string;
+  /** The step, in words. */
+  step: string;
+  /** The run time the wait used, in ms (time spent waiting for a CPU not counted). */
+  usedMs: number;
+  /** The step's budget, in ms. */
+  budgetMs: number;
+}
+
+/** Every event of the grading channel. */
+export type GradeEvent = RegisterEvent | StepEvent | ResultEvent | MarginEvent;
+
+/**
+ * The share of a step's budget from which a wait that ended in time is
+ * reported as a {@linkcode MarginEvent} (quicker ones are not worth a line).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MARGIN_SHARE } from "./events.ts";
+ *
+ * assert.ok(MARGIN_SHARE > 0 && MARGIN_SHARE < 1);
+ * ```
+ */
+export const MARGIN_SHARE = 0.25;
+
+/**
+ * Reports a wait that ended in time after `usedMs` of its `budgetMs`, as a
+ * {@linkcode MarginEvent} when it used at least {@linkcode MARGIN_SHARE} of
+ * the budget; quicker waits report nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type GradeEvent, onEmit, reportMargin } from "./events.ts";
+ *
+ * const seen: GradeEvent[] = [];
+ * const stop = onEmit((event) => void seen.push(event));
+ * reportMargin("echoes", "the echo of 2 MiB", 20, 500); // 4 %: nothing
+ * reportMargin("echoes", "the echo of 2 MiB", 400, 500);
+ * stop();
+ * assert.deepEqual(seen, [
+ *   { type: "margin", check: "echoes", step: "the echo of 2 MiB", usedMs: 400, budgetMs: 500 },
+ * ]);
+ * ```
+ */
+export function reportMargin(check: string, step: string, usedMs: number, budgetMs: number): void {
+  if (usedMs < MARGIN_SHARE * budgetMs) return;
+  emit({ type: "margin", check, step, usedMs: Math.round(usedMs), budgetMs });
+}
 
 const listeners = new Set<(event: GradeEvent) => void>();
 

@@ -14,7 +14,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { docPath, type Lesson } from "../catalogue.ts";
 import { isTodoError } from "../toolkit/todo.ts";
-import { emit } from "./events.ts";
+import { emit, reportMargin } from "./events.ts";
 import { describeError, explainError, showValue } from "./explain.ts";
 import {
   addNote,
@@ -30,6 +30,7 @@ import {
   connectWithRetry,
   Probe,
   type ProbeConn,
+  type ProbeContext,
   STEP_MS,
 } from "./probe.ts";
 import { scratchDir, shownPath, SOCKET_SLOTS, socketSlot, targetFile } from "./target.ts";
@@ -200,7 +201,11 @@ export class Grader {
   /** Runs `fn` against the step deadline and the interrupt signal; errors come back raw. */
   async #race<T>(name: string, fn: () => T | Promise<T>, timeoutMs: number): Promise<T> {
     emit({ type: "step", check: this.testName, step: name });
-    const waited = await waitFor(Promise.resolve().then(fn), { timeoutMs, signal: this.signal });
+    const waited = await waitFor(Promise.resolve().then(fn), {
+      timeoutMs,
+      signal: this.signal,
+      onTime: (usedMs) => reportMargin(this.testName, name, usedMs, timeoutMs),
+    });
     switch (waited.status) {
       case "done":
         return waited.value;
@@ -285,6 +290,11 @@ export class Grader {
     if (this.signal.aborted) throw this.signal.reason;
   }
 
+  /** What a probe of this check needs: the transcript, the interrupt signal, the check's name. */
+  get probeContext(): ProbeContext {
+    return { transcript: this.transcript, signal: this.signal, check: this.testName };
+  }
+
   /** Turns anything thrown into a learner-facing {@linkcode GradeFailure}. */
   explain(error: unknown, step: string): GradeFailure {
     return explainError(error, step, {
@@ -365,6 +375,7 @@ export class Grader {
       timeoutMs,
       everyMs: details.everyMs ?? 5,
       signal: this.signal,
+      onTime: (usedMs) => reportMargin(this.testName, step, usedMs, timeoutMs),
     });
     if (waited.status === "done") return;
     if (waited.status === "aborted") throw addNote(waited.reason, details);
@@ -552,12 +563,7 @@ export class Grader {
       }).attach(this.transcript, this.doc);
       throw addNote(failure, options);
     }
-    const probe = new Probe(
-      conn,
-      label,
-      { transcript: this.transcript, signal: this.signal },
-      options,
-    );
+    const probe = new Probe(conn, label, this.probeContext, options);
     this.transcript.record(label, "connect", {
       detail: "path" in target
         ? addressText(target)
@@ -628,9 +634,7 @@ export class Grader {
 
   /** @internal Wraps a recorded connection accepted by a grader-side server. */
   wrapAccepted(conn: Deno.Conn, label: string, read = true): Probe {
-    const probe = new Probe(conn, label, { transcript: this.transcript, signal: this.signal }, {
-      read,
-    });
+    const probe = new Probe(conn, label, this.probeContext, { read });
     this.transcript.record(label, "accept", {
       detail: `${addressText(conn.remoteAddr)} → ${addressText(conn.localAddr)}`,
     });

@@ -20,6 +20,7 @@ import {
   type SplitMode,
   toBytes,
 } from "./bytes.ts";
+import { reportMargin } from "./events.ts";
 import { addNote, GradeFailure, type NoteOptions } from "./failure.ts";
 import type { Transcript } from "./transcript.ts";
 import { frozenText, nextTurn, runDeadline, waitUntil } from "./wait.ts";
@@ -60,6 +61,8 @@ export interface ProbeContext {
   transcript: Transcript;
   /** Aborted when the test must stop waiting (an uncaught error in learner code). */
   signal: AbortSignal;
+  /** The check the probe belongs to: its slow waits are reported as margins (events.ts). */
+  check?: string;
 }
 
 /**
@@ -249,6 +252,9 @@ export class Probe {
       timeoutMs,
       signal: this.#ctx.signal,
       wakeOn: this.#listeners,
+      onTime: (usedMs) => {
+        if (this.#ctx.check) reportMargin(this.#ctx.check, step, usedMs, timeoutMs);
+      },
     });
     if (waited.status === "done") return waited.value;
     if (waited.status === "aborted") throw waited.reason;

@@ -160,6 +160,12 @@ export interface DeadlineOptions {
   timeoutMs: number;
   /** Ends the wait early, as `"aborted"`, when (or if already) aborted. */
   signal?: AbortSignal;
+  /**
+   * Called when the wait ends in time (`"done"`), with the run time it used:
+   * the ms it took, less the time the program waited for a CPU (as the
+   * deadline counts it). How close passing code comes to a budget.
+   */
+  onTime?: (usedMs: number) => void;
 }
 
 /** Options of {@linkcode waitUntil}: how it learns that it should look again. */
@@ -191,12 +197,18 @@ function deadline<T>(
     let over = false;
     let undo: (() => void) | void = undefined;
     const release = holdStallTicker();
+    const started = performance.now();
+    const stalledAtStart = stalled;
     let counted = stalled;
     let budget = (MAX_STRETCH - 1) * timeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = (result: Waited<T> | { error: unknown }) => {
       if (over) return;
       over = true;
+      if ("status" in result && result.status === "done" && options.onTime) {
+        const stretch = Math.min(stalled - stalledAtStart, (MAX_STRETCH - 1) * timeoutMs);
+        options.onTime(Math.max(0, performance.now() - started - stretch));
+      }
       clearTimeout(timer);
       release();
       signal?.removeEventListener("abort", onAbort);

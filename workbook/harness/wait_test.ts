@@ -184,3 +184,19 @@ Deno.test("a deadline does not count the time the process waited for a CPU", asy
   assert.equal(result.status, "timeout");
   assert.ok(result.ms >= 400 + 200, `the deadline came after ${result.ms} ms: the stop counted`);
 });
+
+Deno.test("onTime tells a wait that ended in time how much run time it used, and only then", async () => {
+  const used: number[] = [];
+  const onTime = (ms: number) => void used.push(ms);
+  const slow = new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal((await waitFor(slow, { timeoutMs: 1000, onTime })).status, "done");
+  assert.equal(used.length, 1);
+  assert.ok(used[0] >= 25 && used[0] < 1000, `used ${used[0]} ms`);
+  assert.equal((await waitFor(new Promise(() => {}), { timeoutMs: 10, onTime })).status, "timeout");
+  let ready = false;
+  setTimeout(() => ready = true, 5);
+  const polled = await waitUntil(() => ready || undefined, { timeoutMs: 1000, everyMs: 1, onTime });
+  assert.equal(polled.status, "done");
+  await assert.rejects(waitFor(Promise.reject(new Error("no")), { timeoutMs: 100, onTime }));
+  assert.equal(used.length, 2, "a timeout or a rejection reports no margin");
+});

@@ -6,7 +6,12 @@
  * @module
  */
 import { DEFAULT_LESSON_BUDGET_MS, type Lesson } from "../catalogue.ts";
-import { EventFollower, type GradeEvent, type ResultEvent } from "../harness/events.ts";
+import {
+  EventFollower,
+  type GradeEvent,
+  type MarginEvent,
+  type ResultEvent,
+} from "../harness/events.ts";
 import type { FailureKind } from "../harness/failure.ts";
 import { PROJECT_ROOT, resolveTarget, SHARD_ENV } from "../harness/target.ts";
 import { parseJunit } from "./junit.ts";
@@ -69,6 +74,8 @@ export interface GradeResult {
   firstFailureMs?: number;
   /** Raw `deno test` output, for `--verbose` and for diagnosing the course itself. */
   output: string;
+  /** Waits that ended in time after a good part of their budget (events.ts), slowest share first. */
+  margins: MarginEvent[];
 }
 
 /** Options of {@linkcode gradeLesson}. */
@@ -182,6 +189,8 @@ export async function gradeLesson(
     durationMs: performance.now() - started,
     firstFailureMs: failures.length ? Math.min(...failures) : undefined,
     output,
+    margins: shards.flatMap((shard) => shard.channel.margins)
+      .sort((a, b) => b.usedMs / b.budgetMs - a.usedMs / a.budgetMs),
   };
 }
 
@@ -304,6 +313,7 @@ class Channel {
   readonly #detailsLater = new Set<string>();
   lastStep: { check: string; step: string } | undefined;
   firstFailureMs: number | undefined;
+  readonly margins: MarginEvent[] = [];
 
   constructor(
     path: string,
@@ -347,6 +357,7 @@ class Channel {
   #take(event: GradeEvent): void {
     if (event.type === "register") this.#registered.push(event);
     else if (event.type === "step") this.lastStep = event;
+    else if (event.type === "margin") this.margins.push(event);
     else {
       this.#results.set(event.check, event);
       // A failure is shown at once; a pass waits for deno test's mark (a leak may follow).

@@ -11,6 +11,7 @@
  */
 import { docPath, type Lesson, lessons } from "../catalogue.ts";
 import { PROJECT_ROOT } from "../harness/target.ts";
+import type { MarginEvent } from "../harness/events.ts";
 import { listCases, materializeCase } from "./variants.ts";
 import { materializeStarter, startersBeside } from "./starters.ts";
 import { gradeLesson, type GradeResult } from "./grade.ts";
@@ -143,6 +144,12 @@ async function gradeBuilt(
 /** When each known-bad variant's first failure reached the report, in ms (streamed). */
 const firstFailures: number[] = [];
 
+/** The slow waits of passing runs (solutions, good variants): where a correct program comes closest to a budget. */
+const margins: { run: string; margin: MarginEvent }[] = [];
+
+/** How many of the tightest margins the self-check prints. */
+const MARGINS_SHOWN = 8;
+
 /** Jobs for every lesson: solution, pristine starter, each bad case, each good case. */
 async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   const jobs: (() => Promise<Outcome>)[] = [];
@@ -150,6 +157,7 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
     timed(`${lesson.id} solution passes its suite`, async () => {
       const result = await gradeLesson(lesson, { target: "solutions" });
       if (!result.passed) return { ok: false, detail: describeChecks(result) };
+      for (const margin of result.margins) margins.push({ run: `${lesson.id} solution`, margin });
       // The hints file answers exactly this suite's checks.
       const problems = hintProblems(await loadHints(lesson), result.checks.map((c) => c.name));
       return {
@@ -173,6 +181,11 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
     jobs.push(() =>
       timed(`${lesson.id} passes good/${goodCase.name}`, async () => {
         const result = await gradeBuilt(lesson, () => materializeCase(goodCase));
+        if (result.passed) {
+          for (const margin of result.margins) {
+            margins.push({ run: `${lesson.id} good/${goodCase.name}`, margin });
+          }
+        }
         return {
           ok: result.passed,
           detail: result.passed
@@ -379,6 +392,22 @@ export async function selfCheck(options: { only?: Lesson[]; jobs?: number } = {}
       "gray",
       `time to first failure over ${sorted.length} known-bad variants: median ${at(0.5)} s, ` +
         `90th percentile ${at(0.9)} s, worst ${at(1)} s (graded ${options.jobs ?? 5} at a time)`,
+    ));
+  }
+  if (margins.length) {
+    // Passing runs only: a step a correct program finishes near its budget is a failure
+    // waiting for a busier machine. Deadlines count run time (time spent waiting for a CPU
+    // is given back), so the share shown is of the program's own time.
+    const share = (m: MarginEvent) => m.usedMs / m.budgetMs;
+    const tightest = [...margins].sort((a, b) => share(b.margin) - share(a.margin))
+      .slice(0, MARGINS_SHOWN);
+    console.log(paint(
+      "gray",
+      `closest to their budgets in passing runs (run time used of the step's budget):\n` +
+        tightest.map(({ run, margin: m }) =>
+          `  ${Math.round(share(m) * 100)}% ${run}: ${m.check} — ${m.step} ` +
+          `(${m.usedMs} of ${m.budgetMs} ms)`
+        ).join("\n"),
     ));
   }
   console.log(
