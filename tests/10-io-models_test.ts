@@ -20,6 +20,8 @@ import {
   lessonSuite,
   logText,
   nextTurn,
+  numberedLines,
+  prefilledClient,
   type Probe,
   showBytes,
   STEP_MS,
@@ -52,11 +54,8 @@ import {
   POLLIN,
   send,
   setLinger,
-  setSocketOption,
   SHUT_WR,
   shutdown,
-  SO_SNDBUF,
-  SOL_SOCKET,
   sys,
 } from "workbook/libc";
 import type * as Lesson from "../solutions/10-io-models/io_models.ts";
@@ -1025,19 +1024,8 @@ suite.test(
     const { listener, stats, watch, useful, mayEnd, serving } = await startPolling(t, 1);
     // A raw client of the grader's whose bytes are all in the kernel before your loop even
     // accepts it: from then on every read of yours finds data, round after round.
-    const client = connectTcp("127.0.0.1", listener.port, { nonBlocking: true, timeoutMs: 1000 });
-    t.defer(() => closeFd(client));
-    setSocketOption(client, SOL_SOCKET, SO_SNDBUF, 1 << 20);
     const payload = numberedLines(256 * 1024, "stream");
-    let sent = 0;
-    for (let i = 0; i < 1000 && sent < payload.length; i++) {
-      const n = send(client, payload.subarray(sent));
-      if (n === null) break;
-      sent += n;
-    }
-    t.transcript.record("stream", "note", {
-      detail: `the grader's raw client put ${sent} bytes in the kernel before your loop ran`,
-    });
+    const { fd: client, sent } = prefilledClient(t, listener.port, payload);
     const step = `a client whose ${sent} bytes are all waiting: the grader counts your rounds ` +
       "between two turns of its own 0 ms timer while you read and echo them";
     const received = new Uint8Array(sent);
@@ -1320,23 +1308,6 @@ suite.test(
 // ---------------------------------------------------------------------------
 // Part 2: the blocking way
 // ---------------------------------------------------------------------------
-
-/**
- * `length` bytes of numbered text lines: readable in a transcript, and a lost
- * or reordered piece shows in the line numbers.
- */
-function numberedLines(length: number, tag: string): Uint8Array {
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (let n = 0; at < length; n++) {
-    const line = encoder.encode(
-      `${tag} ${String(n).padStart(6, "0")} abcdefghijklmnopqrstuvwxyz\n`,
-    );
-    out.set(line.subarray(0, length - at), at);
-    at += line.length;
-  }
-  return out;
-}
 
 const BLOCKING_CASES = [
   {

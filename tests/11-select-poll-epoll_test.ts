@@ -23,6 +23,8 @@ import {
   isGradeFailure,
   lessonSuite,
   nextTurn,
+  numberedLines,
+  prefilledClient,
   STEP_MS,
   waitUntil,
 } from "../workbook/harness/mod.ts";
@@ -40,12 +42,8 @@ import {
   POLLIN,
   raiseFileLimit,
   read,
-  send,
   setrlimit,
-  setSocketOption,
-  SO_SNDBUF,
   socketPair,
-  SOL_SOCKET,
   sys,
   write,
 } from "workbook/libc";
@@ -151,22 +149,6 @@ function adviceFor(error: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * `length` bytes of numbered text lines (`<tag> 000042 ……\n`): readable in a
- * transcript, and a lost or reordered piece shows in the line numbers.
- */
-function pattern(length: number, tag: string): Uint8Array {
-  const out = new Uint8Array(length);
-  const filler = "abcdefghijklmnopqrstuvwxyz0123456789";
-  let at = 0;
-  for (let n = 0; at < length; n++) {
-    const line = encoder.encode(`${tag} ${String(n).padStart(6, "0")} ${filler}\n`);
-    out.set(line.subarray(0, length - at), at);
-    at += line.length;
-  }
-  return out;
-}
-
 function list(fds: readonly number[]): string {
   return `[${fds.join(", ")}]`;
 }
@@ -206,7 +188,7 @@ suite.test(
     const [server, peer] = pair(t);
     const client = new EchoClient(server);
     const buffer = new Uint8Array(1024);
-    write(peer, pattern(4096, "ready"));
+    write(peer, numberedLines(4096, "ready"));
     const kept = await t.step(
       "serveReady(client, a 1 KiB buffer, readable, not writable) with 4 KiB waiting",
       () => serveReady(client, buffer, true, false),
@@ -258,7 +240,7 @@ suite.test(
     const [server, peer] = pair(t);
     const client = new EchoClient(server);
     const buffer = new Uint8Array(1024);
-    write(peer, pattern(4096, "edge"));
+    write(peer, numberedLines(4096, "edge"));
     await t.step(
       "serveEdge(client, a 1 KiB buffer, readable, writable) with 4 KiB waiting: one edge",
       () => serveEdge(client, buffer, true, true),
@@ -355,7 +337,7 @@ for (const kind of KINDS) {
         actual: list(watched),
         note: "set state.watched to the fds of each wait, just before the call",
       });
-      const block = pattern(5 * 1024, "block");
+      const block = numberedLines(5 * 1024, "block");
       await client.send(block);
       await client.expect(block, { step: "the echo of 5 KiB sent in one write" });
       await client.closeWrite();
@@ -380,7 +362,7 @@ for (const kind of KINDS) {
       Array.from({ length: 20 }, (_, i) => t.connect(server.addr, `client ${i + 1}`)),
     );
     await Promise.all(clients.map(async (client, i) => {
-      const payload = pattern(1500 + 97 * i, `client ${i + 1}`);
+      const payload = numberedLines(1500 + 97 * i, `client ${i + 1}`);
       await client.send(payload, { split: { seed: i + 1, maxChunk: 400 } });
       await client.expect(payload, {
         step: `the echo of ${client.label}'s ${payload.length} bytes`,
@@ -415,7 +397,7 @@ for (const kind of KINDS) {
     await steady.send("before the resets\n");
     await steady.expect("before the resets\n");
     await t.reset(server.addr, "reset at once");
-    await t.reset(server.addr, "reset after 32 KiB", pattern(32 * 1024, "doomed"));
+    await t.reset(server.addr, "reset after 32 KiB", numberedLines(32 * 1024, "doomed"));
     await t.eventually(
       "your server notices both resets and closes their connections",
       () => server.accepted >= 3 && server.clientFds().length === 1,
@@ -443,7 +425,7 @@ for (const kind of KINDS) {
   suite.test(`${kind}: a 64 KiB burst read 1 KiB at a time comes back whole`, async (t) => {
     const server = await start(t, kind, { readBufferBytes: 1024 });
     const client = await t.connect(server.addr, "client");
-    const burst = pattern(64 * 1024, "burst");
+    const burst = numberedLines(64 * 1024, "burst");
     await client.send(burst, { step: "send 64 KiB in one write" });
     await client.expect(burst, {
       step: "the echo of the whole 64 KiB burst",
@@ -459,7 +441,7 @@ for (const kind of KINDS) {
     // A small send buffer (16 KiB, doubled by the kernel) makes send() say EAGAIN early.
     const server = await start(t, kind, { sendBufferBytes: 16 * 1024 });
     const client = await t.connect(server.addr, "slow reader", { read: false });
-    const payload = pattern(1024 * 1024, "late");
+    const payload = numberedLines(1024 * 1024, "late");
     const sending = client.send(payload, { step: "send 1 MiB without reading the echo" });
     sending.catch(() => {}); // awaited below
     // Wait (bounded) until your server holds so much unsent echo that it stops reading
@@ -640,7 +622,7 @@ for (const kind of KINDS) {
       // A small send buffer keeps most of the echo queued in your server.
       const server = await start(t, kind, { sendBufferBytes: 16 * 1024 });
       const client = await t.connect(server.addr, "client", { read: false });
-      const payload = pattern(240 * 1024, "queued");
+      const payload = numberedLines(240 * 1024, "queued");
       await client.send(payload, { step: "send 240 KiB without reading the echo" });
       await client.closeWrite();
       // Wait (bounded, in turns) until your server has read the EOF: it then either holds the
@@ -676,19 +658,8 @@ suite.test(
     const server = await start(t, "select");
     // A raw client of the grader's whose bytes are all in the kernel before your loop even
     // accepts it: from then on every look of yours finds data, round after round.
-    const client = connectTcp("127.0.0.1", server.addr.port, { nonBlocking: true });
-    t.defer(() => sys.close(client));
-    setSocketOption(client, SOL_SOCKET, SO_SNDBUF, 1 << 20);
-    const payload = pattern(256 * 1024, "stream");
-    let sent = 0;
-    for (let i = 0; i < 1000 && sent < payload.length; i++) {
-      const n = send(client, payload.subarray(sent));
-      if (n === null) break;
-      sent += n;
-    }
-    t.transcript.record("stream", "note", {
-      detail: `the grader's raw client put ${sent} bytes in the kernel before your loop ran`,
-    });
+    const payload = numberedLines(256 * 1024, "stream");
+    const { fd: client, sent } = prefilledClient(t, server.addr.port, payload);
     const step = `a client whose ${sent} bytes are all waiting: the grader counts your looks ` +
       "(server.waits) between two turns of its own setImmediate while you read and echo them";
     // The grader's own chain of setImmediate callbacks: one turn per trip round the event loop.
