@@ -14,6 +14,7 @@ import {
   type Grader,
   heapAfterGc,
   ioTurns,
+  judgeBackoffEpisode,
   lessonSuite,
   type ListenerGate,
   type LogRecord,
@@ -942,40 +943,22 @@ for (const kind of ["serial", "concurrent"] as const) {
         note: "out of descriptors is not the end of the server: pause, then accept again — the " +
           "client that waited in the queue must be served once accept() works",
       });
-      const asked = calls.map((c) => c.ms);
-      const backoff = expectedBackoff(failures);
-      t.check(asked.length === failures && asked.every((ms, i) => ms === backoff[i]), {
-        step:
-          `the pauses your server asked for in the ${which} episode (${failures} failed accepts)`,
-        expected: `pause(${backoff.join("), pause(")})`,
-        actual: asked.length === 0
-          ? `no call of options.pause; accept() was called ${g.accepts} time(s) in all`
-          : `pause(${asked.join("), pause(")})`,
-        note: BACKOFF_NOTE,
-      });
-      const eager = calls.findIndex((c) => acceptsDuring(c) > 0);
-      t.check(eager < 0, {
-        step: `accept() calls made while a pause of the ${which} episode was running`,
-        expected: "none: await the pause, then accept again",
-        actual: eager < 0
-          ? "none"
-          : `${acceptsDuring(calls[eager])} during pause(${calls[eager].ms})`,
-        note: BACKOFF_NOTE,
-      });
       // Log records (info or above) from the episode's start to the end of its last pause.
       const last = calls.at(-1)?.after;
       const during = last ? last.logged - episodeStart : 0;
-      const warned = loud().slice(episodeStart, episodeStart + during);
-      t.check(
-        during === 1 && (warned[0].level === "warning" || warned[0].level === "error"),
-        {
-          step:
-            `what your server logged while ${failures} accept() calls failed (${which} episode)`,
-          expected: "one warning, for the whole episode",
-          actual: showLogs(warned),
-          note: LOG_ONCE_NOTE,
-        },
-      );
+      judgeBackoffEpisode(t, {
+        calls,
+        failures,
+        which,
+        failing: "accept()",
+        pause: "pause",
+        callsDuring: acceptsDuring,
+        callsMade: () => `accept() was called ${g.accepts} time(s) in all`,
+        awaitAdvice: "await the pause, then accept again",
+        logged: loud().slice(episodeStart, episodeStart + during),
+        backoffNote: BACKOFF_NOTE,
+        logOnceNote: LOG_ONCE_NOTE,
+      });
       return probe;
     };
 

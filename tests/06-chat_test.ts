@@ -18,13 +18,13 @@ import {
   GradeFailure,
   type Grader,
   heapAfterGc,
+  judgeBackoffEpisode,
   lessonSuite,
   type ListenerGate,
   type Probe,
   recordPauses,
   ResettableConn,
   showBytes,
-  showLogs,
   STEP_MS,
   TypedInput,
   waitFor,
@@ -1042,30 +1042,19 @@ suite.test("out of descriptors, the server backs off, warns once, and recovers",
       timeoutMs: 4000,
       note: BACKOFF_NOTE,
     });
-    const expected = expectedBackoff(failures);
-    const asked = calls.map((call) => call.ms);
-    t.check(asked.length === failures && asked.every((ms, i) => ms === expected[i]), {
-      step:
-        `the pauses your server asked for in the ${which} shortage (${failures} failed accepts)`,
-      expected: `pause(${expected.join("), pause(")})`,
-      actual: asked.length === 0
-        ? `no call of options.pause; accept() was called ${gate.accepts - before} time(s)`
-        : `pause(${asked.join("), pause(")})`,
-      note: BACKOFF_NOTE,
-    });
-    const eager = calls.findIndex((call) => acceptsDuring(call) > 0);
-    t.check(eager < 0, {
-      step: `accept() calls made while a pause of the ${which} shortage was running`,
-      expected: "none: await the pause, then accept again",
-      actual: eager < 0 ? "none" : `${acceptsDuring(calls[eager])} during pause(${asked[eager]})`,
-      note: BACKOFF_NOTE,
-    });
-    const warned = loud().slice(logged);
-    t.check(warned.length === 1 && warned[0].level !== "info", {
-      step: `what your server logged while ${failures} accept() calls failed (${which} shortage)`,
-      expected: "one warning, for the whole shortage",
-      actual: showLogs(warned),
-      note: LOG_ONCE_NOTE,
+    judgeBackoffEpisode(t, {
+      calls,
+      failures,
+      which,
+      episode: "shortage",
+      failing: "accept()",
+      pause: "pause",
+      callsDuring: acceptsDuring,
+      callsMade: () => `accept() was called ${gate.accepts - before} time(s)`,
+      awaitAdvice: "await the pause, then accept again",
+      logged: loud().slice(logged),
+      backoffNote: BACKOFF_NOTE,
+      logOnceNote: LOG_ONCE_NOTE,
     });
     return probe;
   };

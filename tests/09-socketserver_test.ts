@@ -13,12 +13,12 @@ import {
   captureLogs,
   concatBytes,
   describeError,
-  expectedBackoff,
   gateListen,
   GradeFailure,
   type Grader,
   ioTurns,
   isGradeFailure,
+  judgeBackoffEpisode,
   lessonSuite,
   type LogRecord,
   logText,
@@ -702,35 +702,21 @@ suite.test("out of descriptors, handleRequest pauses (10 ms, doubling to 1 s), w
     });
   };
   const judge = (failures: number, which: string) => {
-    const asked = calls.map((c) => c.ms);
-    const backoff = expectedBackoff(failures);
-    t.check(asked.length === failures && asked.every((ms, i) => ms === backoff[i]), {
-      step: `the pauses your server asked for in the ${which} episode (${failures} failures)`,
-      expected: `this.pause(${backoff.join("), this.pause(")})`,
-      actual: asked.length === 0
-        ? `no call of this.pause; getRequest() was called ${state.requests} time(s) in all`
-        : `this.pause(${asked.join("), this.pause(")})`,
-      note: BACKOFF_NOTE,
-    });
-    const eager = calls.findIndex((c) => requestsDuring(c) > 0);
-    t.check(eager < 0, {
-      step: `getRequest() calls made while a pause of the ${which} episode was running`,
-      expected: "none: await the pause before handleRequest resolves",
-      actual: eager < 0
-        ? "none"
-        : `${requestsDuring(calls[eager])} during pause(${calls[eager].ms})`,
-      note: BACKOFF_NOTE,
-    });
     // Log records (info or above) from the episode's start to the end of its last pause.
     const last = calls.at(-1)?.after;
     const during = last ? last.logged - state.episodeStart : 0;
-    const logged = loud().slice(state.episodeStart, state.episodeStart + during);
-    t.check(during === 1 && (logged[0].level === "warning" || logged[0].level === "error"), {
-      step:
-        `what your server logged while ${failures} getRequest() calls failed (${which} episode)`,
-      expected: "one warning, for the whole episode",
-      actual: showRecords(logged),
-      note: LOG_ONCE_NOTE,
+    judgeBackoffEpisode(t, {
+      calls,
+      failures,
+      which,
+      failing: "getRequest()",
+      pause: "this.pause",
+      callsDuring: requestsDuring,
+      callsMade: () => `getRequest() was called ${state.requests} time(s) in all`,
+      awaitAdvice: "await the pause before handleRequest resolves",
+      logged: loud().slice(state.episodeStart, state.episodeStart + during),
+      backoffNote: BACKOFF_NOTE,
+      logOnceNote: LOG_ONCE_NOTE,
     });
   };
   begin(8);
