@@ -647,6 +647,7 @@ suite.test("stale replies that keep coming do not hold off the retransmission", 
         whileRunning(second, () =>
           server.next({
             step: 'the second copy of request "two" while stale replies kept arriving',
+            timeoutMs: 250 + STEP_MS, // it comes after the request's 250 ms, by design
           })),
     );
   } finally {

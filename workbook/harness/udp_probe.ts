@@ -11,6 +11,7 @@
  * @module
  */
 import { showBytes, toBytes } from "./bytes.ts";
+import { reportMargin } from "./events.ts";
 import { addNote, GradeFailure, type NoteOptions } from "./failure.ts";
 import { addressText, type ProbeContext, STEP_MS, type WaitOptions } from "./probe.ts";
 import { frozenText, waitUntil } from "./wait.ts";
@@ -168,6 +169,9 @@ export class UdpProbe {
       timeoutMs,
       signal: this.#ctx.signal,
       wakeOn: this.#listeners,
+      onTime: (usedMs) => {
+        if (this.#ctx.check) reportMargin(this.#ctx.check, step, usedMs, timeoutMs);
+      },
     });
     if (waited.status === "done") return waited.value;
     if (waited.status === "aborted") throw addNote(waited.reason, options);
@@ -258,10 +262,16 @@ export function openUdpProbe(
     transcript: ProbeContext["transcript"];
     signal: AbortSignal;
     defer(fn: () => unknown): void;
+    /** The check's name (a Grader has it): slow waits are reported as margins. */
+    testName?: string;
   },
   label: string,
 ): UdpProbe {
-  const probe = new UdpProbe(label, { transcript: t.transcript, signal: t.signal });
+  const probe = new UdpProbe(label, {
+    transcript: t.transcript,
+    signal: t.signal,
+    check: t.testName,
+  });
   t.defer(() => probe.close());
   return probe;
 }
