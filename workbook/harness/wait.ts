@@ -207,7 +207,11 @@ function deadline<T>(
       over = true;
       if ("status" in result && result.status === "done" && options.onTime) {
         const stretch = Math.min(stalled - stalledAtStart, (MAX_STRETCH - 1) * timeoutMs);
-        options.onTime(Math.max(0, performance.now() - started - stretch));
+        try {
+          options.onTime(Math.max(0, performance.now() - started - stretch));
+        } catch {
+          // A report's trouble is not the wait's: it still ends with its result.
+        }
       }
       clearTimeout(timer);
       release();
