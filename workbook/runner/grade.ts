@@ -74,7 +74,7 @@ export interface GradeResult {
   firstFailureMs?: number;
   /** Raw `deno test` output, for `--verbose` and for diagnosing the course itself. */
   output: string;
-  /** Waits that ended in time after a good part of their budget (events.ts), slowest share first. */
+  /** Waits that ended in time after a good part of their budget (events.ts), as they came. */
   margins: MarginEvent[];
 }
 
@@ -189,8 +189,7 @@ export async function gradeLesson(
     durationMs: performance.now() - started,
     firstFailureMs: failures.length ? Math.min(...failures) : undefined,
     output,
-    margins: shards.flatMap((shard) => shard.channel.margins)
-      .sort((a, b) => b.usedMs / b.budgetMs - a.usedMs / a.budgetMs),
+    margins: shards.flatMap((shard) => shard.channel.margins),
   };
 }
 

@@ -150,6 +150,11 @@ const margins: { run: string; margin: MarginEvent }[] = [];
 /** How many of the tightest margins the self-check prints. */
 const MARGINS_SHOWN = 8;
 
+/** Keeps the margins of a passing run, named `run` in the report. */
+function keepMargins(run: string, result: GradeResult): void {
+  for (const margin of result.margins) margins.push({ run, margin });
+}
+
 /** Jobs for every lesson: solution, pristine starter, each bad case, each good case. */
 async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
   const jobs: (() => Promise<Outcome>)[] = [];
@@ -157,7 +162,7 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
     timed(`${lesson.id} solution passes its suite`, async () => {
       const result = await gradeLesson(lesson, { target: "solutions" });
       if (!result.passed) return { ok: false, detail: describeChecks(result) };
-      for (const margin of result.margins) margins.push({ run: `${lesson.id} solution`, margin });
+      keepMargins(`${lesson.id} solution`, result);
       // The hints file answers exactly this suite's checks.
       const problems = hintProblems(await loadHints(lesson), result.checks.map((c) => c.name));
       return {
@@ -181,11 +186,7 @@ async function lessonJobs(lesson: Lesson): Promise<(() => Promise<Outcome>)[]> {
     jobs.push(() =>
       timed(`${lesson.id} passes good/${goodCase.name}`, async () => {
         const result = await gradeBuilt(lesson, () => materializeCase(goodCase));
-        if (result.passed) {
-          for (const margin of result.margins) {
-            margins.push({ run: `${lesson.id} good/${goodCase.name}`, margin });
-          }
-        }
+        if (result.passed) keepMargins(`${lesson.id} good/${goodCase.name}`, result);
         return {
           ok: result.passed,
           detail: result.passed
