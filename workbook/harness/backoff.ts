@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Grader } from "./grader.ts";
 import { type LogRecord, showLogs } from "./logs.ts";
 import type { Transcript } from "./transcript.ts";
 
@@ -166,17 +167,11 @@ export interface BackoffEpisode<S> {
  * ```
  */
 export function judgeBackoffEpisode<S>(
-  t: {
-    check(condition: boolean, details: {
-      step: string;
-      expected: string;
-      actual: string;
-      note?: string;
-    }): void;
-  },
+  t: Pick<Grader, "check">,
   e: BackoffEpisode<S>,
 ): void {
-  const episode = `${e.which} ${e.episode ?? "episode"}`;
+  const word = e.episode ?? "episode";
+  const episode = `${e.which} ${word}`;
   const asked = e.calls.map((call) => call.ms);
   const backoff = expectedBackoff(e.failures);
   const shown = (pauses: number[]) => `${e.pause}(${pauses.join(`), ${e.pause}(`)})`;
@@ -199,7 +194,7 @@ export function judgeBackoffEpisode<S>(
     e.logged.length === 1 && (first.level === "warning" || first.level === "error"),
     {
       step: `what your server logged while ${e.failures} ${e.failing} calls failed (${episode})`,
-      expected: `one warning, for the whole ${e.episode ?? "episode"}`,
+      expected: `one warning, for the whole ${word}`,
       actual: showLogs(e.logged),
       note: e.logOnceNote,
     },
