@@ -1001,10 +1001,7 @@ suite.test("a reply too long for one datagram is not sent, and the server goes o
 
 suite.test("both servers bind the hostname they are given: ::1 too", async (t) => {
   const { startEchoServer, startReliableServer } = await load(t);
-  const a = new UdpProbe("A6", { transcript: t.transcript, signal: t.signal }, {
-    hostname: "::1",
-  });
-  t.defer(() => a.close());
+  const a = openUdpProbe(t, "A6", { hostname: "::1" });
   const note = "bind options.hostname (127.0.0.1 only when none is given)";
   const echo = await t.step(
     'startEchoServer({ hostname: "::1" })',

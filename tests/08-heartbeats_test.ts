@@ -784,10 +784,7 @@ suite.test("the chat server binds the port it is given and sweeps every timeoutM
     actual: JSON.stringify(v6.addr),
     note: "bind options.hostname (default 127.0.0.1), not always 127.0.0.1",
   });
-  const b = new UdpProbe("B on ::1", { transcript: t.transcript, signal: t.signal }, {
-    hostname: "::1",
-  });
-  t.defer(() => b.close());
+  const b = openUdpProbe(t, "B on ::1", { hostname: "::1" });
   await b.send("hb", { hostname: "::1", port: v6.addr.port });
   const bKey = `[::1]:${b.addr.port}`;
   await pollUntil(

@@ -238,8 +238,9 @@ export class UdpProbe {
 }
 
 /**
- * A probe recorded in the test's transcript and closed after the test.
- * `t` is the suite's Grader (only its transcript, signal and defer are used).
+ * A probe recorded in the test's transcript and closed after the test, on
+ * `options.hostname` (default 127.0.0.1). `t` is the suite's Grader (only its
+ * transcript, signal, defer and check name are used).
  *
  * @example
  * ```ts
@@ -251,6 +252,7 @@ export class UdpProbe {
  * const t = new Grader(getLesson("07"), "example");
  * const a = openUdpProbe(t, "A");
  * const b = openUdpProbe(t, "B");
+ * assert.equal(openUdpProbe(t, "C on ::1", { hostname: "::1" }).addr.hostname, "::1");
  * await a.send("ping", b.addr);
  * assert.equal((await b.next()).text, "ping");
  * assert.equal(t.transcript.total("B", "received"), 4);
@@ -266,12 +268,13 @@ export function openUdpProbe(
     testName?: string;
   },
   label: string,
+  options: { hostname?: string } = {},
 ): UdpProbe {
   const probe = new UdpProbe(label, {
     transcript: t.transcript,
     signal: t.signal,
     check: t.testName,
-  });
+  }, options);
   t.defer(() => probe.close());
   return probe;
 }
