@@ -437,6 +437,27 @@ suite.test("LineDecoder splits bytes into lines, however they are cut", async (t
 suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a longer one at once", async (t) => {
   const { LineDecoder } = await load(t);
   const max = 10;
+  /**
+   * Pushes `bytes` one at a time, taking every line nextLine() has after each, until the decoder
+   * throws LineTooLongError: the lines taken, how many bytes were pushed, and the error, if any.
+   */
+  const pushUntilTooLong = (decoder: Lesson.LineDecoder, bytes: Uint8Array) => {
+    const lines: string[] = [];
+    let pushed = 0;
+    for (const byte of bytes) {
+      pushed++;
+      try {
+        decoder.push(Uint8Array.of(byte));
+        for (let line = decoder.nextLine(); line !== undefined; line = decoder.nextLine()) {
+          lines.push(line);
+        }
+      } catch (error) {
+        if (!(error instanceof Error) || error.name !== "LineTooLongError") throw error;
+        return { lines, pushed, thrown: error as Error };
+      }
+    }
+    return { lines, pushed, thrown: undefined };
+  };
   const pushBytes = (decoder: Lesson.LineDecoder, text: string) => {
     const out: string[] = [];
     try {
@@ -466,28 +487,12 @@ suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a lon
 
   // One byte too many: the error must come with that byte, not at a newline that may never come.
   const long = toBytes("ok\n" + "x".repeat(max + 1) + "y".repeat(500) + "\n");
-  const decoder = new LineDecoder({ maxLineBytes: max });
-  let pushed = 0;
-  let thrown: unknown;
   const step = `LineDecoder({ maxLineBytes: ${max} }): push "ok\\n" then a line of ` +
     `${max + 501} bytes, 1 byte at a time, calling nextLine() after each`;
-  const taken = await t.step(step, () => {
-    const out: string[] = [];
-    for (const byte of long) {
-      pushed++;
-      try {
-        decoder.push(Uint8Array.of(byte));
-        for (let line = decoder.nextLine(); line !== undefined; line = decoder.nextLine()) {
-          out.push(line);
-        }
-      } catch (error) {
-        if (!(error instanceof Error) || error.name !== "LineTooLongError") throw error;
-        thrown = error;
-        break;
-      }
-    }
-    return out;
-  });
+  const { lines: taken, pushed, thrown } = await t.step(
+    step,
+    () => pushUntilTooLong(new LineDecoder({ maxLineBytes: max }), long),
+  );
   t.expectEqual(taken, ["ok"], `${step}: the lines before the long one`);
   const due = 3 + max + 1;
   t.check(thrown !== undefined, {
@@ -518,29 +523,13 @@ suite.test("LineDecoder accepts a line of exactly maxLineBytes and refuses a lon
   // A \r is excused only as the one byte past the limit: a \n after it ends the line. A second
   // byte past the limit proves the line too long, whatever that byte is (a \r included).
   const crs = toBytes("0123456789\r\r" + "\r".repeat(50) + "\n");
-  const crDecoder = new LineDecoder({ maxLineBytes: max });
-  let crPushed = 0;
-  let crThrown: unknown;
   const crStep = `LineDecoder({ maxLineBytes: ${max} }): push ${
     showBytes("0123456789\r\r")
   } then 50 more \\r and a \\n, 1 byte at a time, calling nextLine() after each`;
-  const crTaken = await t.step(crStep, () => {
-    const out: string[] = [];
-    for (const byte of crs) {
-      crPushed++;
-      try {
-        crDecoder.push(Uint8Array.of(byte));
-        for (let line = crDecoder.nextLine(); line !== undefined; line = crDecoder.nextLine()) {
-          out.push(line);
-        }
-      } catch (error) {
-        if (!(error instanceof Error) || error.name !== "LineTooLongError") throw error;
-        crThrown = error;
-        break;
-      }
-    }
-    return out;
-  });
+  const { lines: crTaken, pushed: crPushed, thrown: crThrown } = await t.step(
+    crStep,
+    () => pushUntilTooLong(new LineDecoder({ maxLineBytes: max }), crs),
+  );
   const crDue = max + 2;
   t.check(crThrown !== undefined && crPushed === crDue, {
     step: crStep,
